@@ -1,0 +1,8 @@
+//! Plain types shared by every `vlm` crate: chat messages, sampling parameters, finish reasons.
+//! No candle, no tokio: anything here can cross a thread or an HTTP boundary as is.
+
+mod chat;
+mod sampling;
+
+pub use chat::{ChatMessage, ContentPart, ImageData, Role};
+pub use sampling::{FinishReason, SamplingParams, SamplingParamsError};

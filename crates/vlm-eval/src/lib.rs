@@ -1,0 +1,1 @@
+//! Benchmark tasks, datasets and scoring (see DESIGN.md); filled in by the evaluation work.

@@ -1,0 +1,134 @@
+use candle_core::{DType, Module, Tensor};
+use candle_nn::Linear;
+
+use super::{DecoderConfig, DecoderInput, Flavor, KvCache};
+use crate::error::Result;
+use crate::loader::Weights;
+
+/// Where one sequence's new tokens sit in a batched step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqSlice {
+    /// The sequence's id in the KV cache.
+    pub seq: usize,
+    /// Tokens of this sequence already in the KV cache; the new ones follow them.
+    pub past: usize,
+    /// New tokens of this sequence in this step.
+    pub len: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    pub(super) fn load(w: &Weights, c: &DecoderConfig, flavor: Flavor) -> Result<Self> {
+        let (h, hd) = (c.hidden_size, c.head_dim());
+        let (qkv_bias, o_bias) = match flavor {
+            Flavor::Llama => (c.attention_bias, c.attention_bias),
+            Flavor::Qwen2 => (true, false),
+        };
+        let (heads, kv_heads) = (c.num_attention_heads, c.num_kv_heads());
+        Ok(Self {
+            q: w.pp("q_proj").linear(h, heads * hd, qkv_bias)?,
+            k: w.pp("k_proj").linear(h, kv_heads * hd, qkv_bias)?,
+            v: w.pp("v_proj").linear(h, kv_heads * hd, qkv_bias)?,
+            o: w.pp("o_proj").linear(heads * hd, h, o_bias)?,
+            heads,
+            kv_heads,
+            head_dim: hd,
+        })
+    }
+
+    /// `[tokens, n * head_dim]` -> `[1, n, tokens, head_dim]`.
+    fn split_heads(&self, xs: &Tensor, n: usize) -> candle_core::Result<Tensor> {
+        let tokens = xs.dim(0)?;
+        xs.reshape((tokens, n, self.head_dim))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .unsqueeze(0)
+    }
+
+    pub(super) fn forward(
+        &self,
+        xs: &Tensor,
+        input: &DecoderInput<'_>,
+        layer: usize,
+        kv: &mut dyn KvCache,
+    ) -> Result<Tensor> {
+        let q = self.split_heads(&self.q.forward(xs)?, self.heads)?;
+        let k = self.split_heads(&self.k.forward(xs)?, self.kv_heads)?;
+        let v = self.split_heads(&self.v.forward(xs)?, self.kv_heads)?;
+        let q = candle_nn::rotary_emb::rope(&q, &input.cos, &input.sin)?.squeeze(0)?;
+        let k = candle_nn::rotary_emb::rope(&k, &input.cos, &input.sin)?.squeeze(0)?;
+        let v = v.squeeze(0)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let group = self.heads / self.kv_heads;
+
+        let mut outputs = Vec::with_capacity(input.seqs.len());
+        let mut offset = 0;
+        for s in input.seqs {
+            let q_s = q.narrow(1, offset, s.len)?;
+            let (k_all, v_all) = kv.store(
+                s.seq,
+                layer,
+                s.past,
+                &k.narrow(1, offset, s.len)?.contiguous()?,
+                &v.narrow(1, offset, s.len)?.contiguous()?,
+            )?;
+            let context = s.past + s.len;
+            // Grouped-query attention: each kv head serves `group` query heads.
+            let k_all = repeat_kv(&k_all, group)?;
+            let v_all = repeat_kv(&v_all, group)?;
+            let scores = (q_s.contiguous()?.matmul(&k_all.t()?)? * scale)?.to_dtype(DType::F32)?;
+            let scores = if s.len > 1 {
+                scores.broadcast_add(&causal_mask(s.past, s.len, context, xs.device())?)?
+            } else {
+                scores
+            };
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v_all.dtype())?;
+            let out = probs.matmul(&v_all)?; // [heads, len, head_dim]
+            outputs.push(out.transpose(0, 1)?.reshape((s.len, self.heads * self.head_dim))?);
+            offset += s.len;
+        }
+        let attn = Tensor::cat(&outputs, 0)?;
+        Ok(self.o.forward(&attn)?)
+    }
+}
+
+fn repeat_kv(xs: &Tensor, group: usize) -> candle_core::Result<Tensor> {
+    if group == 1 {
+        return Ok(xs.clone());
+    }
+    let (kv_heads, tokens, head_dim) = xs.dims3()?;
+    xs.unsqueeze(1)?
+        .expand((kv_heads, group, tokens, head_dim))?
+        .reshape((kv_heads * group, tokens, head_dim))
+}
+
+/// `[len, context]`: query `i` (absolute position `past + i`) sees keys `0..=past + i`.
+fn causal_mask(past: usize, len: usize, context: usize, device: &candle_core::Device) -> candle_core::Result<Tensor> {
+    let mask: Vec<f32> = (0..len)
+        .flat_map(|i| (0..context).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (len, context), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_respects_past() {
+        let m = causal_mask(2, 2, 4, &candle_core::Device::Cpu).unwrap();
+        let m = m.to_vec2::<f32>().unwrap();
+        assert_eq!(m[0], vec![0.0, 0.0, 0.0, f32::NEG_INFINITY]);
+        assert_eq!(m[1], vec![0.0; 4]);
+    }
+}

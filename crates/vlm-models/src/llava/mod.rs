@@ -1,0 +1,21 @@
+//! LLaVA-1.5: a CLIP vision tower, a two-layer projector, and a Llama decoder.
+
+mod clip;
+mod config;
+mod model;
+mod projector;
+
+pub use config::{ClipVisionConfig, FeatureLayers, LlavaConfig};
+pub use model::LlavaModel;
+
+use crate::loader::KeyLayout;
+
+/// llava-hf hub checkpoints predate transformers 5's `model.` nesting.
+pub const KEY_LAYOUT: KeyLayout = KeyLayout {
+    legacy_prefixes: &[
+        ("model.language_model.", "language_model.model."),
+        ("lm_head.", "language_model.lm_head."),
+        ("model.vision_tower.", "vision_tower.vision_model."),
+        ("model.multi_modal_projector.", "multi_modal_projector."),
+    ],
+};

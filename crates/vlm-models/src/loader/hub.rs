@@ -1,0 +1,136 @@
+use std::path::PathBuf;
+
+use hf_hub::{api::sync::ApiBuilder, Cache, Repo};
+
+use super::Snapshot;
+use crate::error::{ModelError, Result};
+
+/// Short names users type, and the hub repositories they stand for.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("llava-1.5-7b", "llava-hf/llava-1.5-7b-hf"),
+    ("llava-1.5-13b", "llava-hf/llava-1.5-13b-hf"),
+    ("qwen2-vl-2b", "Qwen/Qwen2-VL-2B-Instruct"),
+    ("qwen2-vl-7b", "Qwen/Qwen2-VL-7B-Instruct"),
+];
+
+pub fn known_aliases() -> String {
+    ALIASES.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
+}
+
+/// An alias, or something shaped like a hub repo id (`owner/name`).
+pub fn resolve_repo_id(model: &str) -> Option<&str> {
+    if let Some((_, repo)) = ALIASES.iter().find(|(alias, _)| *alias == model) {
+        return Some(repo);
+    }
+    let mut parts = model.split('/');
+    let (owner, name) = (parts.next()?, parts.next()?);
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    (parts.next().is_none() && ok(owner) && ok(name) && !model.starts_with('.')).then_some(model)
+}
+
+/// Files a snapshot may need; the hub listing decides which of them exist.
+fn wanted(file: &str) -> bool {
+    file.ends_with(".safetensors")
+        || matches!(
+            file,
+            "config.json"
+                | "generation_config.json"
+                | "model.safetensors.index.json"
+                | "tokenizer.json"
+                | "tokenizer_config.json"
+                | "special_tokens_map.json"
+                | "preprocessor_config.json"
+                | "processor_config.json"
+                | "chat_template.json"
+                | "chat_template.jinja"
+        )
+}
+
+/// The hub cache as huggingface_hub finds it: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub` (hf-hub's own `Cache::from_env` skips `HF_HUB_CACHE`).
+fn cache() -> Cache {
+    match std::env::var_os("HF_HUB_CACHE") {
+        Some(dir) if !dir.is_empty() => Cache::new(PathBuf::from(dir)),
+        _ => Cache::from_env(),
+    }
+}
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+pub(super) fn snapshot_for(alias: &str, repo: &str) -> Result<Snapshot> {
+    let cache = cache();
+    if let Some(config) = cache.model(repo.to_string()).get("config.json") {
+        if let Some(dir) = config.parent() {
+            return Snapshot::open(dir);
+        }
+    }
+    let unreachable = |reason: String| ModelError::HubUnreachable {
+        alias: alias.to_string(),
+        repo: repo.to_string(),
+        reason,
+    };
+    if offline() {
+        return Err(unreachable(format!(
+            "HF_HUB_OFFLINE is set; looked in {}",
+            cache.path().display()
+        )));
+    }
+    let api = ApiBuilder::from_cache(cache)
+        .with_progress(true)
+        .build()
+        .map_err(|e| unreachable(e.to_string()))?;
+    let api_repo = api.repo(Repo::model(repo.to_string()));
+    let info = api_repo.info().map_err(|e| unreachable(e.to_string()))?;
+    let mut config: Option<PathBuf> = None;
+    for sibling in info.siblings.iter().filter(|s| wanted(&s.rfilename)) {
+        tracing::info!(file = %sibling.rfilename, repo, "downloading");
+        let path = api_repo
+            .get(&sibling.rfilename)
+            .map_err(|e| unreachable(e.to_string()))?;
+        if sibling.rfilename == "config.json" {
+            config = Some(path);
+        }
+    }
+    let dir = config
+        .as_deref()
+        .and_then(|p| p.parent())
+        .ok_or_else(|| unreachable(format!("{repo} has no config.json")))?;
+    Snapshot::open(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_and_repo_ids() {
+        assert_eq!(resolve_repo_id("llava-1.5-7b"), Some("llava-hf/llava-1.5-7b-hf"));
+        assert_eq!(resolve_repo_id("qwen2-vl-2b"), Some("Qwen/Qwen2-VL-2B-Instruct"));
+        assert_eq!(resolve_repo_id("Qwen/Qwen2-VL-7B-Instruct"), Some("Qwen/Qwen2-VL-7B-Instruct"));
+        assert_eq!(resolve_repo_id("no-such-alias"), None);
+        assert_eq!(resolve_repo_id("./local/dir"), None);
+        assert_eq!(resolve_repo_id("a/b/c"), None);
+    }
+
+    #[test]
+    fn offline_and_uncached_alias_is_a_clear_error() {
+        let cache = std::env::temp_dir().join(format!("vlm-empty-hf-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&cache).unwrap();
+        // SAFETY: this test module is the only one touching these variables.
+        unsafe {
+            std::env::set_var("HF_HUB_CACHE", &cache);
+            std::env::set_var("HF_HUB_OFFLINE", "1");
+        }
+        let err = super::super::resolve("llava-1.5-7b").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ModelError::HubUnreachable { .. }), "{msg}");
+        assert!(msg.contains("llava-hf/llava-1.5-7b-hf") && msg.contains("HF_HUB_OFFLINE"), "{msg}");
+        std::fs::remove_dir_all(&cache).ok();
+    }
+}

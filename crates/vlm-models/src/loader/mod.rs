@@ -1,0 +1,27 @@
+//! Finding a checkpoint: a local Hugging Face snapshot directory, or an alias / repo id
+//! resolved through the Hugging Face cache (downloading when the hub is reachable).
+
+mod hub;
+mod snapshot;
+mod weights;
+
+pub use hub::{known_aliases, resolve_repo_id, ALIASES};
+pub use snapshot::{ChatTemplateSource, Snapshot};
+pub use weights::{KeyLayout, Weights};
+
+use std::path::Path;
+
+use crate::error::{ModelError, Result};
+
+/// Turns what a user typed after `--model` into a snapshot directory: an existing directory
+/// is used as is; anything else is an alias or a hub repo id.
+pub fn resolve(model: &str) -> Result<Snapshot> {
+    let path = Path::new(model);
+    if path.is_dir() {
+        return Snapshot::open(path);
+    }
+    match resolve_repo_id(model) {
+        Some(repo) => hub::snapshot_for(model, repo),
+        None => Err(ModelError::NoSuchModel(path.to_path_buf())),
+    }
+}

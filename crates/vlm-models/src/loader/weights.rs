@@ -1,0 +1,135 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use candle_core::{safetensors::MmapedSafetensors, DType, Device, Shape, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear};
+
+use crate::error::{ModelError, Result};
+
+/// How one model family's checkpoints name their tensors. Code asks for the names current
+/// transformers uses (`model.language_model.layers.0...`); each `(current, legacy)` prefix
+/// pair says where the same tensor lives in older hub checkpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLayout {
+    pub legacy_prefixes: &'static [(&'static str, &'static str)],
+}
+
+struct Inner {
+    tensors: MmapedSafetensors,
+    layout: KeyLayout,
+    dir: PathBuf,
+    dtype: DType,
+    device: Device,
+}
+
+/// Memory-mapped safetensors with typed errors for missing or misshapen tensors, and the
+/// legacy key layouts resolved. Cheap to clone; `pp` scopes it to a prefix.
+#[derive(Clone)]
+pub struct Weights {
+    inner: Arc<Inner>,
+    prefix: String,
+}
+
+impl Weights {
+    pub fn open(
+        files: &[PathBuf],
+        dir: PathBuf,
+        layout: KeyLayout,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        // SAFETY: the files are mapped read-only; like every mmap loader we rely on nobody
+        // truncating a checkpoint while it is being served.
+        let tensors = unsafe { MmapedSafetensors::multi(files) }.map_err(|e| {
+            ModelError::invalid(files.first().cloned().unwrap_or_else(|| dir.clone()), e)
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tensors,
+                layout,
+                dir,
+                dtype,
+                device: device.clone(),
+            }),
+            prefix: String::new(),
+        })
+    }
+
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            prefix: self.full(&name.to_string()),
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.inner.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.inner.device
+    }
+
+    fn full(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The stored key for a current-layout name, if the tensor exists under any layout.
+    fn stored_key(&self, name: &str) -> Option<String> {
+        let exists = |k: &str| self.inner.tensors.get(k).is_ok();
+        if exists(name) {
+            return Some(name.to_string());
+        }
+        self.inner
+            .layout
+            .legacy_prefixes
+            .iter()
+            .filter_map(|(current, legacy)| name.strip_prefix(current).map(|rest| format!("{legacy}{rest}")))
+            .find(|k| exists(k))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.stored_key(&self.full(name)).is_some()
+    }
+
+    /// Loads `name`, checking it has `shape`, converted to the model dtype.
+    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+        let full = self.full(name);
+        let key = self.stored_key(&full).ok_or_else(|| ModelError::MissingWeight {
+            dir: self.inner.dir.clone(),
+            name: full.clone(),
+        })?;
+        let tensor = self.inner.tensors.load(&key, &self.inner.device)?;
+        let shape = shape.into();
+        if tensor.shape() != &shape {
+            return Err(ModelError::WrongShape {
+                name: key,
+                expected: shape.dims().to_vec(),
+                actual: tensor.dims().to_vec(),
+            });
+        }
+        Ok(tensor.to_dtype(self.inner.dtype)?)
+    }
+
+    pub fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let weight = self.get((out_dim, in_dim), "weight")?;
+        let bias = if bias {
+            Some(self.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        Ok(Linear::new(weight, bias))
+    }
+
+    pub fn layer_norm(&self, dim: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm::new(self.get(dim, "weight")?, self.get(dim, "bias")?, eps))
+    }
+
+    pub fn embedding(&self, count: usize, dim: usize) -> Result<Embedding> {
+        Ok(Embedding::new(self.get((count, dim), "weight")?, dim))
+    }
+}

@@ -1,0 +1,140 @@
+//! Image decoding and RGB conversion as transformers' processors do it with Pillow.
+//!
+//! transformers opens images with `PIL.Image.open` (which does *not* apply EXIF orientation)
+//! and converts anything that is not RGB by alpha-compositing it onto opaque white
+//! (`convert_to_rgb`). Both are reproduced here: the `image` crate does not rotate by EXIF
+//! unless asked, and [`over_white`] is Pillow's integer `alpha_composite`.
+
+use image::DynamicImage;
+
+use super::pil_resize::Image8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("image is empty (0 bytes)")]
+    Empty,
+    #[error("cannot decode image ({0}); send PNG, JPEG, WebP, GIF or BMP bytes")]
+    Undecodable(String),
+    #[error("image has no pixels ({width}x{height})")]
+    NoPixels { width: u32, height: u32 },
+    #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit}")]
+    TooLarge {
+        width: u32,
+        height: u32,
+        pixels: u64,
+        limit: u64,
+    },
+}
+
+/// Refuse images larger than this before decoding them: 8192 x 8192.
+pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
+
+/// Decodes encoded bytes into 8-bit RGB, as `convert_to_rgb(PIL.Image.open(...))` would.
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Image8, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels == 0 {
+        return Err(DecodeError::NoPixels { width, height });
+    }
+    if pixels > max_pixels {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: max_pixels,
+        });
+    }
+    let image = image::load_from_memory(bytes).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    Ok(to_rgb(image))
+}
+
+/// Pillow's `alpha_composite` of one straight-alpha pixel onto opaque white (7 extra bits
+/// of precision, divisions by 255 rounded with shifts), returning the RGB part.
+fn over_white(rgb: [u8; 3], alpha: u8) -> [u8; 3] {
+    if alpha == 0 {
+        return [255; 3];
+    }
+    const PRECISION_BITS: u32 = 7;
+    let div255 = |v: u32| ((v >> 8) + v) >> 8;
+    let a = u32::from(alpha);
+    let out_a255 = a * 255 + 255 * (255 - a);
+    let coef1 = a * 255 * 255 * (1 << PRECISION_BITS) / out_a255;
+    let coef2 = 255 * (1 << PRECISION_BITS) - coef1;
+    rgb.map(|c| {
+        let t = u32::from(c) * coef1 + 255 * coef2;
+        (div255(t + (0x80 << PRECISION_BITS)) >> PRECISION_BITS) as u8
+    })
+}
+
+fn to_rgb(image: DynamicImage) -> Image8 {
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let data = match image {
+        DynamicImage::ImageRgb8(rgb) => rgb.into_raw(),
+        DynamicImage::ImageLuma8(l) => l.into_raw().into_iter().flat_map(|v| [v; 3]).collect(),
+        DynamicImage::ImageRgba8(rgba) => rgba
+            .into_raw()
+            .chunks_exact(4)
+            .flat_map(|p| over_white([p[0], p[1], p[2]], p[3]))
+            .collect(),
+        DynamicImage::ImageLumaA8(la) => la
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| over_white([p[0]; 3], p[1]))
+            .collect(),
+        // 16-bit and float images: Pillow keeps the high byte of 16-bit RGB(A) samples.
+        other if other.color().has_alpha() => other
+            .into_rgba16()
+            .into_raw()
+            .chunks_exact(4)
+            .flat_map(|p| over_white([p[0], p[1], p[2]].map(|v| (v >> 8) as u8), (p[3] >> 8) as u8))
+            .collect(),
+        other => other
+            .into_rgb16()
+            .into_raw()
+            .into_iter()
+            .map(|v| (v >> 8) as u8)
+            .collect(),
+    };
+    Image8::new(width, height, 3, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_matches_pillow_corner_cases() {
+        assert_eq!(over_white([10, 20, 30], 255), [10, 20, 30]);
+        assert_eq!(over_white([10, 20, 30], 0), [255, 255, 255]);
+        // Pillow 13.0: Image.alpha_composite(white, (0, 128, 255, 128)) -> (127, 191, 255)
+        assert_eq!(over_white([0, 128, 255], 128), [127, 191, 255]);
+    }
+
+    #[test]
+    fn rejects_garbage_and_empty() {
+        assert!(matches!(decode_rgb(&[], DEFAULT_MAX_PIXELS), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode_rgb(b"not an image", DEFAULT_MAX_PIXELS),
+            Err(DecodeError::Undecodable(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_oversized_before_decoding() {
+        let mut png = Vec::new();
+        image::RgbImage::new(40, 30)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let err = decode_rgb(&png, 100).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { pixels: 1200, .. }), "{err}");
+        assert_eq!(decode_rgb(&png, 1200).unwrap().width, 40);
+    }
+}

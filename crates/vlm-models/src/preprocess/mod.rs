@@ -1,0 +1,9 @@
+//! Image preprocessing that reproduces transformers' Pillow-based processors exactly.
+
+mod clip;
+mod decode;
+mod pil_resize;
+
+pub use clip::{ClipImageProcessor, PixelValues};
+pub use decode::{decode_rgb, DecodeError, DEFAULT_MAX_PIXELS};
+pub use pil_resize::{resize_bicubic, Image8};

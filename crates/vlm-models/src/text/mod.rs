@@ -1,0 +1,7 @@
+//! Text side of a prompt: the checkpoint's chat template and its tokenizer.
+
+mod chat_template;
+mod tokenizer;
+
+pub use chat_template::{ChatTemplate, TemplateMessage, TemplatePart};
+pub use tokenizer::TextTokenizer;
