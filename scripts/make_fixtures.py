@@ -14,7 +14,8 @@ Layout written:
                                        sharded, with the hub's preprocessor_config.json
     tests/fixtures/llava-tiny-ref/     references: pixel values, input ids, logits, greedy tokens
     tests/fixtures/llava-alt/          an independently shaped LLaVA (other sizes, GQA ratio,
-                                       tokenizer, template, feature layers) + reference.json
+                                       tokenizer, template, feature layers), exactly as
+                                       save_pretrained writes it, + reference.json
 """
 
 from __future__ import annotations
@@ -390,11 +391,16 @@ def make_llava_tiny(images: dict[str, Path]) -> None:
         pad_token_id=tokenizer.pad_token_id,
     )
 
-    # Current transformers layout, exactly as save_pretrained writes it.
+    # Current transformers layout: the module names of transformers 5 (`model.language_model.*`,
+    # `model.vision_tower.*`, ...). save_pretrained writes configs and processor files, but
+    # converts weight names back to an older layout on save, so the weights are written from
+    # state_dict() directly.
     cur = FIXTURES / "llava-tiny"
     shutil.rmtree(cur, ignore_errors=True)
     model.save_pretrained(cur)
     processor.save_pretrained(cur)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, cur / "model.safetensors",
+              metadata={"format": "pt"})
 
     # The hub layout: legacy keys, two shards, preprocessor_config.json and chat_template.json
     # as llava-hf/llava-1.5-7b-hf has them.

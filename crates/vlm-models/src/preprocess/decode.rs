@@ -3,7 +3,8 @@
 //! transformers opens images with `PIL.Image.open` (which does *not* apply EXIF orientation)
 //! and converts anything that is not RGB by alpha-compositing it onto opaque white
 //! (`convert_to_rgb`). Both are reproduced here: the `image` crate does not rotate by EXIF
-//! unless asked, and [`over_white`] is Pillow's integer `alpha_composite`.
+//! unless asked, and [`over_white`] is Pillow's integer `alpha_composite`. JPEG goes through
+//! libjpeg-turbo (the decoder Pillow bundles), so its pixels are Pillow's to the bit.
 
 use image::DynamicImage;
 
@@ -52,8 +53,47 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Image8, DecodeError> 
             limit: max_pixels,
         });
     }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        if let Some(rgb) = decode_jpeg_libjpeg(bytes)? {
+            return Ok(rgb);
+        }
+    }
     let image = image::load_from_memory(bytes).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
     Ok(to_rgb(image))
+}
+
+/// libjpeg-turbo's default decode (islow IDCT, fancy upsampling), as Pillow does it. `None`
+/// for colour spaces libjpeg will not turn into RGB (CMYK), which fall back to the `image` crate.
+fn decode_jpeg_libjpeg(bytes: &[u8]) -> Result<Option<Image8>, DecodeError> {
+    // libjpeg reports corrupt data by unwinding out of the C code (mozjpeg's error manager).
+    let result = std::panic::catch_unwind(|| -> Result<Option<Image8>, String> {
+        let decompress = mozjpeg::Decompress::new_mem(bytes).map_err(|e| e.to_string())?;
+        if matches!(
+            decompress.color_space(),
+            mozjpeg::ColorSpace::JCS_CMYK | mozjpeg::ColorSpace::JCS_YCCK
+        ) {
+            return Ok(None);
+        }
+        let mut rgb = decompress.rgb().map_err(|e| e.to_string())?;
+        let (width, height) = (rgb.width(), rgb.height());
+        let pixels: Vec<[u8; 3]> = rgb.read_scanlines().map_err(|e| e.to_string())?;
+        rgb.finish().map_err(|e| e.to_string())?;
+        if pixels.len() != width * height {
+            return Err(format!("truncated JPEG: {} of {} pixels", pixels.len(), width * height));
+        }
+        Ok(Some(Image8::new(width, height, 3, pixels.into_iter().flatten().collect())))
+    });
+    match result {
+        Ok(Ok(image)) => Ok(image),
+        Ok(Err(message)) => Err(DecodeError::Undecodable(message)),
+        Err(panic) => Err(DecodeError::Undecodable(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "corrupt JPEG".into()),
+        )),
+    }
 }
 
 /// Pillow's `alpha_composite` of one straight-alpha pixel onto opaque white (7 extra bits
@@ -125,6 +165,25 @@ mod tests {
             decode_rgb(b"not an image", DEFAULT_MAX_PIXELS),
             Err(DecodeError::Undecodable(_))
         ));
+    }
+
+    #[test]
+    fn corrupt_jpeg_is_an_error_not_a_crash() {
+        let mut jpeg = Vec::new();
+        image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 30]))
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let ok = decode_rgb(&jpeg, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((ok.width, ok.height), (16, 16));
+        for cut in [4, 40, jpeg.len() / 2] {
+            // Truncated: either a clean error or (libjpeg pads short data) an image; never a panic.
+            let _ = decode_rgb(&jpeg[..cut], DEFAULT_MAX_PIXELS);
+        }
+        let mut garbled = jpeg.clone();
+        for b in garbled.iter_mut().skip(20).take(200) {
+            *b = 0xFF;
+        }
+        let _ = decode_rgb(&garbled, DEFAULT_MAX_PIXELS);
     }
 
     #[test]

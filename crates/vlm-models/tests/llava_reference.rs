@@ -1,0 +1,190 @@
+//! LLaVA against the transformers references written by scripts/make_fixtures.py: pixel
+//! values, input ids, full logits and greedy tokens, in both checkpoint key layouts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use serde::Deserialize;
+use vlm_core::{ChatMessage, ImageData};
+use vlm_models::decoder::ContiguousKvCache;
+use vlm_models::loader::Snapshot;
+use vlm_models::preprocess::{decode_rgb, ClipImageProcessor, DEFAULT_MAX_PIXELS};
+use vlm_models::{LoadOptions, LogitRows, SeqStep, VlmModel};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+#[derive(Deserialize)]
+struct PixelRef {
+    table: Vec<Vec<f32>>,
+    images: BTreeMap<String, PixelEntry>,
+}
+
+#[derive(Deserialize)]
+struct PixelEntry {
+    codes: String,
+    height: usize,
+    width: usize,
+}
+
+#[derive(Deserialize)]
+struct PromptRef {
+    text: String,
+    prompt: String,
+    images: Vec<String>,
+    input_ids: Vec<u32>,
+    greedy_tokens: Vec<u32>,
+    greedy_logprobs: Vec<f32>,
+}
+
+fn prompts() -> BTreeMap<String, PromptRef> {
+    let text = std::fs::read_to_string(fixtures().join("llava-tiny-ref/prompts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn message(p: &PromptRef) -> Vec<ChatMessage> {
+    let images = p
+        .images
+        .iter()
+        .map(|n| ImageData::new(std::fs::read(fixtures().join("images").join(n)).unwrap()))
+        .collect();
+    vec![ChatMessage::user_with_images(images, p.prompt.clone())]
+}
+
+fn load(layout: &str) -> VlmModel {
+    let snapshot = Snapshot::open(fixtures().join(layout)).unwrap();
+    VlmModel::load(snapshot, &LoadOptions::default()).unwrap()
+}
+
+const LAYOUTS: [&str; 2] = ["llava-tiny", "llava-tiny-hub"];
+
+#[test]
+fn pixel_values_match_pil_processor() {
+    let reference: PixelRef =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("llava-tiny-ref/pixels.json")).unwrap())
+            .unwrap();
+    for layout in LAYOUTS {
+        // Both spellings: the hub's preprocessor_config.json and transformers 5's processor_config.json.
+        let (_, config) = Snapshot::open(fixtures().join(layout)).unwrap().image_processor_config().unwrap();
+        let processor = ClipImageProcessor::from_json(&config).unwrap();
+        let mut worst_jpeg = 0u8;
+        for (name, entry) in &reference.images {
+            let bytes = std::fs::read(fixtures().join("images").join(name)).unwrap();
+            let rgb = decode_rgb(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+            let crop = processor.resize_and_crop(&rgb);
+            let ours = processor.normalize(&crop);
+            let codes = image::open(fixtures().join("llava-tiny-ref/pixels").join(&entry.codes))
+                .unwrap()
+                .to_rgb8();
+            assert_eq!((ours.height, ours.width), (entry.height, entry.width), "{name}");
+            assert_eq!((codes.height() as usize, codes.width() as usize), (entry.height, entry.width));
+            if name.ends_with(".png") {
+                let plane = entry.height * entry.width;
+                for (i, px) in codes.pixels().enumerate() {
+                    for c in 0..3 {
+                        let expected = reference.table[c][px.0[c] as usize];
+                        let got = ours.data[c * plane + i];
+                        assert_eq!(got.to_bits(), expected.to_bits(), "{name} pixel {i} channel {c}");
+                    }
+                }
+            } else {
+                // JPEG decoders may differ by one grey level (libjpeg-turbo vs zune-jpeg).
+                let diff = crop.data.iter().zip(codes.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+                worst_jpeg = worst_jpeg.max(diff);
+            }
+        }
+        eprintln!("{layout}: JPEG max diff before normalisation = {worst_jpeg}/255; PNG bit-exact");
+        assert!(worst_jpeg <= 1, "JPEG pixels differ by {worst_jpeg}/255");
+    }
+}
+
+#[test]
+fn input_ids_match_processor() {
+    for layout in LAYOUTS {
+        let model = load(layout);
+        for (name, p) in prompts() {
+            let prepared = model.prepare(&message(&p)).unwrap();
+            assert_eq!(prepared.text, p.text, "{layout} {name}");
+            assert_eq!(prepared.token_ids, p.input_ids, "{layout} {name}");
+        }
+    }
+}
+
+fn prompt_logits(model: &VlmModel, p: &PromptRef, rows: LogitRows) -> Tensor {
+    let prepared = model.prepare(&message(p)).unwrap();
+    let images: Vec<_> = prepared.images.iter().collect();
+    let features = model.encode_images(&images).unwrap();
+    let features = (!features.is_empty()).then(|| Tensor::cat(&features, 0).unwrap());
+    let mut kv = ContiguousKvCache::new();
+    let step = SeqStep {
+        seq: 0,
+        past: 0,
+        tokens: &prepared.token_ids,
+        image_features: features,
+    };
+    model.forward(&[step], &mut kv, rows).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn logits_match_transformers_in_both_layouts() {
+    let reference = candle_core::safetensors::load(fixtures().join("llava-tiny-ref/logits.safetensors"), &Device::Cpu)
+        .unwrap();
+    for layout in LAYOUTS {
+        let model = load(layout);
+        for (name, p) in prompts() {
+            let expected = &reference[&name];
+            let rows = if expected.dim(0).unwrap() == 1 { LogitRows::LastPerSeq } else { LogitRows::All };
+            let ours = prompt_logits(&model, &p, rows);
+            let diff = max_abs_diff(&ours, expected);
+            eprintln!("{layout} {name}: {:?} logits, max abs diff {diff:.3e}", expected.dims());
+            assert!(diff <= 1e-4, "{layout} {name}: max abs diff {diff}");
+        }
+    }
+}
+
+#[test]
+fn greedy_tokens_match_generate() {
+    let model = load("llava-tiny-hub");
+    for (name, p) in prompts() {
+        let prepared = model.prepare(&message(&p)).unwrap();
+        let images: Vec<_> = prepared.images.iter().collect();
+        let features = model.encode_images(&images).unwrap();
+        let mut kv = ContiguousKvCache::new();
+        let mut tokens = Vec::new();
+        let mut logprobs = Vec::new();
+        let mut input = prepared.token_ids.clone();
+        let mut past = 0;
+        let mut image_features = (!features.is_empty()).then(|| Tensor::cat(&features, 0).unwrap());
+        while tokens.len() < p.greedy_tokens.len() {
+            let step = SeqStep {
+                seq: 0,
+                past,
+                tokens: &input,
+                image_features: image_features.take(),
+            };
+            let logits = model.forward(&[step], &mut kv, LogitRows::LastPerSeq).unwrap().squeeze(0).unwrap();
+            let lp = candle_nn::ops::log_softmax(&logits, 0).unwrap().to_vec1::<f32>().unwrap();
+            let next = lp
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i as u32)
+                .unwrap();
+            past += input.len();
+            tokens.push(next);
+            logprobs.push(lp[next as usize]);
+            input = vec![next];
+        }
+        assert_eq!(tokens, p.greedy_tokens, "{name}");
+        let worst = logprobs.iter().zip(&p.greedy_logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("{name}: 24 greedy tokens equal, logprob max diff {worst:.3e}");
+        assert!(worst <= 1e-4, "{name}: logprob diff {worst}");
+    }
+}
