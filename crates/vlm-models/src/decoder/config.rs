@@ -80,23 +80,26 @@ impl DecoderConfig {
     /// RoPE base and type: transformers 5 writes `rope_parameters`, older configs
     /// `rope_theta` and `rope_scaling`.
     pub fn rope(&self, default_theta: f64) -> Result<f64, String> {
-        let params = self.rope_parameters.as_ref().or(self.rope_scaling.as_ref());
-        let kind = params
-            .and_then(|p| p.get("rope_type").or_else(|| p.get("type")))
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        // Qwen2-VL's M-RoPE is declared as type "mrope" / "default" plus `mrope_section`.
-        if !matches!(kind, "default" | "mrope") {
-            return Err(format!(
-                "rope type {kind:?} is not supported (only the default rotary embedding is)"
-            ));
+        let declared = [self.rope_parameters.as_ref(), self.rope_scaling.as_ref()];
+        for params in declared.into_iter().flatten() {
+            let kind = params
+                .get("rope_type")
+                .or_else(|| params.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            // Qwen2-VL's M-RoPE is declared as type "mrope" / "default" plus `mrope_section`.
+            if !matches!(kind, "default" | "mrope") {
+                return Err(format!(
+                    "rope type {kind:?} is not supported (only the default rotary embedding is)"
+                ));
+            }
         }
-        let theta = params
-            .and_then(|p| p.get("rope_theta"))
-            .and_then(Value::as_f64)
+        Ok(declared
+            .into_iter()
+            .flatten()
+            .find_map(|p| p.get("rope_theta").and_then(Value::as_f64))
             .or(self.rope_theta)
-            .unwrap_or(default_theta);
-        Ok(theta)
+            .unwrap_or(default_theta))
     }
 
     pub fn validate(&self) -> Result<(), String> {
