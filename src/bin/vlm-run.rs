@@ -10,7 +10,12 @@ use vlm_core::{ChatMessage, ImageData, SamplingParams};
 use vlm_models::{loader, LoadOptions, VlmModel};
 
 #[derive(Parser, Debug)]
-#[command(name = "vlm-run", version, about = "Run one prompt through a vision-language model")]
+#[command(
+    name = "vlm-run",
+    version,
+    about = "Run one prompt through a vision-language model",
+    allow_negative_numbers = true
+)]
 struct Args {
     /// Local Hugging Face snapshot directory, hub repo id, or alias (llava-1.5-7b, qwen2-vl-2b, ...).
     #[arg(long)]

@@ -70,7 +70,10 @@ mod tests {
                 temperature: t,
                 ..SamplingParams::default()
             };
-            assert!(matches!(p.validate(), Err(SamplingParamsError::Temperature(_))));
+            assert!(matches!(
+                p.validate(),
+                Err(SamplingParamsError::Temperature(_))
+            ));
         }
         assert!(SamplingParams::greedy(1).validate().is_ok());
         assert_eq!(

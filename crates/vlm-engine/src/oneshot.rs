@@ -27,7 +27,11 @@ pub struct Generation {
 
 /// Generates for one prepared prompt: one prefill, then one decode step per token, until an
 /// end-of-sequence token, `max_tokens`, or the model's context length.
-pub fn generate(model: &VlmModel, prompt: &PreparedPrompt, params: &SamplingParams) -> Result<Generation, EngineError> {
+pub fn generate(
+    model: &VlmModel,
+    prompt: &PreparedPrompt,
+    params: &SamplingParams,
+) -> Result<Generation, EngineError> {
     params.validate()?;
     let limit = model.max_position_embeddings();
     if prompt.token_ids.len() >= limit {

@@ -78,7 +78,10 @@ fn log_softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
         .map(|&l| f64::from((l / temperature - max).exp()))
         .sum();
     let log_sum = sum.ln() as f32;
-    logits.iter().map(|&l| l / temperature - max - log_sum).collect()
+    logits
+        .iter()
+        .map(|&l| l / temperature - max - log_sum)
+        .collect()
 }
 
 #[cfg(test)]
@@ -104,15 +107,23 @@ mod tests {
         let logits = [1.0, 1.2, 0.8, 1.1];
         let draw = |p: &SamplingParams| {
             let mut s = Sampler::new(p);
-            (0..64).map(|_| s.sample_slice(&logits).token).collect::<Vec<_>>()
+            (0..64)
+                .map(|_| s.sample_slice(&logits).token)
+                .collect::<Vec<_>>()
         };
         let a = draw(&params);
         assert_eq!(a, draw(&params));
-        assert!(a.iter().any(|&t| t != a[0]), "temperature 1 over near-equal logits must vary");
+        assert!(
+            a.iter().any(|&t| t != a[0]),
+            "temperature 1 over near-equal logits must vary"
+        );
         let cold = SamplingParams {
             temperature: 1e-4,
             ..params.clone()
         };
-        assert!(draw(&cold).iter().all(|&t| t == 1), "near-zero temperature is argmax");
+        assert!(
+            draw(&cold).iter().all(|&t| t == 1),
+            "near-zero temperature is argmax"
+        );
     }
 }

@@ -29,7 +29,9 @@ pub enum ModelError {
     },
     #[error("unsupported setting in {path}: {message}")]
     Unsupported { path: PathBuf, message: String },
-    #[error("weight {name} is missing from the checkpoint in {dir}; the files do not match config.json")]
+    #[error(
+        "weight {name} is missing from the checkpoint in {dir}; the files do not match config.json"
+    )]
     MissingWeight { dir: PathBuf, name: String },
     #[error("weight {name} has shape {actual:?} but config.json implies {expected:?}; the weights do not match config.json")]
     WrongShape {

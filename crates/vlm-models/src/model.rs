@@ -4,12 +4,12 @@
 use candle_core::{DType, Device, Tensor};
 use vlm_core::{ChatMessage, ContentPart};
 
+use crate::decoder::KvCache;
 use crate::error::{ModelError, Result};
 use crate::llava::{self, LlavaConfig, LlavaModel};
 use crate::loader::{Snapshot, Weights};
 use crate::preprocess::{decode_rgb, ClipImageProcessor, PixelValues, DEFAULT_MAX_PIXELS};
 use crate::text::{ChatTemplate, TemplateMessage, TemplatePart, TextTokenizer};
-use crate::decoder::KvCache;
 
 /// One image of a prompt, preprocessed, with the number of prompt tokens it fills.
 #[derive(Debug, Clone)]
@@ -90,9 +90,13 @@ fn architecture(snapshot: &Snapshot) -> String {
         .and_then(|a| a.as_str())
         .map(str::to_string)
         .or_else(|| {
-            c.get("model_type")
-                .and_then(|m| m.as_str())
-                .map(|m| if m == "llava" { SUPPORTED.to_string() } else { m.to_string() })
+            c.get("model_type").and_then(|m| m.as_str()).map(|m| {
+                if m == "llava" {
+                    SUPPORTED.to_string()
+                } else {
+                    m.to_string()
+                }
+            })
         })
         .unwrap_or_default()
 }
@@ -125,7 +129,8 @@ impl VlmModel {
         })?;
         let template = ChatTemplate::new(&template_source, snapshot.tokenizer_config()?.as_ref())?;
         let (ip_path, ip_config) = snapshot.image_processor_config()?;
-        let processor = ClipImageProcessor::from_json(&ip_config).map_err(|e| ModelError::invalid(ip_path, e))?;
+        let processor = ClipImageProcessor::from_json(&ip_config)
+            .map_err(|e| ModelError::invalid(ip_path, e))?;
         let image_token_id = config.image_token_id();
         if tokenizer.id_to_token(image_token_id).is_none() {
             return Err(unsupported(format!(
@@ -186,7 +191,8 @@ impl VlmModel {
 
     /// Decodes and preprocesses one encoded image.
     pub fn prepare_image(&self, bytes: &[u8], index: usize) -> Result<PreparedImage> {
-        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS).map_err(|source| ModelError::Image { index, source })?;
+        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS)
+            .map_err(|source| ModelError::Image { index, source })?;
         match &self.network {
             Network::Llava { processor, net } => Ok(PreparedImage {
                 pixels: processor.process(&rgb),
@@ -228,7 +234,8 @@ impl VlmModel {
                 images: images.len(),
             });
         }
-        let mut token_ids = Vec::with_capacity(ids.len() + images.iter().map(|i| i.num_tokens).sum::<usize>());
+        let mut token_ids =
+            Vec::with_capacity(ids.len() + images.iter().map(|i| i.num_tokens).sum::<usize>());
         let mut next_image = images.iter();
         for id in ids {
             if id == self.image_token_id {
@@ -255,7 +262,12 @@ impl VlmModel {
         }
     }
 
-    pub fn forward(&self, steps: &[SeqStep<'_>], kv: &mut dyn KvCache, rows: LogitRows) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        steps: &[SeqStep<'_>],
+        kv: &mut dyn KvCache,
+        rows: LogitRows,
+    ) -> Result<Tensor> {
         match &self.network {
             Network::Llava { net, .. } => net.forward(steps, kv, rows),
         }
@@ -289,7 +301,11 @@ impl LoadOptions {
             "auto" | "f32" | "float32" => DType::F32,
             "f16" | "float16" | "half" => DType::F16,
             "bf16" | "bfloat16" => DType::BF16,
-            other => return Err(format!("unknown dtype {other:?}; use auto, f32, f16 or bf16")),
+            other => {
+                return Err(format!(
+                    "unknown dtype {other:?}; use auto, f32, f16 or bf16"
+                ))
+            }
         };
         Ok(Self { dtype, device })
     }
@@ -303,11 +319,20 @@ mod tests {
     fn parses_devices_and_dtypes() {
         let o = LoadOptions::parse("cpu", "auto").unwrap();
         assert!(matches!(o.device, Device::Cpu) && o.dtype == DType::F32);
-        assert_eq!(LoadOptions::parse("cpu", "bf16").unwrap().dtype, DType::BF16);
-        assert!(LoadOptions::parse("tpu", "f32").unwrap_err().contains("unknown device"));
-        assert!(LoadOptions::parse("cpu", "f8").unwrap_err().contains("unknown dtype"));
+        assert_eq!(
+            LoadOptions::parse("cpu", "bf16").unwrap().dtype,
+            DType::BF16
+        );
+        assert!(LoadOptions::parse("tpu", "f32")
+            .unwrap_err()
+            .contains("unknown device"));
+        assert!(LoadOptions::parse("cpu", "f8")
+            .unwrap_err()
+            .contains("unknown dtype"));
         if !candle_core::utils::cuda_is_available() {
-            assert!(LoadOptions::parse("cuda:0", "auto").unwrap_err().contains("--features cuda"));
+            assert!(LoadOptions::parse("cuda:0", "auto")
+                .unwrap_err()
+                .contains("--features cuda"));
         }
     }
 }

@@ -62,12 +62,16 @@ const LAYOUTS: [&str; 2] = ["llava-tiny", "llava-tiny-hub"];
 
 #[test]
 fn pixel_values_match_pil_processor() {
-    let reference: PixelRef =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("llava-tiny-ref/pixels.json")).unwrap())
-            .unwrap();
+    let reference: PixelRef = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("llava-tiny-ref/pixels.json")).unwrap(),
+    )
+    .unwrap();
     for layout in LAYOUTS {
         // Both spellings: the hub's preprocessor_config.json and transformers 5's processor_config.json.
-        let (_, config) = Snapshot::open(fixtures().join(layout)).unwrap().image_processor_config().unwrap();
+        let (_, config) = Snapshot::open(fixtures().join(layout))
+            .unwrap()
+            .image_processor_config()
+            .unwrap();
         let processor = ClipImageProcessor::from_json(&config).unwrap();
         let mut checked = 0;
         for (name, entry) in &reference.images {
@@ -78,15 +82,26 @@ fn pixel_values_match_pil_processor() {
             let codes = image::open(fixtures().join("llava-tiny-ref/pixels").join(&entry.codes))
                 .unwrap()
                 .to_rgb8();
-            assert_eq!((ours.height, ours.width), (entry.height, entry.width), "{name}");
-            assert_eq!((codes.height() as usize, codes.width() as usize), (entry.height, entry.width));
+            assert_eq!(
+                (ours.height, ours.width),
+                (entry.height, entry.width),
+                "{name}"
+            );
+            assert_eq!(
+                (codes.height() as usize, codes.width() as usize),
+                (entry.height, entry.width)
+            );
             // PNG and JPEG alike: JPEG is decoded by libjpeg-turbo, as in Pillow.
             let plane = entry.height * entry.width;
             for (i, px) in codes.pixels().enumerate() {
                 for c in 0..3 {
                     let expected = reference.table[c][px.0[c] as usize];
                     let got = ours.data[c * plane + i];
-                    assert_eq!(got.to_bits(), expected.to_bits(), "{name} pixel {i} channel {c}");
+                    assert_eq!(
+                        got.to_bits(),
+                        expected.to_bits(),
+                        "{name} pixel {i} channel {c}"
+                    );
                 }
             }
             checked += 1;
@@ -125,21 +140,40 @@ fn prompt_logits(model: &VlmModel, p: &PromptRef, rows: LogitRows) -> Tensor {
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
 fn logits_match_transformers_in_both_layouts() {
-    let reference = candle_core::safetensors::load(fixtures().join("llava-tiny-ref/logits.safetensors"), &Device::Cpu)
-        .unwrap();
+    let reference = candle_core::safetensors::load(
+        fixtures().join("llava-tiny-ref/logits.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
     for layout in LAYOUTS {
         let model = load(layout);
         for (name, p) in prompts() {
             let expected = &reference[&name];
-            let rows = if expected.dim(0).unwrap() == 1 { LogitRows::LastPerSeq } else { LogitRows::All };
+            let rows = if expected.dim(0).unwrap() == 1 {
+                LogitRows::LastPerSeq
+            } else {
+                LogitRows::All
+            };
             let ours = prompt_logits(&model, &p, rows);
             let diff = max_abs_diff(&ours, expected);
-            eprintln!("{layout} {name}: {:?} logits, max abs diff {diff:.3e}", expected.dims());
+            eprintln!(
+                "{layout} {name}: {:?} logits, max abs diff {diff:.3e}",
+                expected.dims()
+            );
             assert!(diff <= 1e-4, "{layout} {name}: max abs diff {diff}");
         }
     }
@@ -165,8 +199,15 @@ fn greedy_tokens_match_generate() {
                 tokens: &input,
                 image_features: image_features.take(),
             };
-            let logits = model.forward(&[step], &mut kv, LogitRows::LastPerSeq).unwrap().squeeze(0).unwrap();
-            let lp = candle_nn::ops::log_softmax(&logits, 0).unwrap().to_vec1::<f32>().unwrap();
+            let logits = model
+                .forward(&[step], &mut kv, LogitRows::LastPerSeq)
+                .unwrap()
+                .squeeze(0)
+                .unwrap();
+            let lp = candle_nn::ops::log_softmax(&logits, 0)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             let next = lp
                 .iter()
                 .enumerate()
@@ -179,7 +220,11 @@ fn greedy_tokens_match_generate() {
             input = vec![next];
         }
         assert_eq!(tokens, p.greedy_tokens, "{name}");
-        let worst = logprobs.iter().zip(&p.greedy_logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = logprobs
+            .iter()
+            .zip(&p.greedy_logprobs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         eprintln!("{name}: 24 greedy tokens equal, logprob max diff {worst:.3e}");
         assert!(worst <= 1e-4, "{name}: logprob diff {worst}");
     }

@@ -8,7 +8,9 @@ use vlm_models::loader::{self, Snapshot};
 use vlm_models::{LoadOptions, ModelError, VlmModel};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
 }
 
 /// A writable copy of a fixture checkpoint.
@@ -36,7 +38,10 @@ fn edit_config(dir: &Path, edit: impl FnOnce(&mut Value)) {
 fn missing_directory() {
     let err = loader::resolve("/no/such/model/dir").unwrap_err();
     assert!(matches!(err, ModelError::NoSuchModel(_)), "{err}");
-    assert!(err.to_string().contains("llava-1.5-7b"), "lists the aliases: {err}");
+    assert!(
+        err.to_string().contains("llava-1.5-7b"),
+        "lists the aliases: {err}"
+    );
 }
 
 #[test]
@@ -49,8 +54,13 @@ fn missing_tokenizer_weights_shard_and_processor() {
     ] {
         let dir = copy_of(layout);
         std::fs::remove_file(dir.path().join(file)).unwrap();
-        let err = load(dir.path()).err().unwrap_or_else(|| panic!("{file}: loaded"));
-        assert!(matches!(err, ModelError::MissingFile { .. }), "{file}: {err}");
+        let err = load(dir.path())
+            .err()
+            .unwrap_or_else(|| panic!("{file}: loaded"));
+        assert!(
+            matches!(err, ModelError::MissingFile { .. }),
+            "{file}: {err}"
+        );
         assert!(err.to_string().contains(file), "{file}: {err}");
     }
 }
@@ -66,20 +76,34 @@ fn missing_chat_template() {
 #[test]
 fn unknown_architecture() {
     let dir = copy_of("llava-tiny");
-    edit_config(dir.path(), |c| c["architectures"] = serde_json::json!(["MambaForCausalLM"]));
+    edit_config(dir.path(), |c| {
+        c["architectures"] = serde_json::json!(["MambaForCausalLM"])
+    });
     let err = load(dir.path()).err().unwrap();
-    assert!(matches!(&err, ModelError::UnknownArchitecture { found, .. } if found == "MambaForCausalLM"), "{err}");
+    assert!(
+        matches!(&err, ModelError::UnknownArchitecture { found, .. } if found == "MambaForCausalLM"),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_shapes_name_the_tensor() {
     let dir = copy_of("llava-tiny-hub");
-    edit_config(dir.path(), |c| c["text_config"]["intermediate_size"] = 96.into());
+    edit_config(dir.path(), |c| {
+        c["text_config"]["intermediate_size"] = 96.into()
+    });
     let err = load(dir.path()).err().unwrap();
     match &err {
-        ModelError::WrongShape { name, expected, actual } => {
+        ModelError::WrongShape {
+            name,
+            expected,
+            actual,
+        } => {
             assert!(name.contains("mlp.gate_proj.weight"), "{err}");
-            assert_eq!((expected.as_slice(), actual.as_slice()), (&[96, 64][..], &[160, 64][..]));
+            assert_eq!(
+                (expected.as_slice(), actual.as_slice()),
+                (&[96, 64][..], &[160, 64][..])
+            );
         }
         other => panic!("expected WrongShape, got {other}"),
     }
@@ -88,15 +112,23 @@ fn wrong_shapes_name_the_tensor() {
 #[test]
 fn config_asking_for_more_layers_than_the_weights_have() {
     let dir = copy_of("llava-tiny");
-    edit_config(dir.path(), |c| c["text_config"]["num_hidden_layers"] = 3.into());
+    edit_config(dir.path(), |c| {
+        c["text_config"]["num_hidden_layers"] = 3.into()
+    });
     let err = load(dir.path()).err().unwrap();
-    assert!(matches!(&err, ModelError::MissingWeight { name, .. } if name.contains("layers.2")), "{err}");
+    assert!(
+        matches!(&err, ModelError::MissingWeight { name, .. } if name.contains("layers.2")),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsupported_settings() {
     for (edit, needle) in [
-        (serde_json::json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}), "yarn"),
+        (
+            serde_json::json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}),
+            "yarn",
+        ),
         (serde_json::json!({"hidden_act": "relu"}), "relu"),
         (serde_json::json!({"num_key_value_heads": 3}), "multiple"),
     ] {
@@ -107,7 +139,10 @@ fn unsupported_settings() {
             }
         });
         let err = load(dir.path()).err().unwrap();
-        assert!(matches!(err, ModelError::Unsupported { .. }), "{needle}: {err}");
+        assert!(
+            matches!(err, ModelError::Unsupported { .. }),
+            "{needle}: {err}"
+        );
         assert!(err.to_string().contains(needle), "{err}");
     }
 }
@@ -130,12 +165,23 @@ fn truncated_weights_and_broken_json() {
 #[test]
 fn bad_images_and_prompts_are_errors() {
     let model = load(&fixture("llava-tiny")).unwrap();
-    let ask = |images: Vec<ImageData>, text: &str| model.prepare(&[ChatMessage::user_with_images(images, text)]);
+    let ask = |images: Vec<ImageData>, text: &str| {
+        model.prepare(&[ChatMessage::user_with_images(images, text)])
+    };
     let err = ask(vec![ImageData::new(b"GIF89a garbage".to_vec())], "hi").unwrap_err();
     assert!(matches!(err, ModelError::Image { index: 0, .. }), "{err}");
     let err = ask(vec![ImageData::new(Vec::new())], "hi").unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
     // The literal image token in user text would silently misalign features: refused.
     let err = ask(vec![], "look: <image>").unwrap_err();
-    assert!(matches!(err, ModelError::ImageCountMismatch { placeholders: 1, images: 0 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ModelError::ImageCountMismatch {
+                placeholders: 1,
+                images: 0
+            }
+        ),
+        "{err}"
+    );
 }

@@ -94,7 +94,10 @@ impl Attention {
             };
             let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v_all.dtype())?;
             let out = probs.matmul(&v_all)?; // [heads, len, head_dim]
-            outputs.push(out.transpose(0, 1)?.reshape((s.len, self.heads * self.head_dim))?);
+            outputs.push(
+                out.transpose(0, 1)?
+                    .reshape((s.len, self.heads * self.head_dim))?,
+            );
             offset += s.len;
         }
         let attn = Tensor::cat(&outputs, 0)?;
@@ -113,7 +116,12 @@ fn repeat_kv(xs: &Tensor, group: usize) -> candle_core::Result<Tensor> {
 }
 
 /// `[len, context]`: query `i` (absolute position `past + i`) sees keys `0..=past + i`.
-fn causal_mask(past: usize, len: usize, context: usize, device: &candle_core::Device) -> candle_core::Result<Tensor> {
+fn causal_mask(
+    past: usize,
+    len: usize,
+    context: usize,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
     let mask: Vec<f32> = (0..len)
         .flat_map(|i| (0..context).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();

@@ -104,20 +104,26 @@ impl DecoderConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         if self.hidden_act != "silu" {
-            return Err(format!("text hidden_act {:?} is not supported (silu is)", self.hidden_act));
+            return Err(format!(
+                "text hidden_act {:?} is not supported (silu is)",
+                self.hidden_act
+            ));
         }
         if self.num_attention_heads == 0 || self.num_kv_heads() == 0 {
             return Err("attention heads must be positive".into());
         }
-        if self.num_attention_heads % self.num_kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return Err(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads,
                 self.num_kv_heads()
             ));
         }
-        if self.head_dim() % 2 != 0 {
-            return Err(format!("head_dim {} must be even for rotary embeddings", self.head_dim()));
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(format!(
+                "head_dim {} must be even for rotary embeddings",
+                self.head_dim()
+            ));
         }
         Ok(())
     }
@@ -136,8 +142,14 @@ mod tests {
                 "vocab_size": 32064}"#,
         )
         .unwrap();
-        assert_eq!((c.hidden_size, c.intermediate_size, c.num_hidden_layers), (4096, 11008, 32));
-        assert_eq!((c.num_kv_heads(), c.head_dim(), c.vocab_size), (32, 128, 32064));
+        assert_eq!(
+            (c.hidden_size, c.intermediate_size, c.num_hidden_layers),
+            (4096, 11008, 32)
+        );
+        assert_eq!(
+            (c.num_kv_heads(), c.head_dim(), c.vocab_size),
+            (32, 128, 32064)
+        );
         assert_eq!(c.rope(10000.0), Ok(10000.0));
         assert_eq!(c.rms_norm_eps, 1e-5);
         assert!(c.validate().is_ok());
@@ -145,13 +157,18 @@ mod tests {
 
     #[test]
     fn rope_parameters_and_unsupported_scaling() {
-        let c: DecoderConfig =
-            serde_json::from_str(r#"{"rope_parameters": {"rope_type": "default", "rope_theta": 5000.0}}"#).unwrap();
+        let c: DecoderConfig = serde_json::from_str(
+            r#"{"rope_parameters": {"rope_type": "default", "rope_theta": 5000.0}}"#,
+        )
+        .unwrap();
         assert_eq!(c.rope(10000.0), Ok(5000.0));
         let c: DecoderConfig =
-            serde_json::from_str(r#"{"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}"#).unwrap();
+            serde_json::from_str(r#"{"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}"#)
+                .unwrap();
         assert!(c.rope(10000.0).unwrap_err().contains("llama3"));
-        let c: DecoderConfig = serde_json::from_str(r#"{"num_attention_heads": 6, "num_key_value_heads": 4}"#).unwrap();
+        let c: DecoderConfig =
+            serde_json::from_str(r#"{"num_attention_heads": 6, "num_key_value_heads": 4}"#)
+                .unwrap();
         assert!(c.validate().unwrap_err().contains("multiple"));
     }
 }

@@ -8,7 +8,14 @@ pub trait KvCache {
     /// Makes `k` and `v` (`[kv_heads, new_tokens, head_dim]`) the keys and values of
     /// positions `past..past + new_tokens` of sequence `seq` in `layer`, and returns the keys
     /// and values of positions `0..past + new_tokens`, ready for attention.
-    fn store(&mut self, seq: usize, layer: usize, past: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)>;
+    fn store(
+        &mut self,
+        seq: usize,
+        layer: usize,
+        past: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)>;
 }
 
 /// A plain growing cache: one contiguous tensor per (sequence, layer). Right for one-shot
@@ -41,7 +48,14 @@ impl ContiguousKvCache {
 }
 
 impl KvCache for ContiguousKvCache {
-    fn store(&mut self, seq: usize, layer: usize, past: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn store(
+        &mut self,
+        seq: usize,
+        layer: usize,
+        past: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let (k, v) = match self.entries.get(&(seq, layer)) {
             _ if past == 0 => (k.clone(), v.clone()),
             Some((old_k, old_v)) if old_k.dim(1)? >= past => (

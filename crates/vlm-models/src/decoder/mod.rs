@@ -108,12 +108,18 @@ impl Decoder {
         tied_default: bool,
     ) -> Result<Self> {
         let c = config;
-        let embed_tokens = w.pp("embed_tokens").embedding(c.vocab_size, c.hidden_size)?;
+        let embed_tokens = w
+            .pp("embed_tokens")
+            .embedding(c.vocab_size, c.hidden_size)?;
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
                 let lw = w.pp(format!("layers.{i}"));
                 Ok(Layer {
-                    input_norm: RmsNorm::load(&lw.pp("input_layernorm"), c.hidden_size, c.rms_norm_eps)?,
+                    input_norm: RmsNorm::load(
+                        &lw.pp("input_layernorm"),
+                        c.hidden_size,
+                        c.rms_norm_eps,
+                    )?,
                     attention: Attention::load(&lw.pp("self_attn"), c, flavor)?,
                     post_attention_norm: RmsNorm::load(
                         &lw.pp("post_attention_layernorm"),
@@ -158,7 +164,9 @@ impl Decoder {
             let h = layer.input_norm.forward(&xs)?;
             let h = layer.attention.forward(&h, input, i, kv)?;
             let xs_mid = (h + residual)?;
-            let h = layer.mlp.forward(&layer.post_attention_norm.forward(&xs_mid)?)?;
+            let h = layer
+                .mlp
+                .forward(&layer.post_attention_norm.forward(&xs_mid)?)?;
             xs = (h + xs_mid)?;
         }
         Ok(self.norm.forward(&xs)?)
@@ -166,6 +174,9 @@ impl Decoder {
 
     /// Logits (`[rows, vocab]`, f32) for the given hidden-state rows.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.lm_head.forward(hidden)?.to_dtype(candle_core::DType::F32)?)
+        Ok(self
+            .lm_head
+            .forward(hidden)?
+            .to_dtype(candle_core::DType::F32)?)
     }
 }

@@ -25,7 +25,12 @@ impl RotaryEmbedding {
     }
 
     /// `cos` and `sin`, each `[positions.len(), head_dim / 2]`, for 1-D positions.
-    pub fn cos_sin(&self, positions: &[u32], dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+    pub fn cos_sin(
+        &self,
+        positions: &[u32],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
         self.cos_sin_sections(&[positions], &[self.half_dim()], dtype, device)
     }
 
@@ -50,9 +55,11 @@ impl RotaryEmbedding {
         if band_of.len() != half || positions.iter().any(|p| p.len() != tokens) {
             candle_core::bail!("rotary sections {sections:?} do not cover {half} frequencies");
         }
+        // `t` indexes the same token in every section's position list.
+        #[allow(clippy::needless_range_loop)]
         for t in 0..tokens {
-            for (j, f) in self.inv_freq.iter().enumerate() {
-                let angle = positions[band_of[j]][t] as f32 * f;
+            for (&band, f) in band_of.iter().zip(&self.inv_freq) {
+                let angle = positions[band][t] as f32 * f;
                 cos.push(angle.cos());
                 sin.push(angle.sin());
             }

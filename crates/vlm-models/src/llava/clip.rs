@@ -67,7 +67,10 @@ impl ClipVisionTower {
             stride: c.patch_size,
             ..Default::default()
         };
-        let patch_weight = emb.get((d, c.num_channels, c.patch_size, c.patch_size), "patch_embedding.weight")?;
+        let patch_weight = emb.get(
+            (d, c.num_channels, c.patch_size, c.patch_size),
+            "patch_embedding.weight",
+        )?;
         let positions = (c.image_size / c.patch_size).pow(2) + 1;
         let layers = (0..layers)
             .map(|i| {
@@ -106,7 +109,10 @@ impl ClipVisionTower {
             .flatten_from(2)?
             .transpose(1, 2)?;
         let d = self.class_embedding.dim(0)?;
-        let cls = self.class_embedding.reshape((1, 1, d))?.expand((images, 1, d))?;
+        let cls = self
+            .class_embedding
+            .reshape((1, 1, d))?
+            .expand((images, 1, d))?;
         let xs = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.position_embedding)?;
         let mut xs = self.pre_norm.forward(&xs)?;
         let deepest = indices.iter().copied().max().unwrap_or(0);
@@ -131,7 +137,9 @@ impl ClipVisionTower {
         let hd = d / self.heads;
         let h = l.norm1.forward(xs)?;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, n, self.heads, hd))?.transpose(1, 2)?.contiguous()
+            t.reshape((b, n, self.heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         let q = split(l.q.forward(&h)?)?;
         let k = split(l.k.forward(&h)?)?;

@@ -156,7 +156,9 @@ impl LlavaConfig {
                 (0..=n)
                     .contains(&idx)
                     .then_some(idx as usize)
-                    .ok_or_else(|| format!("vision_feature_layer {l} is outside the {n}-layer vision tower"))
+                    .ok_or_else(|| {
+                        format!("vision_feature_layer {l} is outside the {n}-layer vision tower")
+                    })
             })
             .collect()
     }
@@ -164,7 +166,10 @@ impl LlavaConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.text_config.validate()?;
         let v = &self.vision_config;
-        if !matches!(self.vision_feature_select_strategy.as_str(), "default" | "full") {
+        if !matches!(
+            self.vision_feature_select_strategy.as_str(),
+            "default" | "full"
+        ) {
             return Err(format!(
                 "vision_feature_select_strategy {:?} is not supported (default or full)",
                 self.vision_feature_select_strategy
@@ -172,10 +177,15 @@ impl LlavaConfig {
         }
         for act in [&self.projector_hidden_act, &v.hidden_act] {
             if !matches!(act.as_str(), "gelu" | "quick_gelu") {
-                return Err(format!("activation {act:?} is not supported (gelu or quick_gelu)"));
+                return Err(format!(
+                    "activation {act:?} is not supported (gelu or quick_gelu)"
+                ));
             }
         }
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 || v.hidden_size % v.num_attention_heads != 0 {
+        if v.patch_size == 0
+            || !v.image_size.is_multiple_of(v.patch_size)
+            || !v.hidden_size.is_multiple_of(v.num_attention_heads)
+        {
             return Err(format!(
                 "vision tower shape is inconsistent (image {} patch {} hidden {} heads {})",
                 v.image_size, v.patch_size, v.hidden_size, v.num_attention_heads
@@ -220,8 +230,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.feature_layer_indices().unwrap(), vec![1, 4, 0]);
-        let c: LlavaConfig =
-            serde_json::from_str(r#"{"vision_config": {"num_hidden_layers": 4}, "vision_feature_layer": -6}"#).unwrap();
+        let c: LlavaConfig = serde_json::from_str(
+            r#"{"vision_config": {"num_hidden_layers": 4}, "vision_feature_layer": -6}"#,
+        )
+        .unwrap();
         assert!(c.validate().unwrap_err().contains("-6"));
     }
 }

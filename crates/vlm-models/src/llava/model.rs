@@ -22,14 +22,16 @@ pub struct LlavaModel {
 
 impl LlavaModel {
     pub fn load(w: &Weights, config: LlavaConfig, rope_theta: f64) -> Result<Self> {
-        let feature_layers = config
-            .feature_layer_indices()
-            .map_err(|message| crate::ModelError::Unsupported {
-                path: "config.json".into(),
-                message,
-            })?;
+        let feature_layers =
+            config
+                .feature_layer_indices()
+                .map_err(|message| crate::ModelError::Unsupported {
+                    path: "config.json".into(),
+                    message,
+                })?;
         let deepest = feature_layers.iter().copied().max().unwrap_or(0);
-        let vision = ClipVisionTower::load(&w.pp("model.vision_tower"), &config.vision_config, deepest)?;
+        let vision =
+            ClipVisionTower::load(&w.pp("model.vision_tower"), &config.vision_config, deepest)?;
         let projector = Projector::load(&w.pp("model.multi_modal_projector"), &config)?;
         let decoder = Decoder::load(
             &w.pp("model.language_model"),
@@ -64,11 +66,14 @@ impl LlavaModel {
         let mut data = Vec::with_capacity(images.len() * 3 * h * w);
         for img in images {
             if (img.height, img.width) != (h, w) {
-                return Err(crate::ModelError::InvalidStep(format!("LLaVA images must share one size after preprocessing")));
+                return Err(crate::ModelError::InvalidStep(
+                    "LLaVA images must share one size after preprocessing".to_string(),
+                ));
             }
             data.extend_from_slice(&img.data);
         }
-        let pixels = Tensor::from_vec(data, (images.len(), 3, h, w), &self.device)?.to_dtype(self.dtype)?;
+        let pixels =
+            Tensor::from_vec(data, (images.len(), 3, h, w), &self.device)?.to_dtype(self.dtype)?;
         let states = self.vision.hidden_states(&pixels, &self.feature_layers)?;
         let skip = usize::from(!self.config.keeps_cls());
         let selected = states
@@ -92,7 +97,9 @@ impl LlavaModel {
         let n_image = step.tokens.iter().filter(|&&t| t == image_token).count();
         let supplied = step.image_features.as_ref().map_or(Ok(0), |f| f.dim(0))?;
         if n_image != supplied {
-            return Err(crate::ModelError::InvalidStep(format!("step has {n_image} image tokens but {supplied} image feature rows")));
+            return Err(crate::ModelError::InvalidStep(format!(
+                "step has {n_image} image tokens but {supplied} image feature rows"
+            )));
         }
         let Some(features) = &step.image_features else {
             return Ok(text);
@@ -117,9 +124,16 @@ impl LlavaModel {
     }
 
     /// One batched decoder step over several sequences; logits for the rows asked for.
-    pub fn forward(&self, steps: &[SeqStep<'_>], kv: &mut dyn KvCache, rows: LogitRows) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        steps: &[SeqStep<'_>],
+        kv: &mut dyn KvCache,
+        rows: LogitRows,
+    ) -> Result<Tensor> {
         if steps.is_empty() || steps.iter().any(|s| s.tokens.is_empty()) {
-            return Err(crate::ModelError::InvalidStep(format!("every sequence in a step needs at least one token")));
+            return Err(crate::ModelError::InvalidStep(
+                "every sequence in a step needs at least one token".to_string(),
+            ));
         }
         let embeddings = steps
             .iter()

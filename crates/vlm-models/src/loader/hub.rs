@@ -14,7 +14,11 @@ pub const ALIASES: &[(&str, &str)] = &[
 ];
 
 pub fn known_aliases() -> String {
-    ALIASES.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", ")
+    ALIASES
+        .iter()
+        .map(|(a, _)| *a)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An alias, or something shaped like a hub repo id (`owner/name`).
@@ -110,19 +114,30 @@ mod tests {
 
     #[test]
     fn aliases_and_repo_ids() {
-        assert_eq!(resolve_repo_id("llava-1.5-7b"), Some("llava-hf/llava-1.5-7b-hf"));
-        assert_eq!(resolve_repo_id("qwen2-vl-2b"), Some("Qwen/Qwen2-VL-2B-Instruct"));
-        assert_eq!(resolve_repo_id("Qwen/Qwen2-VL-7B-Instruct"), Some("Qwen/Qwen2-VL-7B-Instruct"));
+        assert_eq!(
+            resolve_repo_id("llava-1.5-7b"),
+            Some("llava-hf/llava-1.5-7b-hf")
+        );
+        assert_eq!(
+            resolve_repo_id("qwen2-vl-2b"),
+            Some("Qwen/Qwen2-VL-2B-Instruct")
+        );
+        assert_eq!(
+            resolve_repo_id("Qwen/Qwen2-VL-7B-Instruct"),
+            Some("Qwen/Qwen2-VL-7B-Instruct")
+        );
         assert_eq!(resolve_repo_id("no-such-alias"), None);
         assert_eq!(resolve_repo_id("./local/dir"), None);
         assert_eq!(resolve_repo_id("a/b/c"), None);
     }
 
+    /// One test for everything that sets the hub environment variables, so no other test
+    /// sees them change.
     #[test]
-    fn offline_and_uncached_alias_is_a_clear_error() {
-        let cache = std::env::temp_dir().join(format!("vlm-empty-hf-cache-{}", std::process::id()));
+    fn aliases_resolve_through_the_cache_and_fail_clearly_offline() {
+        let cache = std::env::temp_dir().join(format!("vlm-hf-cache-{}", std::process::id()));
         std::fs::create_dir_all(&cache).unwrap();
-        // SAFETY: this test module is the only one touching these variables.
+        // SAFETY: this is the only test in the crate that reads or writes these variables.
         unsafe {
             std::env::set_var("HF_HUB_CACHE", &cache);
             std::env::set_var("HF_HUB_OFFLINE", "1");
@@ -130,7 +145,20 @@ mod tests {
         let err = super::super::resolve("llava-1.5-7b").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ModelError::HubUnreachable { .. }), "{msg}");
-        assert!(msg.contains("llava-hf/llava-1.5-7b-hf") && msg.contains("HF_HUB_OFFLINE"), "{msg}");
+        assert!(
+            msg.contains("llava-hf/llava-1.5-7b-hf") && msg.contains("HF_HUB_OFFLINE"),
+            "{msg}"
+        );
+
+        // The cache layout huggingface_hub writes: refs/main names the snapshot folder.
+        let repo = cache.join("models--llava-hf--llava-1.5-7b-hf");
+        let snapshot = repo.join("snapshots/0123abcd");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+        std::fs::write(snapshot.join("config.json"), r#"{"model_type": "llava"}"#).unwrap();
+        let found = super::super::resolve("llava-1.5-7b").unwrap();
+        assert_eq!(found.dir(), snapshot.as_path());
         std::fs::remove_dir_all(&cache).ok();
     }
 }

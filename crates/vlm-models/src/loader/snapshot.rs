@@ -66,7 +66,10 @@ impl Snapshot {
                 .get("weight_map")
                 .and_then(Value::as_object)
                 .ok_or_else(|| {
-                    ModelError::invalid(self.path("model.safetensors.index.json"), "no weight_map object")
+                    ModelError::invalid(
+                        self.path("model.safetensors.index.json"),
+                        "no weight_map object",
+                    )
                 })?;
             let mut files: Vec<String> = Vec::new();
             for file in map.values().filter_map(Value::as_str) {
@@ -135,7 +138,10 @@ impl Snapshot {
         if let Some(v) = self.read_json("preprocessor_config.json")? {
             return Ok((self.path("preprocessor_config.json"), v));
         }
-        if let Some(v) = self.processor_config()?.and_then(|mut p| p.get_mut("image_processor").map(Value::take)) {
+        if let Some(v) = self
+            .processor_config()?
+            .and_then(|mut p| p.get_mut("image_processor").map(Value::take))
+        {
             return Ok((self.path("processor_config.json"), v));
         }
         Err(self.missing(
@@ -232,7 +238,10 @@ mod tests {
     fn missing_config_is_named() {
         let dir = temp_dir("noconfig");
         let err = Snapshot::open(&dir).unwrap_err();
-        assert!(matches!(&err, ModelError::MissingFile { file, .. } if file == "config.json"), "{err}");
+        assert!(
+            matches!(&err, ModelError::MissingFile { file, .. } if file == "config.json"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -240,7 +249,10 @@ mod tests {
         let dir = temp_dir("badjson");
         std::fs::write(dir.join("config.json"), "{ not json").unwrap();
         let err = Snapshot::open(&dir).unwrap_err();
-        assert!(matches!(&err, ModelError::InvalidFile { path, .. } if path.ends_with("config.json")), "{err}");
+        assert!(
+            matches!(&err, ModelError::InvalidFile { path, .. } if path.ends_with("config.json")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -267,10 +279,18 @@ mod tests {
     #[test]
     fn eos_ids_from_generation_config_or_config() {
         let dir = temp_dir("eos");
-        std::fs::write(dir.join("config.json"), r#"{"text_config": {"eos_token_id": 7}}"#).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"text_config": {"eos_token_id": 7}}"#,
+        )
+        .unwrap();
         let snap = Snapshot::open(&dir).unwrap();
         assert_eq!(snap.eos_token_ids().unwrap(), vec![7]);
-        std::fs::write(dir.join("generation_config.json"), r#"{"eos_token_id": [3, 9]}"#).unwrap();
+        std::fs::write(
+            dir.join("generation_config.json"),
+            r#"{"eos_token_id": [3, 9]}"#,
+        )
+        .unwrap();
         assert_eq!(snap.eos_token_ids().unwrap(), vec![3, 9]);
     }
 
@@ -284,6 +304,9 @@ mod tests {
         )
         .unwrap();
         let err = Snapshot::open(&dir).unwrap().weight_files().unwrap_err();
-        assert!(err.to_string().contains("model-00001-of-00002.safetensors"), "{err}");
+        assert!(
+            err.to_string().contains("model-00001-of-00002.safetensors"),
+            "{err}"
+        );
     }
 }

@@ -88,7 +88,10 @@ impl Weights {
             .layout
             .legacy_prefixes
             .iter()
-            .filter_map(|(current, legacy)| name.strip_prefix(current).map(|rest| format!("{legacy}{rest}")))
+            .filter_map(|(current, legacy)| {
+                name.strip_prefix(current)
+                    .map(|rest| format!("{legacy}{rest}"))
+            })
             .find(|k| exists(k))
     }
 
@@ -99,10 +102,12 @@ impl Weights {
     /// Loads `name`, checking it has `shape`, converted to the model dtype.
     pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
         let full = self.full(name);
-        let key = self.stored_key(&full).ok_or_else(|| ModelError::MissingWeight {
-            dir: self.inner.dir.clone(),
-            name: full.clone(),
-        })?;
+        let key = self
+            .stored_key(&full)
+            .ok_or_else(|| ModelError::MissingWeight {
+                dir: self.inner.dir.clone(),
+                name: full.clone(),
+            })?;
         let tensor = self.inner.tensors.load(&key, &self.inner.device)?;
         let shape = shape.into();
         if tensor.shape() != &shape {
@@ -126,7 +131,11 @@ impl Weights {
     }
 
     pub fn layer_norm(&self, dim: usize, eps: f64) -> Result<LayerNorm> {
-        Ok(LayerNorm::new(self.get(dim, "weight")?, self.get(dim, "bias")?, eps))
+        Ok(LayerNorm::new(
+            self.get(dim, "weight")?,
+            self.get(dim, "bias")?,
+            eps,
+        ))
     }
 
     pub fn embedding(&self, count: usize, dim: usize) -> Result<Embedding> {

@@ -93,7 +93,12 @@ impl ClipImageProcessor {
                 p.resample
             ));
         }
-        if p.do_resize && matches!(p.size, SizeSpec::Square(0) | SizeSpec::Shortest { shortest_edge: 0 }) {
+        if p.do_resize
+            && matches!(
+                p.size,
+                SizeSpec::Square(0) | SizeSpec::Shortest { shortest_edge: 0 }
+            )
+        {
             return Err("size must be positive".into());
         }
         if p.do_center_crop {
@@ -118,7 +123,11 @@ impl ClipImageProcessor {
             SizeSpec::Exact { height, width } => (height, width),
             SizeSpec::Square(s) => (s, s),
             SizeSpec::Shortest { shortest_edge } => {
-                let (short, long) = if width <= height { (width, height) } else { (height, width) };
+                let (short, long) = if width <= height {
+                    (width, height)
+                } else {
+                    (height, width)
+                };
                 // Python: int(size * long / short), a correctly rounded double then truncated.
                 let new_long = ((shortest_edge * long) as f64 / short as f64) as usize;
                 if width <= height {
@@ -198,7 +207,8 @@ fn center_crop(img: &Image8, crop_h: usize, crop_w: usize) -> Image8 {
     if top >= 0 && left >= 0 {
         for y in 0..crop_h {
             let src = ((top as usize + y) * img.width + left as usize) * ch;
-            out[y * crop_w * ch..(y + 1) * crop_w * ch].copy_from_slice(&img.data[src..src + crop_w * ch]);
+            out[y * crop_w * ch..(y + 1) * crop_w * ch]
+                .copy_from_slice(&img.data[src..src + crop_w * ch]);
         }
         return Image8::new(crop_w, crop_h, ch, out);
     }

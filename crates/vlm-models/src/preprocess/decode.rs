@@ -58,7 +58,8 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Image8, DecodeError> 
             return Ok(rgb);
         }
     }
-    let image = image::load_from_memory(bytes).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    let image =
+        image::load_from_memory(bytes).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
     Ok(to_rgb(image))
 }
 
@@ -79,9 +80,18 @@ fn decode_jpeg_libjpeg(bytes: &[u8]) -> Result<Option<Image8>, DecodeError> {
         let pixels: Vec<[u8; 3]> = rgb.read_scanlines().map_err(|e| e.to_string())?;
         rgb.finish().map_err(|e| e.to_string())?;
         if pixels.len() != width * height {
-            return Err(format!("truncated JPEG: {} of {} pixels", pixels.len(), width * height));
+            return Err(format!(
+                "truncated JPEG: {} of {} pixels",
+                pixels.len(),
+                width * height
+            ));
         }
-        Ok(Some(Image8::new(width, height, 3, pixels.into_iter().flatten().collect())))
+        Ok(Some(Image8::new(
+            width,
+            height,
+            3,
+            pixels.into_iter().flatten().collect(),
+        )))
     });
     match result {
         Ok(Ok(image)) => Ok(image),
@@ -134,7 +144,12 @@ fn to_rgb(image: DynamicImage) -> Image8 {
             .into_rgba16()
             .into_raw()
             .chunks_exact(4)
-            .flat_map(|p| over_white([p[0], p[1], p[2]].map(|v| (v >> 8) as u8), (p[3] >> 8) as u8))
+            .flat_map(|p| {
+                over_white(
+                    [p[0], p[1], p[2]].map(|v| (v >> 8) as u8),
+                    (p[3] >> 8) as u8,
+                )
+            })
             .collect(),
         other => other
             .into_rgb16()
@@ -160,7 +175,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_empty() {
-        assert!(matches!(decode_rgb(&[], DEFAULT_MAX_PIXELS), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode_rgb(&[], DEFAULT_MAX_PIXELS),
+            Err(DecodeError::Empty)
+        ));
         assert!(matches!(
             decode_rgb(b"not an image", DEFAULT_MAX_PIXELS),
             Err(DecodeError::Undecodable(_))
@@ -171,7 +189,10 @@ mod tests {
     fn corrupt_jpeg_is_an_error_not_a_crash() {
         let mut jpeg = Vec::new();
         image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 30]))
-            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
             .unwrap();
         let ok = decode_rgb(&jpeg, DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!((ok.width, ok.height), (16, 16));
@@ -193,7 +214,10 @@ mod tests {
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         let err = decode_rgb(&png, 100).unwrap_err();
-        assert!(matches!(err, DecodeError::TooLarge { pixels: 1200, .. }), "{err}");
+        assert!(
+            matches!(err, DecodeError::TooLarge { pixels: 1200, .. }),
+            "{err}"
+        );
         assert_eq!(decode_rgb(&png, 1200).unwrap().width, 40);
     }
 }

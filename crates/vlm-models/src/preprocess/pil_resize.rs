@@ -81,7 +81,11 @@ impl AxisCoeffs {
             }
             let row = &mut weights[xx * ksize..(xx + 1) * ksize];
             for (x, w) in row.iter_mut().enumerate().take(count) {
-                let normalized = if total != 0.0 { taps[x] / total } else { taps[x] };
+                let normalized = if total != 0.0 {
+                    taps[x] / total
+                } else {
+                    taps[x]
+                };
                 let scaled = normalized * f64::from(1u32 << PRECISION_BITS);
                 *w = if scaled < 0.0 {
                     (scaled - 0.5) as i32
@@ -100,7 +104,10 @@ impl AxisCoeffs {
 
     fn taps(&self, out: usize) -> (usize, &[i32]) {
         let (start, count) = self.bounds[out];
-        (start, &self.weights[out * self.ksize..out * self.ksize + count])
+        (
+            start,
+            &self.weights[out * self.ksize..out * self.ksize + count],
+        )
     }
 }
 
@@ -183,7 +190,10 @@ mod tests {
             let c = AxisCoeffs::new(i, o);
             for xx in 0..o {
                 let sum: i64 = c.taps(xx).1.iter().map(|&w| i64::from(w)).sum();
-                assert!((sum - (1 << PRECISION_BITS)).abs() <= c.ksize as i64, "{i}->{o}");
+                assert!(
+                    (sum - (1 << PRECISION_BITS)).abs() <= c.ksize as i64,
+                    "{i}->{o}"
+                );
             }
         }
     }

@@ -43,7 +43,9 @@ fn strip_generation_markers(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
-        let Some(len) = rest[start..].find("%}") else { break };
+        let Some(len) = rest[start..].find("%}") else {
+            break;
+        };
         let tag = &rest[start + 2..start + len];
         let word = tag.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
         out.push_str(&rest[..start]);
@@ -68,8 +70,18 @@ fn strftime_now(format: String) -> String {
     let days = secs.div_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-        "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     format
         .replace("%Y", &y.to_string())
@@ -122,7 +134,11 @@ impl ChatTemplate {
         Ok(Self { env, specials })
     }
 
-    pub fn render(&self, messages: &[TemplateMessage], add_generation_prompt: bool) -> Result<String> {
+    pub fn render(
+        &self,
+        messages: &[TemplateMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self
             .env
             .get_template(NAME)
@@ -155,7 +171,9 @@ mod tests {
     #[test]
     fn generation_markers_are_removed_in_any_spacing() {
         assert_eq!(
-            strip_generation_markers("a{% generation %}b{%- endgeneration -%}c{% if x %}d{% endif %}"),
+            strip_generation_markers(
+                "a{% generation %}b{%- endgeneration -%}c{% if x %}d{% endif %}"
+            ),
             "abc{% if x %}d{% endif %}"
         );
     }
@@ -168,7 +186,13 @@ mod tests {
         )
         .unwrap();
         let out = t
-            .render(&[user(vec![TemplatePart::Image, TemplatePart::Text { text: "hi".into() }])], true)
+            .render(
+                &[user(vec![
+                    TemplatePart::Image,
+                    TemplatePart::Text { text: "hi".into() },
+                ])],
+                true,
+            )
             .unwrap();
         // Jinja2 (trim_blocks, lstrip_blocks) renders this as "USER:<img>hi".
         assert_eq!(out, "USER:<img>hi");
