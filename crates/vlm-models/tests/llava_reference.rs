@@ -229,3 +229,67 @@ fn greedy_tokens_match_generate() {
         assert!(worst <= 1e-4, "{name}: logprob diff {worst}");
     }
 }
+
+/// Two prompts of different lengths (text only, and with an image) in one prefill step, then
+/// one decode step for both: each sequence gets its own reference logits and greedy token.
+#[test]
+fn batched_sequences_of_different_lengths_match_references() {
+    let reference = candle_core::safetensors::load(
+        fixtures().join("llava-tiny-ref/logits.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let model = load("llava-tiny");
+    let all = prompts();
+    let names = ["text_only", "one_image"];
+    let prepared: Vec<_> = names
+        .iter()
+        .map(|n| model.prepare(&message(&all[*n])).unwrap())
+        .collect();
+    let steps: Vec<SeqStep> = prepared
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let images: Vec<_> = p.images.iter().collect();
+            let features = model.encode_images(&images).unwrap();
+            SeqStep {
+                seq: 10 + i,
+                past: 0,
+                tokens: &p.token_ids,
+                image_features: (!features.is_empty()).then(|| Tensor::cat(&features, 0).unwrap()),
+            }
+        })
+        .collect();
+    let mut kv = ContiguousKvCache::new();
+    let logits = model.forward(&steps, &mut kv, LogitRows::All).unwrap();
+    let mut row = 0;
+    for (name, p) in names.iter().zip(&prepared) {
+        let ours = logits.narrow(0, row, p.token_ids.len()).unwrap();
+        let diff = max_abs_diff(&ours, &reference[*name]);
+        assert!(diff <= 1e-4, "{name} batched: max abs diff {diff}");
+        row += p.token_ids.len();
+    }
+    let firsts: Vec<[u32; 1]> = names.iter().map(|n| [all[*n].greedy_tokens[0]]).collect();
+    let decode: Vec<SeqStep> = prepared
+        .iter()
+        .zip(&firsts)
+        .enumerate()
+        .map(|(i, (p, first))| SeqStep {
+            seq: 10 + i,
+            past: p.token_ids.len(),
+            tokens: first,
+            image_features: None,
+        })
+        .collect();
+    let next = model
+        .forward(&decode, &mut kv, LogitRows::LastPerSeq)
+        .unwrap();
+    let next = next.argmax(1).unwrap().to_vec1::<u32>().unwrap();
+    assert_eq!(
+        next,
+        vec![
+            all["text_only"].greedy_tokens[1],
+            all["one_image"].greedy_tokens[1]
+        ]
+    );
+}

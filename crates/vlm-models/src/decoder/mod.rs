@@ -98,14 +98,14 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// `w` is scoped to the decoder body (`model.language_model`); `lm_head` to the head.
-    /// A missing `lm_head` means tied embeddings only when the config says so.
+    /// `w` is scoped to the decoder body (`model.language_model`); `lm_head` to the head,
+    /// which is not read when the embeddings are tied (as transformers ignores it then).
     pub fn load(
         w: &Weights,
         lm_head: &Weights,
         config: &DecoderConfig,
         flavor: Flavor,
-        tied_default: bool,
+        tied: bool,
     ) -> Result<Self> {
         let c = config;
         let embed_tokens = w
@@ -131,8 +131,7 @@ impl Decoder {
             })
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&w.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
-        let tied = c.tie_word_embeddings.unwrap_or(tied_default);
-        let lm_head = if tied && !lm_head.contains("weight") {
+        let lm_head = if tied {
             Linear::new(embed_tokens.embeddings().clone(), None)
         } else {
             lm_head.linear(c.hidden_size, c.vocab_size, false)?

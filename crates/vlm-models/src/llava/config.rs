@@ -135,6 +135,12 @@ impl LlavaConfig {
         self.image_token_index.unwrap_or(32000)
     }
 
+    /// transformers 5 ties the LM head to the embeddings when either the top-level or the
+    /// text config asks for it.
+    pub fn ties_embeddings(&self) -> bool {
+        self.tie_word_embeddings || self.text_config.tie_word_embeddings.unwrap_or(false)
+    }
+
     pub fn keeps_cls(&self) -> bool {
         self.vision_feature_select_strategy == "full"
     }
@@ -221,6 +227,20 @@ mod tests {
         assert_eq!(c.vision_config.hidden_act, "quick_gelu");
         assert_eq!(c.text_config.hidden_size, 4096);
         assert_eq!(c.image_token_id(), 32000);
+    }
+
+    #[test]
+    fn either_tie_flag_ties_the_head() {
+        let tie = |json: &str| {
+            serde_json::from_str::<LlavaConfig>(json)
+                .unwrap()
+                .ties_embeddings()
+        };
+        assert!(!tie(r#"{}"#));
+        assert!(tie(
+            r#"{"tie_word_embeddings": true, "text_config": {"tie_word_embeddings": false}}"#
+        ));
+        assert!(tie(r#"{"text_config": {"tie_word_embeddings": true}}"#));
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl LlavaModel {
             &w.pp("lm_head"),
             &config.text_config,
             Flavor::Llama,
-            config.tie_word_embeddings,
+            config.ties_embeddings(),
         )?;
         let rotary = RotaryEmbedding::new(config.text_config.head_dim(), rope_theta);
         Ok(Self {
