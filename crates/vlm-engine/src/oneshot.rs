@@ -1,4 +1,3 @@
-use candle_core::Tensor;
 use vlm_core::{FinishReason, SamplingParams, SamplingParamsError};
 use vlm_models::decoder::ContiguousKvCache;
 use vlm_models::{LogitRows, ModelError, PreparedPrompt, SeqStep, VlmModel};
@@ -40,13 +39,7 @@ pub fn generate(
             limit,
         });
     }
-    let images: Vec<_> = prompt.images.iter().collect();
-    let features = model.encode_images(&images)?;
-    let mut image_features = if features.is_empty() {
-        None
-    } else {
-        Some(Tensor::cat(&features, 0).map_err(ModelError::from)?)
-    };
+    let mut image_features = model.encode_prompt_images(prompt)?;
     let mut sampler = Sampler::new(params);
     let mut kv = ContiguousKvCache::new();
     let eos = model.eos_token_ids();

@@ -262,6 +262,16 @@ impl VlmModel {
         }
     }
 
+    /// All of a prompt's image features stacked in prompt order (`[image tokens, hidden]`),
+    /// ready to be a prefill step's `image_features`; `None` for a text-only prompt.
+    pub fn encode_prompt_images(&self, prompt: &PreparedPrompt) -> Result<Option<Tensor>> {
+        if prompt.images.is_empty() {
+            return Ok(None);
+        }
+        let images: Vec<&PreparedImage> = prompt.images.iter().collect();
+        Ok(Some(Tensor::cat(&self.encode_images(&images)?, 0)?))
+    }
+
     pub fn forward(
         &self,
         steps: &[SeqStep<'_>],

@@ -125,9 +125,7 @@ fn input_ids_match_processor() {
 
 fn prompt_logits(model: &VlmModel, p: &PromptRef, rows: LogitRows) -> Tensor {
     let prepared = model.prepare(&message(p)).unwrap();
-    let images: Vec<_> = prepared.images.iter().collect();
-    let features = model.encode_images(&images).unwrap();
-    let features = (!features.is_empty()).then(|| Tensor::cat(&features, 0).unwrap());
+    let features = model.encode_prompt_images(&prepared).unwrap();
     let mut kv = ContiguousKvCache::new();
     let step = SeqStep {
         seq: 0,
@@ -184,14 +182,12 @@ fn greedy_tokens_match_generate() {
     let model = load("llava-tiny-hub");
     for (name, p) in prompts() {
         let prepared = model.prepare(&message(&p)).unwrap();
-        let images: Vec<_> = prepared.images.iter().collect();
-        let features = model.encode_images(&images).unwrap();
+        let mut image_features = model.encode_prompt_images(&prepared).unwrap();
         let mut kv = ContiguousKvCache::new();
         let mut tokens = Vec::new();
         let mut logprobs = Vec::new();
         let mut input = prepared.token_ids.clone();
         let mut past = 0;
-        let mut image_features = (!features.is_empty()).then(|| Tensor::cat(&features, 0).unwrap());
         while tokens.len() < p.greedy_tokens.len() {
             let step = SeqStep {
                 seq: 0,
@@ -249,15 +245,11 @@ fn batched_sequences_of_different_lengths_match_references() {
     let steps: Vec<SeqStep> = prepared
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let images: Vec<_> = p.images.iter().collect();
-            let features = model.encode_images(&images).unwrap();
-            SeqStep {
-                seq: 10 + i,
-                past: 0,
-                tokens: &p.token_ids,
-                image_features: (!features.is_empty()).then(|| Tensor::cat(&features, 0).unwrap()),
-            }
+        .map(|(i, p)| SeqStep {
+            seq: 10 + i,
+            past: 0,
+            tokens: &p.token_ids,
+            image_features: model.encode_prompt_images(p).unwrap(),
         })
         .collect();
     let mut kv = ContiguousKvCache::new();
