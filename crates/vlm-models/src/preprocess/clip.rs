@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::pil_resize::{resize_bicubic, Image8};
+use super::pil_resize::{resize_bicubic, resize_bicubic_window, Image8, Window};
 
 /// `[3, height, width]` float pixels, channel-major, as the vision tower takes them.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,18 +139,34 @@ impl ClipImageProcessor {
         }
     }
 
-    /// The 8-bit image after resize and center crop, before any float arithmetic.
+    /// The 8-bit image after resize and center crop, before any float arithmetic. When a crop
+    /// follows the resize, only the part of the resized image the crop keeps is computed.
     pub fn resize_and_crop(&self, image: &Image8) -> Image8 {
-        let mut img = image.clone();
-        if self.do_resize {
-            let (h, w) = self.resized_hw(img.height, img.width);
-            img = resize_bicubic(&img, w.max(1), h.max(1));
+        if !self.do_resize {
+            return if self.do_center_crop {
+                let (h, w) = self.crop_hw();
+                center_crop(image, h, w)
+            } else {
+                image.clone()
+            };
         }
-        if self.do_center_crop {
-            let (h, w) = self.crop_hw();
-            img = center_crop(&img, h, w);
+        let (h, w) = self.resized_hw(image.height, image.width);
+        let (h, w) = (h.max(1), w.max(1));
+        if !self.do_center_crop {
+            return resize_bicubic(image, w, h);
         }
-        img
+        let (crop_h, crop_w) = self.crop_hw();
+        if crop_h <= h && crop_w <= w {
+            let window = Window {
+                x: (w - crop_w) / 2,
+                y: (h - crop_h) / 2,
+                width: crop_w,
+                height: crop_h,
+            };
+            resize_bicubic_window(image, w, h, window)
+        } else {
+            center_crop(&resize_bicubic(image, w, h), crop_h, crop_w)
+        }
     }
 
     /// Rescale and normalize in transformers' precision: `uint8 -> float64 * factor ->
@@ -265,6 +281,17 @@ mod tests {
         assert_eq!(out.data, vec![0, 0, 0, 0, 0, 7, 9, 0, 0, 0, 0, 0]);
         let img = Image8::new(5, 3, 1, (0..15).collect());
         assert_eq!(center_crop(&img, 1, 3).data, vec![6, 7, 8]);
+    }
+
+    #[test]
+    fn extreme_aspect_ratio_only_computes_the_crop() {
+        // Resized in full this would be 6,720,000 x 336 pixels (6.8 GB).
+        let img = Image8::new(20_000, 1, 3, (0..60_000).map(|i| (i % 256) as u8).collect());
+        let out = hub_llava().process(&img);
+        assert_eq!(
+            (out.height, out.width, out.data.len()),
+            (336, 336, 3 * 336 * 336)
+        );
     }
 
     #[test]

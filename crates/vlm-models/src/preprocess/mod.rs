@@ -6,4 +6,4 @@ mod pil_resize;
 
 pub use clip::{ClipImageProcessor, PixelValues};
 pub use decode::{decode_rgb, DecodeError, DEFAULT_MAX_PIXELS};
-pub use pil_resize::{resize_bicubic, Image8};
+pub use pil_resize::{resize_bicubic, resize_bicubic_window, Image8, Window};

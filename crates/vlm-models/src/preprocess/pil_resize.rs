@@ -118,44 +118,93 @@ fn clamp8(acc: i64) -> u8 {
 /// Resizes to `width` x `height` as `PIL.Image.resize((width, height), Image.BICUBIC)` does
 /// (no `reducing_gap`).
 pub fn resize_bicubic(src: &Image8, width: usize, height: usize) -> Image8 {
+    resize_bicubic_window(src, width, height, Window::full(width, height))
+}
+
+/// A rectangle of a resized image: `x..x + width`, `y..y + height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Window {
+    pub fn full(width: usize, height: usize) -> Self {
+        Self {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+}
+
+/// The `window` of `resize_bicubic(src, width, height)`, computed without the rest. Each
+/// output pixel depends only on its own filter taps, so this is bit-identical to resizing
+/// and then cropping, at the cost of the window alone: a 1 x 10000 image resized to a
+/// 336-pixel short edge is 3.4 gigapixels wide, of which a center crop keeps 336.
+pub fn resize_bicubic_window(src: &Image8, width: usize, height: usize, window: Window) -> Image8 {
     assert!(width > 0 && height > 0, "resize target must be non-empty");
+    assert!(
+        window.x + window.width <= width && window.y + window.height <= height,
+        "window inside the resized image"
+    );
     let channels = src.channels;
     let mut current = src.clone();
     if width != src.width {
         let coeffs = AxisCoeffs::new(src.width, width);
-        let mut out = vec![0u8; width * current.height * channels];
+        let mut out = vec![0u8; window.width * current.height * channels];
         for y in 0..current.height {
             let row = &current.data[y * current.width * channels..][..current.width * channels];
-            for xx in 0..width {
-                let (start, weights) = coeffs.taps(xx);
+            for ox in 0..window.width {
+                let (start, weights) = coeffs.taps(window.x + ox);
                 for c in 0..channels {
                     let mut acc: i64 = 1 << (PRECISION_BITS - 1);
                     for (i, w) in weights.iter().enumerate() {
                         acc += i64::from(row[(start + i) * channels + c]) * i64::from(*w);
                     }
-                    out[(y * width + xx) * channels + c] = clamp8(acc);
+                    out[(y * window.width + ox) * channels + c] = clamp8(acc);
                 }
             }
         }
-        current = Image8::new(width, current.height, channels, out);
+        current = Image8::new(window.width, current.height, channels, out);
+    } else {
+        current = crop(&current, window.x, 0, window.width, current.height);
     }
     if height != src.height {
         let coeffs = AxisCoeffs::new(src.height, height);
         let stride = current.width * channels;
-        let mut out = vec![0u8; stride * height];
-        for yy in 0..height {
-            let (start, weights) = coeffs.taps(yy);
+        let mut out = vec![0u8; stride * window.height];
+        for oy in 0..window.height {
+            let (start, weights) = coeffs.taps(window.y + oy);
             for x in 0..stride {
                 let mut acc: i64 = 1 << (PRECISION_BITS - 1);
                 for (i, w) in weights.iter().enumerate() {
                     acc += i64::from(current.data[(start + i) * stride + x]) * i64::from(*w);
                 }
-                out[yy * stride + x] = clamp8(acc);
+                out[oy * stride + x] = clamp8(acc);
             }
         }
-        current = Image8::new(current.width, height, channels, out);
+        current = Image8::new(current.width, window.height, channels, out);
+    } else {
+        current = crop(&current, 0, window.y, current.width, window.height);
     }
     current
+}
+
+fn crop(img: &Image8, x: usize, y: usize, width: usize, height: usize) -> Image8 {
+    if (x, y, width, height) == (0, 0, img.width, img.height) {
+        return img.clone();
+    }
+    let ch = img.channels;
+    let mut data = Vec::with_capacity(width * height * ch);
+    for row in y..y + height {
+        let start = (row * img.width + x) * ch;
+        data.extend_from_slice(&img.data[start..start + width * ch]);
+    }
+    Image8::new(width, height, ch, data)
 }
 
 #[cfg(test)]
@@ -182,6 +231,27 @@ mod tests {
         let img = Image8::new(1, 1, 3, vec![10, 20, 30]);
         let out = resize_bicubic(&img, 4, 4);
         assert_eq!(out.pixel(3, 3), &[10, 20, 30]);
+    }
+
+    #[test]
+    fn window_equals_resize_then_crop() {
+        let data: Vec<u8> = (0..13 * 7 * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let img = Image8::new(13, 7, 3, data);
+        for (w, h) in [(40, 21), (5, 3), (13, 30), (29, 7)] {
+            let full = resize_bicubic(&img, w, h);
+            let window = Window {
+                x: w / 3,
+                y: h / 4,
+                width: w / 2,
+                height: h / 2,
+            };
+            let part = resize_bicubic_window(&img, w, h, window);
+            assert_eq!(
+                part,
+                crop(&full, window.x, window.y, window.width, window.height),
+                "{w}x{h}"
+            );
+        }
     }
 
     #[test]
