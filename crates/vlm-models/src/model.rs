@@ -131,6 +131,13 @@ impl VlmModel {
         let (ip_path, ip_config) = snapshot.image_processor_config()?;
         let processor = ClipImageProcessor::from_json(&ip_config)
             .map_err(|e| ModelError::invalid(ip_path, e))?;
+        if tokenizer.vocab_size() > config.text_config.vocab_size {
+            return Err(unsupported(format!(
+                "the tokenizer has {} tokens but the model embeds only {} (vocab_size); tokenizer.json does not belong to these weights",
+                tokenizer.vocab_size(),
+                config.text_config.vocab_size
+            )));
+        }
         let image_token_id = config.image_token_id();
         if tokenizer.id_to_token(image_token_id).is_none() {
             return Err(unsupported(format!(

@@ -131,6 +131,10 @@ fn unsupported_settings() {
         ),
         (serde_json::json!({"hidden_act": "relu"}), "relu"),
         (serde_json::json!({"num_key_value_heads": 3}), "multiple"),
+        (
+            serde_json::json!({"vocab_size": 100}),
+            "tokenizer.json does not belong",
+        ),
     ] {
         let dir = copy_of("llava-tiny");
         edit_config(dir.path(), |c| {
