@@ -50,14 +50,14 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<()> {
-    let options = LoadOptions::parse(&args.device, &args.dtype).map_err(anyhow::Error::msg)?;
-    let snapshot = loader::resolve(&args.model)?;
-    let mut model = VlmModel::load(snapshot, &options)?;
+    let mut options = LoadOptions::parse(&args.device, &args.dtype).map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.chat_template {
         let source = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read chat template {}", path.display()))?;
-        model.set_chat_template(&source)?;
+        options.chat_template = Some(source);
     }
+    let snapshot = loader::resolve(&args.model)?;
+    let model = VlmModel::load(snapshot, &options)?;
     let images = args
         .images
         .iter()

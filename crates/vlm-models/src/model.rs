@@ -53,6 +53,8 @@ pub enum LogitRows {
 pub struct LoadOptions {
     pub dtype: DType,
     pub device: Device,
+    /// A chat template to use instead of the checkpoint's (`--chat-template FILE`).
+    pub chat_template: Option<String>,
 }
 
 impl Default for LoadOptions {
@@ -60,6 +62,7 @@ impl Default for LoadOptions {
         Self {
             dtype: DType::F32,
             device: Device::Cpu,
+            chat_template: None,
         }
     }
 }
@@ -122,11 +125,14 @@ impl VlmModel {
         let rope_theta = config.text_config.rope(10000.0).map_err(unsupported)?;
 
         let tokenizer = TextTokenizer::from_file(&snapshot.tokenizer_path()?)?;
-        let (template_source, _) = snapshot.chat_template()?.ok_or_else(|| ModelError::MissingFile {
-            dir: snapshot.dir().to_path_buf(),
-            file: "chat_template.jinja".into(),
-            hint: "or chat_template.json, or a chat_template in tokenizer_config.json; pass --chat-template FILE to supply one",
-        })?;
+        let template_source = match &options.chat_template {
+            Some(source) => source.clone(),
+            None => snapshot.chat_template()?.map(|(t, _)| t).ok_or_else(|| ModelError::MissingFile {
+                dir: snapshot.dir().to_path_buf(),
+                file: "chat_template.jinja".into(),
+                hint: "or chat_template.json, or a chat_template in tokenizer_config.json; pass --chat-template FILE to supply one",
+            })?,
+        };
         let template = ChatTemplate::new(&template_source, snapshot.tokenizer_config()?.as_ref())?;
         let (ip_path, ip_config) = snapshot.image_processor_config()?;
         let processor = ClipImageProcessor::from_json(&ip_config)
@@ -162,12 +168,6 @@ impl VlmModel {
             image_token_id,
             network: Network::Llava { processor, net },
         })
-    }
-
-    /// Replaces the checkpoint's chat template (`--chat-template FILE`).
-    pub fn set_chat_template(&mut self, source: &str) -> Result<()> {
-        self.template = ChatTemplate::new(source, self.snapshot.tokenizer_config()?.as_ref())?;
-        Ok(())
     }
 
     pub fn snapshot(&self) -> &Snapshot {
@@ -324,7 +324,11 @@ impl LoadOptions {
                 ))
             }
         };
-        Ok(Self { dtype, device })
+        Ok(Self {
+            dtype,
+            device,
+            chat_template: None,
+        })
     }
 }
 

@@ -71,6 +71,15 @@ fn missing_chat_template() {
     std::fs::remove_file(dir.path().join("chat_template.json")).unwrap();
     let err = load(dir.path()).err().unwrap();
     assert!(err.to_string().contains("--chat-template"), "{err}");
+    let options = LoadOptions {
+        chat_template: Some("{% for m in messages %}{{ m.role }}{% endfor %}>".into()),
+        ..LoadOptions::default()
+    };
+    let model = VlmModel::load(Snapshot::open(dir.path()).unwrap(), &options).unwrap();
+    let prompt = model
+        .prepare(&[ChatMessage::user_with_images(vec![], "hi")])
+        .unwrap();
+    assert_eq!(prompt.text, "user>");
 }
 
 #[test]
