@@ -13,6 +13,9 @@ Layout written:
     tests/fixtures/llava-tiny-hub/     the same weights in llava-hf/llava-1.5-7b-hf's key layout,
                                        sharded, with the hub's preprocessor_config.json
     tests/fixtures/llava-tiny-ref/     references: pixel values, input ids, logits, greedy tokens
+    tests/fixtures/qwen2-vl-tiny/      Qwen2-VL in transformers 5's layout; -hub: Qwen/Qwen2-VL-*'s
+                                       layout (flat config, model.* / visual.* keys); -ref: references
+    tests/fixtures/qwen2-vl-alt/       an independently shaped Qwen2-VL, save_pretrained as is
     tests/fixtures/llava-alt/          an independently shaped LLaVA (other sizes, GQA ratio,
                                        tokenizer, template, feature layers), exactly as
                                        save_pretrained writes it, + reference.json
@@ -26,6 +29,7 @@ import torch
 
 from fixture_common import FIXTURES, make_images
 from fixture_llava import make_llava_alt, make_llava_tiny
+from fixture_qwen2_vl import make_qwen2_vl_alt, make_qwen2_vl_tiny
 
 
 def main() -> int:
@@ -33,6 +37,8 @@ def main() -> int:
     images = make_images()
     make_llava_tiny(images)
     make_llava_alt()
+    make_qwen2_vl_tiny(images)
+    make_qwen2_vl_alt()
     total = sum(f.stat().st_size for f in FIXTURES.rglob("*") if f.is_file())
     print(f"fixtures written to {FIXTURES}: {total / 1e6:.2f} MB")
     return 0
