@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::normalize::Normalization;
 use super::pil_resize::{resize_bicubic, resize_bicubic_window, Image8, Window};
 
 /// `[3, height, width]` float pixels, channel-major, as the vision tower takes them.
@@ -21,22 +22,6 @@ enum SizeSpec {
     Exact { height: usize, width: usize },
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-enum PerChannel {
-    One(f64),
-    Three([f64; 3]),
-}
-
-impl PerChannel {
-    fn values(&self) -> [f32; 3] {
-        match self {
-            PerChannel::One(v) => [*v as f32; 3],
-            PerChannel::Three(v) => v.map(|x| x as f32),
-        }
-    }
-}
-
 /// The settings of a `CLIPImageProcessor`, with its defaults for absent keys.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ClipImageProcessor {
@@ -50,20 +35,12 @@ pub struct ClipImageProcessor {
     do_center_crop: bool,
     #[serde(default = "d::size")]
     crop_size: SizeSpec,
-    #[serde(default = "d::yes")]
-    do_rescale: bool,
-    #[serde(default = "d::rescale_factor")]
-    rescale_factor: f64,
-    #[serde(default = "d::yes")]
-    do_normalize: bool,
-    #[serde(default = "d::mean")]
-    image_mean: PerChannel,
-    #[serde(default = "d::std")]
-    image_std: PerChannel,
+    #[serde(flatten)]
+    normalization: Normalization,
 }
 
 mod d {
-    use super::{PerChannel, SizeSpec};
+    use super::SizeSpec;
     pub fn yes() -> bool {
         true
     }
@@ -72,15 +49,6 @@ mod d {
     }
     pub fn bicubic() -> u32 {
         3
-    }
-    pub fn rescale_factor() -> f64 {
-        1.0 / 255.0
-    }
-    pub fn mean() -> PerChannel {
-        PerChannel::Three([0.48145466, 0.4578275, 0.40821073])
-    }
-    pub fn std() -> PerChannel {
-        PerChannel::Three([0.26862954, 0.26130258, 0.27577711])
     }
 }
 
@@ -169,29 +137,12 @@ impl ClipImageProcessor {
         }
     }
 
-    /// Rescale and normalize in transformers' precision: `uint8 -> float64 * factor ->
-    /// float32`, then `(x - mean) / std` in float32.
+    /// Rescale and normalize, bit-identical to transformers.
     pub fn normalize(&self, image: &Image8) -> PixelValues {
-        let (mean, std) = (self.image_mean.values(), self.image_std.values());
-        let plane = image.width * image.height;
-        let mut data = vec![0f32; plane * image.channels];
-        for (i, px) in image.data.chunks_exact(image.channels).enumerate() {
-            for (c, &v) in px.iter().enumerate() {
-                let mut x = if self.do_rescale {
-                    (f64::from(v) * self.rescale_factor) as f32
-                } else {
-                    f32::from(v)
-                };
-                if self.do_normalize {
-                    x = (x - mean[c]) / std[c];
-                }
-                data[c * plane + i] = x;
-            }
-        }
         PixelValues {
             height: image.height,
             width: image.width,
-            data,
+            data: self.normalization.apply(image),
         }
     }
 

@@ -2,8 +2,12 @@
 
 mod clip;
 mod decode;
+mod normalize;
 mod pil_resize;
+mod qwen2_vl;
 
 pub use clip::{ClipImageProcessor, PixelValues};
 pub use decode::{decode_rgb, DecodeError, DEFAULT_MAX_PIXELS};
+pub use normalize::Normalization;
 pub use pil_resize::{resize_bicubic, resize_bicubic_window, Image8, Window};
+pub use qwen2_vl::{smart_resize, PatchValues, PixelBudget, Qwen2VlImageProcessor};
