@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use vlm_core::{ChatMessage, ImageData, SamplingParams};
+use vlm_models::preprocess::PixelBudget;
 use vlm_models::{loader, LoadOptions, VlmModel};
 
 #[derive(Parser, Debug)]
@@ -44,6 +45,12 @@ struct Args {
     /// auto (bf16 on CUDA, f32 on CPU), f32, f16 or bf16.
     #[arg(long, default_value = "auto")]
     dtype: String,
+    /// Qwen2-VL: fewest pixels an image is resized to (overrides the checkpoint's min_pixels).
+    #[arg(long)]
+    min_pixels: Option<u64>,
+    /// Qwen2-VL: most pixels an image is resized to (overrides the checkpoint's max_pixels).
+    #[arg(long)]
+    max_pixels: Option<u64>,
     /// A Jinja chat template file to use instead of the checkpoint's.
     #[arg(long)]
     chat_template: Option<PathBuf>,
@@ -67,7 +74,12 @@ fn run(args: Args) -> Result<()> {
                 .with_context(|| format!("cannot read image {}", p.display()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let prompt = model.prepare(&[ChatMessage::user_with_images(images, args.prompt.clone())])?;
+    let budget = PixelBudget {
+        min_pixels: args.min_pixels,
+        max_pixels: args.max_pixels,
+    };
+    let messages = [ChatMessage::user_with_images(images, args.prompt.clone())];
+    let prompt = model.prepare_with(&messages, budget)?;
     let params = SamplingParams {
         max_tokens: args.max_tokens,
         temperature: args.temperature,

@@ -1,6 +1,6 @@
 use vlm_core::{FinishReason, SamplingParams, SamplingParamsError};
 use vlm_models::decoder::ContiguousKvCache;
-use vlm_models::{LogitRows, ModelError, PreparedPrompt, SeqStep, VlmModel};
+use vlm_models::{LogitRows, ModelError, PreparedPrompt, VlmModel};
 
 use crate::sampler::Sampler;
 
@@ -39,34 +39,33 @@ pub fn generate(
             limit,
         });
     }
-    let mut image_features = model.encode_prompt_images(prompt)?;
+    let image_features = model.encode_prompt_images(prompt)?;
     let mut sampler = Sampler::new(params);
     let mut kv = ContiguousKvCache::new();
     let eos = model.eos_token_ids();
-    let mut input = prompt.token_ids.clone();
-    let mut past = 0;
-    let mut token_ids = Vec::new();
+    let prompt_len = prompt.token_ids.len();
+    let mut token_ids: Vec<u32> = Vec::new();
     let mut logprobs = Vec::new();
     let finish_reason = loop {
-        let step = SeqStep {
-            seq: 0,
-            past,
-            tokens: &input,
-            image_features: image_features.take(),
+        let step = match token_ids.last() {
+            None => prompt.prefill_step(0, 0..prompt_len, image_features.clone()),
+            Some(last) => prompt.decode_step(
+                0,
+                prompt_len + token_ids.len() - 1,
+                std::slice::from_ref(last),
+            ),
         };
         let logits = model.forward(&[step], &mut kv, LogitRows::LastPerSeq)?;
         let row = logits.squeeze(0).map_err(ModelError::from)?;
         let sampled = sampler.sample(&row).map_err(ModelError::from)?;
-        past += input.len();
         token_ids.push(sampled.token);
         logprobs.push(sampled.logprob);
         if eos.contains(&sampled.token) {
             break FinishReason::Stop;
         }
-        if token_ids.len() >= params.max_tokens || past + 1 >= limit {
+        if token_ids.len() >= params.max_tokens || prompt_len + token_ids.len() >= limit {
             break FinishReason::Length;
         }
-        input = vec![sampled.token];
     };
     let text = model.tokenizer().decode(&token_ids, true)?;
     Ok(Generation {

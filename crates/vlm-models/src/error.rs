@@ -51,8 +51,10 @@ pub enum ModelError {
     ChatTemplate(String),
     #[error("image {index}: {source}")]
     Image { index: usize, source: DecodeError },
-    #[error("this model takes at most {max} image(s) per prompt, got {got}")]
-    TooManyImages { max: usize, got: usize },
+    #[error("image {index}: {message}")]
+    ImageProcessing { index: usize, message: String },
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("the prompt has {placeholders} image placeholder(s) after templating but {images} image(s) were given; the chat template must emit one image token per image")]
     ImageCountMismatch { placeholders: usize, images: usize },
     #[error("invalid forward step: {0}")]

@@ -127,12 +127,7 @@ fn prompt_logits(model: &VlmModel, p: &PromptRef, rows: LogitRows) -> Tensor {
     let prepared = model.prepare(&message(p)).unwrap();
     let features = model.encode_prompt_images(&prepared).unwrap();
     let mut kv = ContiguousKvCache::new();
-    let step = SeqStep {
-        seq: 0,
-        past: 0,
-        tokens: &prepared.token_ids,
-        image_features: features,
-    };
+    let step = prepared.prefill_step(0, 0..prepared.token_ids.len(), features);
     model.forward(&[step], &mut kv, rows).unwrap()
 }
 
@@ -188,12 +183,12 @@ fn greedy_tokens_match_generate() {
         let mut logprobs = Vec::new();
         let mut input = prepared.token_ids.clone();
         let mut past = 0;
+        let n = input.len();
         while tokens.len() < p.greedy_tokens.len() {
-            let step = SeqStep {
-                seq: 0,
-                past,
-                tokens: &input,
-                image_features: image_features.take(),
+            let step = if past == 0 {
+                prepared.prefill_step(0, 0..n, image_features.take())
+            } else {
+                prepared.decode_step(0, past, &input)
             };
             let logits = model
                 .forward(&[step], &mut kv, LogitRows::LastPerSeq)
@@ -245,11 +240,12 @@ fn batched_sequences_of_different_lengths_match_references() {
     let steps: Vec<SeqStep> = prepared
         .iter()
         .enumerate()
-        .map(|(i, p)| SeqStep {
-            seq: 10 + i,
-            past: 0,
-            tokens: &p.token_ids,
-            image_features: model.encode_prompt_images(p).unwrap(),
+        .map(|(i, p)| {
+            p.prefill_step(
+                10 + i,
+                0..p.token_ids.len(),
+                model.encode_prompt_images(p).unwrap(),
+            )
         })
         .collect();
     let mut kv = ContiguousKvCache::new();
@@ -266,12 +262,7 @@ fn batched_sequences_of_different_lengths_match_references() {
         .iter()
         .zip(&firsts)
         .enumerate()
-        .map(|(i, (p, first))| SeqStep {
-            seq: 10 + i,
-            past: p.token_ids.len(),
-            tokens: first,
-            image_features: None,
-        })
+        .map(|(i, (p, first))| p.decode_step(10 + i, p.token_ids.len(), first))
         .collect();
     let next = model
         .forward(&decode, &mut kv, LogitRows::LastPerSeq)

@@ -6,6 +6,7 @@ mod attention;
 mod config;
 mod kv;
 mod rotary;
+mod steps;
 
 pub use attention::SeqSlice;
 pub use config::DecoderConfig;

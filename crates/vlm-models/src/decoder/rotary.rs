@@ -19,6 +19,15 @@ impl RotaryEmbedding {
         Self { inv_freq }
     }
 
+    /// Qwen2-VL's vision rotary: the first half of the frequencies rotate by the patch row,
+    /// the second half by its column, each half the frequencies of a `head_dim / 2` rope.
+    pub fn axial(head_dim: usize, theta: f64) -> Self {
+        let half = Self::new(head_dim / 2, theta).inv_freq;
+        Self {
+            inv_freq: [half.clone(), half].concat(),
+        }
+    }
+
     /// Number of frequencies (half the head dimension).
     pub fn half_dim(&self) -> usize {
         self.inv_freq.len()

@@ -8,32 +8,9 @@ use candle_core::{Module, Tensor, D};
 use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear};
 
 use super::config::ClipVisionConfig;
+use crate::activation::Activation;
 use crate::error::Result;
 use crate::loader::Weights;
-
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Activation {
-    QuickGelu,
-    Gelu,
-}
-
-impl Activation {
-    pub(super) fn parse(name: &str) -> Self {
-        if name == "quick_gelu" {
-            Self::QuickGelu
-        } else {
-            Self::Gelu
-        }
-    }
-
-    pub(super) fn forward(self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
-            // PyTorch's nn.GELU() default: the exact erf form.
-            Self::Gelu => xs.gelu_erf(),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct EncoderLayer {

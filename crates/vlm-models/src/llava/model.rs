@@ -3,7 +3,7 @@ use candle_core::{DType, Device, Tensor};
 use super::clip::ClipVisionTower;
 use super::config::LlavaConfig;
 use super::projector::Projector;
-use crate::decoder::{Decoder, DecoderInput, Flavor, KvCache, RotaryEmbedding, SeqSlice};
+use crate::decoder::{Decoder, Flavor, KvCache, RotaryEmbedding};
 use crate::error::Result;
 use crate::loader::Weights;
 use crate::model::{LogitRows, SeqStep};
@@ -90,39 +90,6 @@ impl LlavaModel {
             .collect::<candle_core::Result<Vec<_>>>()?)
     }
 
-    /// Token embeddings with image features written over the image-token positions.
-    fn embed_step(&self, step: &SeqStep<'_>) -> Result<Tensor> {
-        let text = self.decoder.embed(step.tokens)?;
-        let image_token = self.config.image_token_id();
-        let n_image = step.tokens.iter().filter(|&&t| t == image_token).count();
-        let supplied = step.image_features.as_ref().map_or(Ok(0), |f| f.dim(0))?;
-        if n_image != supplied {
-            return Err(crate::ModelError::InvalidStep(format!(
-                "step has {n_image} image tokens but {supplied} image feature rows"
-            )));
-        }
-        let Some(features) = &step.image_features else {
-            return Ok(text);
-        };
-        let mut pieces = Vec::new();
-        let (mut i, mut used) = (0, 0);
-        while i < step.tokens.len() {
-            let is_image = step.tokens[i] == image_token;
-            let run = step.tokens[i..]
-                .iter()
-                .take_while(|&&t| (t == image_token) == is_image)
-                .count();
-            if is_image {
-                pieces.push(features.narrow(0, used, run)?.to_dtype(text.dtype())?);
-                used += run;
-            } else {
-                pieces.push(text.narrow(0, i, run)?);
-            }
-            i += run;
-        }
-        Ok(Tensor::cat(&pieces, 0)?)
-    }
-
     /// One batched decoder step over several sequences; logits for the rows asked for.
     pub fn forward(
         &self,
@@ -130,50 +97,12 @@ impl LlavaModel {
         kv: &mut dyn KvCache,
         rows: LogitRows,
     ) -> Result<Tensor> {
-        if steps.is_empty() || steps.iter().any(|s| s.tokens.is_empty()) {
-            return Err(crate::ModelError::InvalidStep(
-                "every sequence in a step needs at least one token".to_string(),
-            ));
+        let mut positions = Vec::new();
+        for s in steps {
+            positions.extend(s.positions_1d()?);
         }
-        let embeddings = steps
-            .iter()
-            .map(|s| self.embed_step(s))
-            .collect::<Result<Vec<_>>>()?;
-        let embeddings = Tensor::cat(&embeddings, 0)?;
-        let positions: Vec<u32> = steps
-            .iter()
-            .flat_map(|s| (s.past..s.past + s.tokens.len()).map(|p| p as u32))
-            .collect();
-        let (cos, sin) = self.rotary.cos_sin(&positions, self.dtype, &self.device)?;
-        let seqs: Vec<SeqSlice> = steps
-            .iter()
-            .map(|s| SeqSlice {
-                seq: s.seq,
-                past: s.past,
-                len: s.tokens.len(),
-            })
-            .collect();
-        let hidden = self.decoder.forward(
-            &DecoderInput {
-                embeddings,
-                cos,
-                sin,
-                seqs: &seqs,
-            },
-            kv,
-        )?;
-        let hidden = match rows {
-            LogitRows::All => hidden,
-            LogitRows::LastPerSeq => {
-                let mut last = Vec::with_capacity(steps.len());
-                let mut end = 0u32;
-                for s in steps {
-                    end += s.tokens.len() as u32;
-                    last.push(end - 1);
-                }
-                hidden.index_select(&Tensor::new(last, &self.device)?, 0)?
-            }
-        };
-        self.decoder.logits(&hidden)
+        let tables = self.rotary.cos_sin(&positions, self.dtype, &self.device)?;
+        self.decoder
+            .run_steps(steps, self.config.image_token_id(), tables, kv, rows)
     }
 }

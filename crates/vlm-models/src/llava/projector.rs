@@ -1,8 +1,8 @@
 use candle_core::{Module, Tensor};
 use candle_nn::Linear;
 
-use super::clip::Activation;
 use super::config::LlavaConfig;
+use crate::activation::Activation;
 use crate::error::Result;
 use crate::loader::Weights;
 

@@ -1,0 +1,244 @@
+//! A loaded vision-language model: its prompt processing (template, tokenizer, images) and
+//! its network, behind one API the engine and `vlm-run` use for every family.
+
+mod family;
+mod options;
+mod types;
+
+pub(crate) use family::Family;
+pub use options::LoadOptions;
+pub(crate) use types::last_rows;
+pub use types::{ImagePixels, LogitRows, PreparedImage, PreparedPrompt, SeqStep};
+
+use candle_core::Tensor;
+use vlm_core::{ChatMessage, ContentPart};
+
+use crate::decoder::KvCache;
+use crate::error::{ModelError, Result};
+use crate::loader::Snapshot;
+use crate::preprocess::{decode_rgb, PixelBudget, DEFAULT_MAX_PIXELS};
+use crate::text::{ChatTemplate, TemplateMessage, TemplatePart, TextTokenizer};
+use crate::{llava, qwen2_vl};
+
+const SUPPORTED: &str = "LlavaForConditionalGeneration, Qwen2VLForConditionalGeneration";
+
+fn architecture(snapshot: &Snapshot) -> String {
+    let c = snapshot.config();
+    if let Some(arch) = c
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.as_str())
+    {
+        return arch.to_string();
+    }
+    match c.get("model_type").and_then(|m| m.as_str()) {
+        Some("llava") => "LlavaForConditionalGeneration".into(),
+        Some("qwen2_vl") => "Qwen2VLForConditionalGeneration".into(),
+        Some(other) => other.into(),
+        None => String::new(),
+    }
+}
+
+pub struct VlmModel {
+    snapshot: Snapshot,
+    architecture: String,
+    tokenizer: TextTokenizer,
+    template: ChatTemplate,
+    eos_token_ids: Vec<u32>,
+    family: Box<dyn Family>,
+}
+
+impl VlmModel {
+    pub fn load(snapshot: Snapshot, options: &LoadOptions) -> Result<Self> {
+        let config_path = snapshot.path("config.json");
+        let arch = architecture(&snapshot);
+        let tokenizer = TextTokenizer::from_file(&snapshot.tokenizer_path()?)?;
+        let family: Box<dyn Family> = match arch.as_str() {
+            "LlavaForConditionalGeneration" => llava::load_family(&snapshot, options)?,
+            "Qwen2VLForConditionalGeneration" => qwen2_vl::load_family(&snapshot, options)?,
+            _ => {
+                return Err(ModelError::UnknownArchitecture {
+                    path: config_path,
+                    found: arch,
+                    supported: SUPPORTED,
+                })
+            }
+        };
+        let unsupported = |message: String| ModelError::Unsupported {
+            path: config_path.clone(),
+            message,
+        };
+        let vocab = family.text_config().vocab_size;
+        if tokenizer.vocab_size() > vocab {
+            return Err(unsupported(format!(
+                "the tokenizer has {} tokens but the model embeds only {vocab} (vocab_size); tokenizer.json does not belong to these weights",
+                tokenizer.vocab_size()
+            )));
+        }
+        let image_token_id = family.image_token_id();
+        if tokenizer.id_to_token(image_token_id).is_none() {
+            return Err(unsupported(format!(
+                "image token id {image_token_id} is not in the tokenizer's vocabulary"
+            )));
+        }
+        let template_source = match &options.chat_template {
+            Some(source) => source.clone(),
+            None => snapshot.chat_template()?.map(|(t, _)| t).ok_or_else(|| ModelError::MissingFile {
+                dir: snapshot.dir().to_path_buf(),
+                file: "chat_template.jinja".into(),
+                hint: "or chat_template.json, or a chat_template in tokenizer_config.json; pass --chat-template FILE to supply one",
+            })?,
+        };
+        let template = ChatTemplate::new(&template_source, snapshot.tokenizer_config()?.as_ref())?;
+        let eos_token_ids = snapshot.eos_token_ids()?;
+        Ok(Self {
+            snapshot,
+            architecture: arch,
+            tokenizer,
+            template,
+            eos_token_ids,
+            family,
+        })
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    pub fn architecture(&self) -> &str {
+        &self.architecture
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn eos_token_ids(&self) -> &[u32] {
+        &self.eos_token_ids
+    }
+
+    pub fn image_token_id(&self) -> u32 {
+        self.family.image_token_id()
+    }
+
+    pub fn max_position_embeddings(&self) -> usize {
+        self.family.text_config().max_position_embeddings
+    }
+
+    /// Decodes and preprocesses one encoded image.
+    pub fn prepare_image(
+        &self,
+        bytes: &[u8],
+        index: usize,
+        budget: PixelBudget,
+    ) -> Result<PreparedImage> {
+        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS)
+            .map_err(|source| ModelError::Image { index, source })?;
+        self.family
+            .prepare_image(&rgb, budget)
+            .map_err(|message| ModelError::ImageProcessing { index, message })
+    }
+
+    /// Templates the conversation (with the generation prompt), tokenizes it, preprocesses
+    /// its images and expands each image placeholder, as the model's HF processor does.
+    pub fn prepare(&self, messages: &[ChatMessage]) -> Result<PreparedPrompt> {
+        self.prepare_with(messages, PixelBudget::default())
+    }
+
+    /// [`prepare`](Self::prepare) with a per-request pixel budget (Qwen2-VL's
+    /// `min_pixels` / `max_pixels`).
+    pub fn prepare_with(
+        &self,
+        messages: &[ChatMessage],
+        budget: PixelBudget,
+    ) -> Result<PreparedPrompt> {
+        if budget != PixelBudget::default() && !self.family.takes_pixel_budget() {
+            return Err(ModelError::InvalidRequest(format!(
+                "min_pixels / max_pixels do not apply to {} (its images have a fixed size)",
+                self.architecture
+            )));
+        }
+        let mut images = Vec::new();
+        let template_messages: Vec<TemplateMessage> = messages
+            .iter()
+            .map(|m| {
+                let content = m
+                    .content
+                    .iter()
+                    .map(|part| match part {
+                        ContentPart::Text(text) => Ok(TemplatePart::Text { text: text.clone() }),
+                        ContentPart::Image(data) => {
+                            images.push(self.prepare_image(data.bytes(), images.len(), budget)?);
+                            Ok(TemplatePart::Image)
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(TemplateMessage {
+                    role: m.role.as_str().to_string(),
+                    content,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let text = self.template.render(&template_messages, true)?;
+        let ids = self.tokenizer.encode(&text, true)?;
+        let image_token = self.family.image_token_id();
+        let placeholders = ids.iter().filter(|&&t| t == image_token).count();
+        if placeholders != images.len() {
+            return Err(ModelError::ImageCountMismatch {
+                placeholders,
+                images: images.len(),
+            });
+        }
+        let mut token_ids =
+            Vec::with_capacity(ids.len() + images.iter().map(|i| i.num_tokens).sum::<usize>());
+        let mut next_image = images.iter();
+        for id in ids {
+            if id == image_token {
+                let n = next_image.next().map_or(1, |img| img.num_tokens);
+                token_ids.extend(std::iter::repeat_n(id, n));
+            } else {
+                token_ids.push(id);
+            }
+        }
+        let mrope = self
+            .family
+            .positions(&token_ids, &images)
+            .map_err(ModelError::InvalidRequest)?;
+        Ok(PreparedPrompt {
+            text,
+            token_ids,
+            images,
+            mrope,
+        })
+    }
+
+    /// Vision features for each image, `[num_tokens, hidden]` each.
+    pub fn encode_images(&self, images: &[&PreparedImage]) -> Result<Vec<Tensor>> {
+        self.family.encode_images(images)
+    }
+
+    /// All of a prompt's image features stacked in prompt order (`[image tokens, hidden]`),
+    /// ready to be a prefill step's `image_features`; `None` for a text-only prompt.
+    pub fn encode_prompt_images(&self, prompt: &PreparedPrompt) -> Result<Option<Tensor>> {
+        if prompt.images.is_empty() {
+            return Ok(None);
+        }
+        let images: Vec<&PreparedImage> = prompt.images.iter().collect();
+        Ok(Some(Tensor::cat(&self.encode_images(&images)?, 0)?))
+    }
+
+    /// One batched step over several sequences; logits (`[rows, vocab]`, f32) for the rows asked for.
+    pub fn forward(
+        &self,
+        steps: &[SeqStep<'_>],
+        kv: &mut dyn KvCache,
+        rows: LogitRows,
+    ) -> Result<Tensor> {
+        if steps.is_empty() || steps.iter().any(|s| s.tokens.is_empty()) {
+            return Err(ModelError::InvalidStep(
+                "every sequence in a step needs at least one token".into(),
+            ));
+        }
+        self.family.forward(steps, kv, rows)
+    }
+}
