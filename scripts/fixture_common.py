@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,18 @@ def load_images(names: list[str]) -> list[Image.Image]:
     return out
 
 
+
+
+def make_resize_reference() -> None:
+    """Pillow's bicubic resize of one noisy RGB image to sizes that exercise both pass
+    orders (Pillow 13 runs the vertical pass first when the height shrinks by more than twice
+    the width), up- and downscaling, and 1-pixel edges."""
+    out = FIXTURES / "resize-ref"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    rng = np.random.default_rng(77)
+    src = Image.fromarray(rng.integers(0, 256, size=(23, 31, 3), dtype=np.uint8), "RGB")
+    src.save(out / "source.png")
+    sizes = [(62, 46), (15, 11), (40, 9), (31, 5), (7, 23), (50, 3), (1, 1), (31, 40), (12, 23), (64, 20)]
+    for w, h in sizes:
+        src.resize((w, h), Image.BICUBIC).save(out / f"{w}x{h}.png")

@@ -9,6 +9,7 @@ pinned packages (scripts/requirements.txt) rewrites the same bytes: every random
 
 Layout written:
     tests/fixtures/images/             input images (PNG, JPEG, RGBA, grayscale, 1x1, very wide, EXIF)
+    tests/fixtures/resize-ref/         Pillow bicubic resizes of one image to many sizes
     tests/fixtures/llava-tiny/         LLaVA as transformers 5 saves it (save_pretrained)
     tests/fixtures/llava-tiny-hub/     the same weights in llava-hf/llava-1.5-7b-hf's key layout,
                                        sharded, with the hub's preprocessor_config.json
@@ -27,7 +28,7 @@ import sys
 
 import torch
 
-from fixture_common import FIXTURES, make_images
+from fixture_common import FIXTURES, make_images, make_resize_reference
 from fixture_llava import make_llava_alt, make_llava_tiny
 from fixture_qwen2_vl import make_qwen2_vl_alt, make_qwen2_vl_tiny
 
@@ -35,6 +36,7 @@ from fixture_qwen2_vl import make_qwen2_vl_alt, make_qwen2_vl_tiny
 def main() -> int:
     torch.set_num_threads(1)  # deterministic reductions
     images = make_images()
+    make_resize_reference()
     make_llava_tiny(images)
     make_llava_alt()
     make_qwen2_vl_tiny(images)

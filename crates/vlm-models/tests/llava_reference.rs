@@ -1,20 +1,18 @@
 //! LLaVA against the transformers references written by scripts/make_fixtures.py: pixel
 //! values, input ids, full logits and greedy tokens, in both checkpoint key layouts.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
-use candle_core::{Device, Tensor};
+use std::collections::BTreeMap;
+
+use candle_core::Device;
+use common::{fixtures, greedy, load, max_abs_diff, prompt_logits};
 use serde::Deserialize;
 use vlm_core::{ChatMessage, ImageData};
 use vlm_models::decoder::ContiguousKvCache;
 use vlm_models::loader::Snapshot;
 use vlm_models::preprocess::{decode_rgb, ClipImageProcessor, DEFAULT_MAX_PIXELS};
-use vlm_models::{LoadOptions, LogitRows, SeqStep, VlmModel};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
+use vlm_models::{LogitRows, SeqStep};
 
 #[derive(Deserialize)]
 struct PixelRef {
@@ -51,11 +49,6 @@ fn message(p: &PromptRef) -> Vec<ChatMessage> {
         .map(|n| ImageData::new(std::fs::read(fixtures().join("images").join(n)).unwrap()))
         .collect();
     vec![ChatMessage::user_with_images(images, p.prompt.clone())]
-}
-
-fn load(layout: &str) -> VlmModel {
-    let snapshot = Snapshot::open(fixtures().join(layout)).unwrap();
-    VlmModel::load(snapshot, &LoadOptions::default()).unwrap()
 }
 
 const LAYOUTS: [&str; 2] = ["llava-tiny", "llava-tiny-hub"];
@@ -123,28 +116,6 @@ fn input_ids_match_processor() {
     }
 }
 
-fn prompt_logits(model: &VlmModel, p: &PromptRef, rows: LogitRows) -> Tensor {
-    let prepared = model.prepare(&message(p)).unwrap();
-    let features = model.encode_prompt_images(&prepared).unwrap();
-    let mut kv = ContiguousKvCache::new();
-    let step = prepared.prefill_step(0, 0..prepared.token_ids.len(), features);
-    model.forward(&[step], &mut kv, rows).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
 #[test]
 fn logits_match_transformers_in_both_layouts() {
     let reference = candle_core::safetensors::load(
@@ -161,7 +132,8 @@ fn logits_match_transformers_in_both_layouts() {
             } else {
                 LogitRows::All
             };
-            let ours = prompt_logits(&model, &p, rows);
+            let prepared = model.prepare(&message(&p)).unwrap();
+            let ours = prompt_logits(&model, &prepared, rows);
             let diff = max_abs_diff(&ours, expected);
             eprintln!(
                 "{layout} {name}: {:?} logits, max abs diff {diff:.3e}",
@@ -177,39 +149,7 @@ fn greedy_tokens_match_generate() {
     let model = load("llava-tiny-hub");
     for (name, p) in prompts() {
         let prepared = model.prepare(&message(&p)).unwrap();
-        let mut image_features = model.encode_prompt_images(&prepared).unwrap();
-        let mut kv = ContiguousKvCache::new();
-        let mut tokens = Vec::new();
-        let mut logprobs = Vec::new();
-        let mut input = prepared.token_ids.clone();
-        let mut past = 0;
-        let n = input.len();
-        while tokens.len() < p.greedy_tokens.len() {
-            let step = if past == 0 {
-                prepared.prefill_step(0, 0..n, image_features.take())
-            } else {
-                prepared.decode_step(0, past, &input)
-            };
-            let logits = model
-                .forward(&[step], &mut kv, LogitRows::LastPerSeq)
-                .unwrap()
-                .squeeze(0)
-                .unwrap();
-            let lp = candle_nn::ops::log_softmax(&logits, 0)
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let next = lp
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i as u32)
-                .unwrap();
-            past += input.len();
-            tokens.push(next);
-            logprobs.push(lp[next as usize]);
-            input = vec![next];
-        }
+        let (tokens, logprobs) = greedy(&model, &prepared, p.greedy_tokens.len());
         assert_eq!(tokens, p.greedy_tokens, "{name}");
         let worst = logprobs
             .iter()

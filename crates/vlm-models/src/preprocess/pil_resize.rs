@@ -151,47 +151,77 @@ pub fn resize_bicubic_window(src: &Image8, width: usize, height: usize, window: 
         window.x + window.width <= width && window.y + window.height <= height,
         "window inside the resized image"
     );
-    let channels = src.channels;
-    let mut current = src.clone();
-    if width != src.width {
-        let coeffs = AxisCoeffs::new(src.width, width);
-        let mut out = vec![0u8; window.width * current.height * channels];
-        for y in 0..current.height {
-            let row = &current.data[y * current.width * channels..][..current.width * channels];
-            for ox in 0..window.width {
-                let (start, weights) = coeffs.taps(window.x + ox);
-                for c in 0..channels {
-                    let mut acc: i64 = 1 << (PRECISION_BITS - 1);
-                    for (i, w) in weights.iter().enumerate() {
-                        acc += i64::from(row[(start + i) * channels + c]) * i64::from(*w);
-                    }
-                    out[(y * window.width + ox) * channels + c] = clamp8(acc);
-                }
-            }
+    let columns = window.x..window.x + window.width;
+    let rows = window.y..window.y + window.height;
+    let horizontal = |img: &Image8| {
+        if width == src.width {
+            crop(img, window.x, 0, window.width, img.height)
+        } else {
+            resample_horizontal(img, &AxisCoeffs::new(src.width, width), columns.clone())
         }
-        current = Image8::new(window.width, current.height, channels, out);
+    };
+    let vertical = |img: &Image8| {
+        if height == src.height {
+            crop(img, 0, window.y, img.width, window.height)
+        } else {
+            resample_vertical(img, &AxisCoeffs::new(src.height, height), rows.clone())
+        }
+    };
+    // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as
+    // many pixels as the width does (earlier Pillows always went horizontal first). The
+    // order changes the intermediate 8-bit rounding, so it must be the same.
+    let (shrink_h, shrink_w) = (
+        src.height as i64 - height as i64,
+        src.width as i64 - width as i64,
+    );
+    if shrink_h > 0 && shrink_h > shrink_w * 2 {
+        horizontal(&vertical(src))
     } else {
-        current = crop(&current, window.x, 0, window.width, current.height);
+        vertical(&horizontal(src))
     }
-    if height != src.height {
-        let coeffs = AxisCoeffs::new(src.height, height);
-        let stride = current.width * channels;
-        let mut out = vec![0u8; stride * window.height];
-        for oy in 0..window.height {
-            let (start, weights) = coeffs.taps(window.y + oy);
-            for x in 0..stride {
+}
+
+/// Output columns `columns` of a horizontal pass, for every row.
+fn resample_horizontal(
+    img: &Image8,
+    coeffs: &AxisCoeffs,
+    columns: std::ops::Range<usize>,
+) -> Image8 {
+    let ch = img.channels;
+    let out_w = columns.len();
+    let mut out = vec![0u8; out_w * img.height * ch];
+    for y in 0..img.height {
+        let row = &img.data[y * img.width * ch..][..img.width * ch];
+        for (ox, xx) in columns.clone().enumerate() {
+            let (start, weights) = coeffs.taps(xx);
+            for c in 0..ch {
                 let mut acc: i64 = 1 << (PRECISION_BITS - 1);
                 for (i, w) in weights.iter().enumerate() {
-                    acc += i64::from(current.data[(start + i) * stride + x]) * i64::from(*w);
+                    acc += i64::from(row[(start + i) * ch + c]) * i64::from(*w);
                 }
-                out[oy * stride + x] = clamp8(acc);
+                out[(y * out_w + ox) * ch + c] = clamp8(acc);
             }
         }
-        current = Image8::new(current.width, window.height, channels, out);
-    } else {
-        current = crop(&current, 0, window.y, current.width, window.height);
     }
-    current
+    Image8::new(out_w, img.height, ch, out)
+}
+
+/// Output rows `rows` of a vertical pass, for every column.
+fn resample_vertical(img: &Image8, coeffs: &AxisCoeffs, rows: std::ops::Range<usize>) -> Image8 {
+    let stride = img.width * img.channels;
+    let out_h = rows.len();
+    let mut out = vec![0u8; stride * out_h];
+    for (oy, yy) in rows.enumerate() {
+        let (start, weights) = coeffs.taps(yy);
+        for x in 0..stride {
+            let mut acc: i64 = 1 << (PRECISION_BITS - 1);
+            for (i, w) in weights.iter().enumerate() {
+                acc += i64::from(img.data[(start + i) * stride + x]) * i64::from(*w);
+            }
+            out[oy * stride + x] = clamp8(acc);
+        }
+    }
+    Image8::new(img.width, out_h, img.channels, out)
 }
 
 fn crop(img: &Image8, x: usize, y: usize, width: usize, height: usize) -> Image8 {
@@ -237,7 +267,8 @@ mod tests {
     fn window_equals_resize_then_crop() {
         let data: Vec<u8> = (0..13 * 7 * 3).map(|i| ((i * 37) % 251) as u8).collect();
         let img = Image8::new(13, 7, 3, data);
-        for (w, h) in [(40, 21), (5, 3), (13, 30), (29, 7)] {
+        // Both pass orders: (5, 3) and (29, 2) shrink the height by more than twice the width.
+        for (w, h) in [(40, 21), (5, 3), (13, 30), (29, 2)] {
             let full = resize_bicubic(&img, w, h);
             let window = Window {
                 x: w / 3,

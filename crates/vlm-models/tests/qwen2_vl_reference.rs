@@ -1,0 +1,229 @@
+//! Qwen2-VL against the transformers references written by scripts/make_fixtures.py:
+//! resized pixels and grids (with per-request pixel budgets), the flattened patch order,
+//! input ids, logits and greedy tokens for prompts with 0 to 3 images placed anywhere in the
+//! text, in both checkpoint key layouts.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use candle_core::Device;
+use serde::Deserialize;
+use vlm_core::{ChatMessage, ContentPart, ImageData, Role};
+use vlm_models::loader::Snapshot;
+use vlm_models::preprocess::{
+    decode_rgb, Normalization, PixelBudget, Qwen2VlImageProcessor, DEFAULT_MAX_PIXELS,
+};
+use vlm_models::LogitRows;
+
+use common::{fixtures, greedy, image_bytes, load, max_abs_diff, prompt_logits};
+
+const LAYOUTS: [&str; 2] = ["qwen2-vl-tiny", "qwen2-vl-tiny-hub"];
+
+#[derive(Deserialize)]
+struct PixelRef {
+    table: Vec<Vec<f32>>,
+    images: BTreeMap<String, PixelEntry>,
+}
+
+#[derive(Deserialize)]
+struct PixelEntry {
+    image: String,
+    codes: String,
+    grid_thw: [usize; 3],
+    min_pixels: Option<u64>,
+    max_pixels: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Part {
+    text: Option<String>,
+    image: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PromptRef {
+    text: String,
+    content: Vec<Part>,
+    input_ids: Vec<u32>,
+    greedy_tokens: Vec<u32>,
+    greedy_logprobs: Vec<f32>,
+}
+
+fn prompts() -> BTreeMap<String, PromptRef> {
+    let text = std::fs::read_to_string(fixtures().join("qwen2-vl-tiny-ref/prompts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn message(p: &PromptRef) -> Vec<ChatMessage> {
+    let content = p
+        .content
+        .iter()
+        .map(|part| match (&part.text, &part.image) {
+            (Some(t), _) => ContentPart::Text(t.clone()),
+            (None, Some(i)) => ContentPart::Image(ImageData::new(image_bytes(i))),
+            (None, None) => panic!("empty part"),
+        })
+        .collect();
+    vec![ChatMessage::new(Role::User, content)]
+}
+
+fn processor(layout: &str) -> Qwen2VlImageProcessor {
+    let (_, config) = Snapshot::open(fixtures().join(layout))
+        .unwrap()
+        .image_processor_config()
+        .unwrap();
+    Qwen2VlImageProcessor::from_json(&config).unwrap()
+}
+
+#[test]
+fn resized_pixels_and_grids_match_pil_processor() {
+    let reference: PixelRef = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("qwen2-vl-tiny-ref/pixels.json")).unwrap(),
+    )
+    .unwrap();
+    for layout in LAYOUTS {
+        // The hub's top-level min/max_pixels and transformers 5's size.{shortest,longest}_edge.
+        let (_, config) = Snapshot::open(fixtures().join(layout))
+            .unwrap()
+            .image_processor_config()
+            .unwrap();
+        let processor = processor(layout);
+        let normalization: Normalization = serde_json::from_value(config).unwrap();
+        for (case, entry) in &reference.images {
+            let rgb = decode_rgb(&image_bytes(&entry.image), DEFAULT_MAX_PIXELS).unwrap();
+            let budget = PixelBudget {
+                min_pixels: entry.min_pixels,
+                max_pixels: entry.max_pixels,
+            };
+            let resized = processor.resize(&rgb, budget).unwrap();
+            let patches = processor.patchify(&resized);
+            assert_eq!(patches.grid_thw, entry.grid_thw, "{layout} {case}: grid");
+            let codes = image::open(
+                fixtures()
+                    .join("qwen2-vl-tiny-ref/pixels")
+                    .join(&entry.codes),
+            )
+            .unwrap()
+            .to_rgb8();
+            assert_eq!(
+                (codes.width() as usize, codes.height() as usize),
+                (resized.width, resized.height)
+            );
+            let ours = normalization.apply(&resized);
+            let plane = resized.width * resized.height;
+            for (i, px) in codes.pixels().enumerate() {
+                for c in 0..3 {
+                    let expected = reference.table[c][px.0[c] as usize];
+                    assert_eq!(
+                        ours[c * plane + i].to_bits(),
+                        expected.to_bits(),
+                        "{case} pixel {i} channel {c}"
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "{layout}: {} resized images and grids bit-exact",
+            reference.images.len()
+        );
+    }
+}
+
+#[test]
+fn flattened_patches_match_exactly() {
+    let reference = candle_core::safetensors::load(
+        fixtures().join("qwen2-vl-tiny-ref/patches_gray.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let expected = reference["pixel_values"].to_vec2::<f32>().unwrap();
+    let grid = reference["grid_thw"].to_vec2::<i64>().unwrap();
+    let rgb = decode_rgb(&image_bytes("gray.png"), DEFAULT_MAX_PIXELS).unwrap();
+    let ours = processor("qwen2-vl-tiny")
+        .process(&rgb, PixelBudget::default())
+        .unwrap();
+    assert_eq!(ours.grid_thw.map(|v| v as i64).to_vec(), grid[0]);
+    assert_eq!(ours.patch_dim, expected[0].len());
+    let flat: Vec<u32> = expected.iter().flatten().map(|v| v.to_bits()).collect();
+    assert_eq!(
+        ours.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        flat
+    );
+}
+
+#[test]
+fn extreme_aspect_ratio_is_refused_like_transformers() {
+    let mut png = Vec::new();
+    image::RgbImage::new(201, 1)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let model = load("qwen2-vl-tiny");
+    let messages = [ChatMessage::user_with_images(
+        vec![ImageData::new(png)],
+        "hi",
+    )];
+    let err = model.prepare(&messages).unwrap_err().to_string();
+    assert!(err.contains("aspect ratio"), "{err}");
+}
+
+#[test]
+fn input_ids_match_processor() {
+    for layout in LAYOUTS {
+        let model = load(layout);
+        for (name, p) in prompts() {
+            let prepared = model.prepare(&message(&p)).unwrap();
+            assert_eq!(prepared.text, p.text, "{layout} {name}");
+            assert_eq!(prepared.token_ids, p.input_ids, "{layout} {name}");
+        }
+    }
+}
+
+#[test]
+fn logits_match_transformers_in_both_layouts() {
+    let reference = candle_core::safetensors::load(
+        fixtures().join("qwen2-vl-tiny-ref/logits.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for layout in LAYOUTS {
+        let model = load(layout);
+        for (name, p) in prompts() {
+            let expected = &reference[&name];
+            let rows = if expected.dim(0).unwrap() == 1 {
+                LogitRows::LastPerSeq
+            } else {
+                LogitRows::All
+            };
+            let prepared = model.prepare(&message(&p)).unwrap();
+            let diff = max_abs_diff(&prompt_logits(&model, &prepared, rows), expected);
+            eprintln!(
+                "{layout} {name}: {:?} logits, max abs diff {diff:.3e}",
+                expected.dims()
+            );
+            assert!(diff <= 1e-4, "{layout} {name}: max abs diff {diff}");
+        }
+    }
+}
+
+#[test]
+fn greedy_tokens_match_generate_in_both_layouts() {
+    for layout in LAYOUTS {
+        let model = load(layout);
+        for (name, p) in prompts() {
+            let prepared = model.prepare(&message(&p)).unwrap();
+            let (tokens, logprobs) = greedy(&model, &prepared, p.greedy_tokens.len());
+            assert_eq!(tokens, p.greedy_tokens, "{layout} {name}");
+            let worst = logprobs
+                .iter()
+                .zip(&p.greedy_logprobs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            eprintln!(
+                "{layout} {name}: {} greedy tokens equal, logprob max diff {worst:.3e}",
+                tokens.len()
+            );
+            assert!(worst <= 1e-4, "{layout} {name}: logprob diff {worst}");
+        }
+    }
+}
