@@ -339,7 +339,8 @@ def make_qwen2_vl_alt() -> None:
 
     cases = {
         "one_image": [("image", "landscape.jpg"), "Describe this picture."],
-        "two_images": ["First ", ("image", "very_wide.png"), " then ", ("image", "square.png"), " which is wider?"],
+        # Images first, then the text: the message vlm-run builds.
+        "two_images": [("image", "very_wide.png"), ("image", "square.png"), "Which is wider?"],
     }
     records = {}
     for name, parts in cases.items():

@@ -49,16 +49,25 @@ fn ids(v: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// A reference case's images and text: `images` + `prompt` (LLaVA records), or `content`
+/// parts with the images first (Qwen2-VL records), the message vlm-run builds.
+fn images_and_text(r: &Value) -> (Vec<String>, String) {
+    let as_string = |v: &Value| v.as_str().unwrap().to_string();
+    if let Some(images) = r.get("images") {
+        let images = images.as_array().unwrap().iter().map(as_string).collect();
+        return (images, as_string(&r["prompt"]));
+    }
+    let parts = r["content"].as_array().unwrap();
+    let (text, images) = parts.split_last().unwrap();
+    let images = images.iter().map(|p| as_string(&p["image"])).collect();
+    (images, as_string(&text["text"]))
+}
+
 /// Same greedy tokens, prompt ids and text as transformers, logprobs within 1e-4.
 fn check_against_reference(model: &str, reference: &Value, max_tokens: usize) {
     for (case, r) in reference.as_object().unwrap() {
-        let images: Vec<String> = r["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i.as_str().unwrap().to_string())
-            .collect();
-        let out = run_json(model, &images, r["prompt"].as_str().unwrap(), max_tokens);
+        let (images, text) = images_and_text(r);
+        let out = run_json(model, &images, &text, max_tokens);
         assert_eq!(
             ids(&out["prompt_token_ids"]),
             ids(&r["input_ids"]),
@@ -105,6 +114,87 @@ fn tiny_llava_hub_layout_matches_transformers() {
     )
     .unwrap();
     check_against_reference("llava-tiny-hub", &reference, 24);
+}
+
+#[test]
+fn independent_qwen2_vl_checkpoint_matches_transformers() {
+    // Other sizes, mrope_section [2, 1, 1], GQA 2, head_dim 8, untied head, GELU vision,
+    // min/max_pixels 6272/75264, saved by save_pretrained as is.
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("qwen2-vl-alt/reference.json")).unwrap(),
+    )
+    .unwrap();
+    check_against_reference("qwen2-vl-alt", &reference, 20);
+}
+
+#[test]
+fn tiny_qwen2_vl_matches_transformers() {
+    let text = std::fs::read_to_string(fixtures().join("qwen2-vl-tiny-ref/prompts.json")).unwrap();
+    let mut reference: Value = serde_json::from_str(&text).unwrap();
+    // vlm-run puts images before the text; the interleaved prompts are checked in vlm-models.
+    reference.as_object_mut().unwrap().retain(|_, r| {
+        r["content"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .get("text")
+            .is_some()
+            && r["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .skip(1)
+                .all(|p| p.get("image").is_some())
+    });
+    assert_eq!(
+        reference.as_object().unwrap().len(),
+        2,
+        "text_only and one_image"
+    );
+    check_against_reference("qwen2-vl-tiny", &reference, 24);
+}
+
+#[test]
+fn pixel_budget_flags_reach_the_processor() {
+    let model = fixtures().join("qwen2-vl-tiny");
+    let image = fixtures().join("images/landscape_down.png");
+    let prompt_len = |extra: &[&str]| {
+        let mut args = vec![
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+        ];
+        args.extend(["--prompt", "x", "--max-tokens", "1", "--json"]);
+        args.extend(extra);
+        let out = vlm_run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["prompt_token_ids"].as_array().unwrap().len()
+    };
+    // 520x390: 28x38 patches (266 tokens) by default, 24x32 (192) under 200*28*28 pixels.
+    assert_eq!(
+        prompt_len(&[]) - prompt_len(&["--max-pixels", "156800"]),
+        266 - 192
+    );
+    let llava = fixtures().join("llava-tiny");
+    expect_failure(
+        &[
+            "--model",
+            llava.to_str().unwrap(),
+            "--prompt",
+            "x",
+            "--max-pixels",
+            "1000",
+        ],
+        "do not apply",
+    );
 }
 
 #[test]
