@@ -2,7 +2,9 @@
 //! No candle, no tokio: anything here can cross a thread or an HTTP boundary as is.
 
 mod chat;
+mod events;
 mod sampling;
 
 pub use chat::{ChatMessage, ContentPart, ImageData, Role};
-pub use sampling::{FinishReason, SamplingParams, SamplingParamsError};
+pub use events::{TokenEvent, Usage};
+pub use sampling::{FinishReason, SamplingParams, SamplingParamsError, MAX_TOP_LOGPROBS};
