@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use std::sync::Arc;
 use vlm_core::{ChatMessage, ImageData, SamplingParams};
+
+use vlm_engine::{Engine, EngineConfig};
 use vlm_models::preprocess::PixelBudget;
 use vlm_models::{loader, LoadOptions, VlmModel};
 
@@ -84,11 +87,29 @@ fn run(args: Args) -> Result<()> {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
         seed: args.seed,
+        ..SamplingParams::default()
     };
-    let generation = vlm_engine::generate(&model, &prompt, &params)?;
+    params.validate()?;
+    // Room for this one prompt: its tokens plus max_tokens, in KV blocks.
+    let text = model.text_config();
+    let bytes_per_token = 2
+        * text.num_hidden_layers
+        * text.num_kv_heads()
+        * text.head_dim()
+        * options.dtype.size_in_bytes();
+    let tokens =
+        (prompt.token_ids.len() + params.max_tokens).min(model.max_position_embeddings()) + 16;
+    let config = EngineConfig {
+        kv_cache_gb: (tokens * bytes_per_token) as f64 / (1u64 << 30) as f64,
+        ..EngineConfig::default()
+    };
+    let prompt_token_ids = prompt.token_ids.clone();
+    let engine = Engine::start(Arc::new(model), config)?;
+    let (mut completions, _) = engine.submit_prepared(prompt, params)?.collect_blocking();
+    let generation = completions.remove(0);
     if args.json {
         let out = serde_json::json!({
-            "prompt_token_ids": prompt.token_ids,
+            "prompt_token_ids": prompt_token_ids,
             "token_ids": generation.token_ids,
             "text": generation.text,
             "logprobs": generation.logprobs,

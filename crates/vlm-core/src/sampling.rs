@@ -93,15 +93,22 @@ impl SamplingParams {
     }
 
     pub fn validate(&self) -> Result<(), SamplingParamsError> {
-        let fail = |param: &'static str, message: String| Err(SamplingParamsError { param, message });
+        let fail =
+            |param: &'static str, message: String| Err(SamplingParamsError { param, message });
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return fail("temperature", format!("must be a finite number >= 0, got {}", self.temperature));
+            return fail(
+                "temperature",
+                format!("must be a finite number >= 0, got {}", self.temperature),
+            );
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return fail("top_p", format!("must be in (0, 1], got {}", self.top_p));
         }
         if self.top_k < -1 {
-            return fail("top_k", format!("must be -1 (disabled) or >= 0, got {}", self.top_k));
+            return fail(
+                "top_k",
+                format!("must be -1 (disabled) or >= 0, got {}", self.top_k),
+            );
         }
         if !(0.0..=1.0).contains(&self.min_p) {
             return fail("min_p", format!("must be in [0, 1], got {}", self.min_p));
@@ -109,7 +116,10 @@ impl SamplingParams {
         if !self.repetition_penalty.is_finite() || self.repetition_penalty <= 0.0 {
             return fail(
                 "repetition_penalty",
-                format!("must be a finite number > 0, got {}", self.repetition_penalty),
+                format!(
+                    "must be a finite number > 0, got {}",
+                    self.repetition_penalty
+                ),
             );
         }
         for (param, v) in [
@@ -126,14 +136,20 @@ impl SamplingParams {
         if self.min_tokens > self.max_tokens {
             return fail(
                 "min_tokens",
-                format!("{} is more than max_tokens {}", self.min_tokens, self.max_tokens),
+                format!(
+                    "{} is more than max_tokens {}",
+                    self.min_tokens, self.max_tokens
+                ),
             );
         }
         if self.n == 0 || self.n > 128 {
             return fail("n", format!("must be between 1 and 128, got {}", self.n));
         }
         if self.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
-            return fail("logprobs", format!("at most {MAX_TOP_LOGPROBS} alternatives per token"));
+            return fail(
+                "logprobs",
+                format!("at most {MAX_TOP_LOGPROBS} alternatives per token"),
+            );
         }
         if self.stop.iter().any(String::is_empty) {
             return fail("stop", "stop strings must not be empty".into());
@@ -155,19 +171,61 @@ mod tests {
         let d = SamplingParams::default;
         assert_eq!(check(d()), None);
         for t in [-0.1, f32::NAN, f32::INFINITY] {
-            assert_eq!(check(SamplingParams { temperature: t, ..d() }), Some("temperature"));
+            assert_eq!(
+                check(SamplingParams {
+                    temperature: t,
+                    ..d()
+                }),
+                Some("temperature")
+            );
         }
         assert_eq!(check(SamplingParams { top_p: 0.0, ..d() }), Some("top_p"));
         assert_eq!(check(SamplingParams { top_k: -2, ..d() }), Some("top_k"));
         assert_eq!(check(SamplingParams { min_p: 1.5, ..d() }), Some("min_p"));
-        assert_eq!(check(SamplingParams { repetition_penalty: 0.0, ..d() }), Some("repetition_penalty"));
-        assert_eq!(check(SamplingParams { presence_penalty: 3.0, ..d() }), Some("presence_penalty"));
-        assert_eq!(check(SamplingParams { frequency_penalty: -2.5, ..d() }), Some("frequency_penalty"));
+        assert_eq!(
+            check(SamplingParams {
+                repetition_penalty: 0.0,
+                ..d()
+            }),
+            Some("repetition_penalty")
+        );
+        assert_eq!(
+            check(SamplingParams {
+                presence_penalty: 3.0,
+                ..d()
+            }),
+            Some("presence_penalty")
+        );
+        assert_eq!(
+            check(SamplingParams {
+                frequency_penalty: -2.5,
+                ..d()
+            }),
+            Some("frequency_penalty")
+        );
         assert_eq!(check(SamplingParams::greedy(0)), Some("max_tokens"));
-        assert_eq!(check(SamplingParams { min_tokens: 300, ..d() }), Some("min_tokens"));
+        assert_eq!(
+            check(SamplingParams {
+                min_tokens: 300,
+                ..d()
+            }),
+            Some("min_tokens")
+        );
         assert_eq!(check(SamplingParams { n: 0, ..d() }), Some("n"));
-        assert_eq!(check(SamplingParams { logprobs: Some(21), ..d() }), Some("logprobs"));
-        assert_eq!(check(SamplingParams { stop: vec![String::new()], ..d() }), Some("stop"));
+        assert_eq!(
+            check(SamplingParams {
+                logprobs: Some(21),
+                ..d()
+            }),
+            Some("logprobs")
+        );
+        assert_eq!(
+            check(SamplingParams {
+                stop: vec![String::new()],
+                ..d()
+            }),
+            Some("stop")
+        );
         let e = SamplingParams { top_p: 2.0, ..d() }.validate().unwrap_err();
         assert_eq!(e.to_string(), "top_p: must be in (0, 1], got 2");
     }

@@ -1,9 +1,24 @@
-//! The runtime around a loaded model. For now: sampling and one-shot generation of a single
-//! prompt (what `vlm-run` needs); continuous batching over a paged KV cache builds on these.
+//! The batched runtime: one model shared by many callers. Requests are prepared on the
+//! caller's thread, scheduled with continuous batching over a paged KV cache sized in GiB,
+//! sampled with vLLM's parameters, and streamed back token by token.
 
+mod config;
+mod engine;
+mod error;
+mod image_cache;
 mod kv_cache;
-mod oneshot;
+mod metrics;
 mod sampler;
+mod scheduler;
+mod sequence;
+mod text_stream;
+mod worker;
 
-pub use oneshot::{generate, EngineError, Generation};
-pub use sampler::Sampler;
+pub use config::EngineConfig;
+pub use engine::{
+    Completion, Engine, EngineHandle, GenerationRequest, RequestInput, RequestStream,
+};
+pub use error::EngineError;
+pub use kv_cache::{BlockPool, KvLayout, PagedKvCache};
+pub use metrics::{EngineStats, Histogram};
+pub use sampler::{Sampled, Sampler};

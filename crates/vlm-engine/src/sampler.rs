@@ -1,62 +1,138 @@
-use candle_core::Tensor;
+//! Choosing the next token from a row of logits, with vLLM's sampling parameters.
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vlm_core::SamplingParams;
 
-/// Picks the next token from a row of logits: argmax when greedy, otherwise a draw from
-/// `softmax(logits / temperature)` with a per-request seeded generator, so a seeded request
-/// samples the same tokens every time.
-pub struct Sampler {
-    temperature: f32,
-    rng: StdRng,
-}
-
-/// The chosen token and its log-probability under the model (before temperature).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The chosen token, its log-probability under the model (before penalties and temperature,
+/// as vLLM reports by default), and the most likely alternatives when asked for.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sampled {
     pub token: u32,
     pub logprob: f32,
+    pub top_logprobs: Vec<(u32, f32)>,
+}
+
+/// Per-sequence sampling state: the parameters and a generator seeded per request, so a
+/// seeded request draws the same tokens wherever it runs in a batch.
+pub struct Sampler {
+    params: SamplingParams,
+    rng: StdRng,
 }
 
 impl Sampler {
-    pub fn new(params: &SamplingParams) -> Self {
-        let rng = match params.seed {
+    pub fn new(params: &SamplingParams, seed: Option<u64>) -> Self {
+        let rng = match seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
         Self {
-            temperature: params.temperature,
+            params: params.clone(),
             rng,
         }
     }
 
-    pub fn sample(&mut self, logits: &Tensor) -> candle_core::Result<Sampled> {
-        let logits = logits.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        Ok(self.sample_slice(&logits))
-    }
-
-    pub fn sample_slice(&mut self, logits: &[f32]) -> Sampled {
-        let log_probs = log_softmax(logits, 1.0);
-        let token = if self.temperature == 0.0 {
-            argmax(logits)
-        } else {
-            let scaled = log_softmax(logits, self.temperature);
-            let draw: f64 = self.rng.random();
-            let mut acc = 0.0f64;
-            let mut chosen = argmax(logits);
-            for (i, lp) in scaled.iter().enumerate() {
-                acc += f64::from(lp.exp());
-                if draw < acc {
-                    chosen = i;
-                    break;
-                }
+    /// `prompt` and `output` are the sequence's tokens so far (for the penalties); tokens in
+    /// `banned` may not be chosen (end-of-sequence before `min_tokens`).
+    pub fn sample(
+        &mut self,
+        logits: &[f32],
+        prompt: &[u32],
+        output: &[u32],
+        banned: &[u32],
+    ) -> Sampled {
+        let raw = log_softmax(logits);
+        let mut adjusted = logits.to_vec();
+        self.apply_penalties(&mut adjusted, prompt, output);
+        for &t in banned {
+            if let Some(l) = adjusted.get_mut(t as usize) {
+                *l = f32::NEG_INFINITY;
             }
-            chosen
+        }
+        let token = if self.params.is_greedy() {
+            argmax(&adjusted)
+        } else {
+            self.draw(&adjusted)
+        };
+        let top_logprobs = match self.params.logprobs {
+            Some(k) if k > 0 => top_k_indices(&raw, k)
+                .into_iter()
+                .map(|i| (i as u32, raw[i]))
+                .collect(),
+            _ => Vec::new(),
         };
         Sampled {
             token: token as u32,
-            logprob: log_probs[token],
+            logprob: raw[token],
+            top_logprobs,
         }
+    }
+
+    fn apply_penalties(&self, logits: &mut [f32], prompt: &[u32], output: &[u32]) {
+        let p = &self.params;
+        if p.repetition_penalty != 1.0 {
+            let mut seen = vec![false; logits.len()];
+            for &t in prompt.iter().chain(output) {
+                if let Some(s) = seen.get_mut(t as usize) {
+                    *s = true;
+                }
+            }
+            for (l, _) in logits.iter_mut().zip(&seen).filter(|(_, s)| **s) {
+                *l = if *l > 0.0 {
+                    *l / p.repetition_penalty
+                } else {
+                    *l * p.repetition_penalty
+                };
+            }
+        }
+        if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
+            let mut counts = vec![0u32; logits.len()];
+            for &t in output {
+                if let Some(c) = counts.get_mut(t as usize) {
+                    *c += 1;
+                }
+            }
+            for (l, &c) in logits.iter_mut().zip(&counts).filter(|(_, c)| **c > 0) {
+                *l -= p.presence_penalty + p.frequency_penalty * c as f32;
+            }
+        }
+    }
+
+    /// Temperature, then top-k, top-p and min-p filtering, then a draw.
+    fn draw(&mut self, logits: &[f32]) -> usize {
+        let p = &self.params;
+        let scaled: Vec<f32> = logits.iter().map(|l| l / p.temperature).collect();
+        let probs: Vec<f32> = log_softmax(&scaled).iter().map(|l| l.exp()).collect();
+        let mut order: Vec<usize> = (0..probs.len()).filter(|&i| probs[i] > 0.0).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+        if p.top_k > 0 {
+            order.truncate(p.top_k as usize);
+        }
+        if p.top_p < 1.0 {
+            let mut mass = 0.0;
+            let keep = order
+                .iter()
+                .take_while(|&&i| {
+                    let before = mass;
+                    mass += probs[i];
+                    before < p.top_p
+                })
+                .count();
+            order.truncate(keep.max(1));
+        }
+        if p.min_p > 0.0 {
+            let floor = probs[order[0]] * p.min_p;
+            order.retain(|&i| probs[i] >= floor);
+        }
+        let total: f64 = order.iter().map(|&i| f64::from(probs[i])).sum();
+        let mut draw = self.rng.random::<f64>() * total;
+        for &i in &order {
+            draw -= f64::from(probs[i]);
+            if draw < 0.0 {
+                return i;
+            }
+        }
+        *order.last().unwrap_or(&argmax(logits))
     }
 }
 
@@ -71,59 +147,118 @@ fn argmax(xs: &[f32]) -> usize {
     best
 }
 
-fn log_softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) / temperature;
-    let sum: f64 = logits
-        .iter()
-        .map(|&l| f64::from((l / temperature - max).exp()))
-        .sum();
+fn top_k_indices(xs: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..xs.len()).collect();
+    let k = k.min(idx.len());
+    idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| {
+        xs[b].total_cmp(&xs[a]).then(a.cmp(&b))
+    });
+    idx.truncate(k);
+    idx.sort_by(|&a, &b| xs[b].total_cmp(&xs[a]).then(a.cmp(&b)));
+    idx
+}
+
+pub(crate) fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from((l - max).exp())).sum();
     let log_sum = sum.ln() as f32;
-    logits
-        .iter()
-        .map(|&l| l / temperature - max - log_sum)
-        .collect()
+    logits.iter().map(|&l| l - max - log_sum).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn sampler(p: SamplingParams) -> Sampler {
+        let seed = p.seed;
+        Sampler::new(&p, seed)
+    }
+
     #[test]
-    fn greedy_takes_first_maximum() {
-        let mut s = Sampler::new(&SamplingParams::greedy(1));
-        let out = s.sample_slice(&[0.0, 3.0, 3.0, -1.0]);
+    fn greedy_takes_first_maximum_and_reports_model_logprob() {
+        let mut s = sampler(SamplingParams::greedy(1));
+        let out = s.sample(&[0.0, 3.0, 3.0, -1.0], &[], &[], &[]);
         assert_eq!(out.token, 1);
         let expected = 3.0 - (1f32 + 2.0 * 3f32.exp() + (-1f32).exp()).ln();
         assert!((out.logprob - expected).abs() < 1e-6);
     }
 
     #[test]
-    fn seeded_sampling_repeats_and_follows_temperature() {
-        let params = SamplingParams {
+    fn seeded_sampling_repeats_and_filters_apply() {
+        let p = SamplingParams {
             temperature: 1.0,
             seed: Some(7),
             ..SamplingParams::default()
         };
         let logits = [1.0, 1.2, 0.8, 1.1];
         let draw = |p: &SamplingParams| {
-            let mut s = Sampler::new(p);
+            let mut s = sampler(p.clone());
             (0..64)
-                .map(|_| s.sample_slice(&logits).token)
+                .map(|_| s.sample(&logits, &[], &[], &[]).token)
                 .collect::<Vec<_>>()
         };
-        let a = draw(&params);
-        assert_eq!(a, draw(&params));
-        assert!(
-            a.iter().any(|&t| t != a[0]),
-            "temperature 1 over near-equal logits must vary"
-        );
-        let cold = SamplingParams {
-            temperature: 1e-4,
-            ..params.clone()
+        let a = draw(&p);
+        assert_eq!(a, draw(&p));
+        assert!(a.iter().any(|&t| t != a[0]));
+        let k1 = SamplingParams {
+            top_k: 1,
+            ..p.clone()
+        };
+        assert!(draw(&k1).iter().all(|&t| t == 1), "top_k 1 is argmax");
+        let k2 = SamplingParams {
+            top_k: 2,
+            ..p.clone()
+        };
+        assert!(draw(&k2).iter().all(|&t| t == 1 || t == 3));
+        let tp = SamplingParams {
+            top_p: 0.01,
+            ..p.clone()
         };
         assert!(
-            draw(&cold).iter().all(|&t| t == 1),
-            "near-zero temperature is argmax"
+            draw(&tp).iter().all(|&t| t == 1),
+            "tiny top_p keeps the best"
         );
+        let mp = SamplingParams { min_p: 0.95, ..p };
+        assert!(draw(&mp).iter().all(|&t| t == 1 || t == 3));
+    }
+
+    #[test]
+    fn penalties_and_bans() {
+        let mut s = sampler(SamplingParams {
+            repetition_penalty: 4.0,
+            ..SamplingParams::greedy(1)
+        });
+        // Token 0 was seen: 2.0 / 4 = 0.5 < 1.0.
+        assert_eq!(s.sample(&[2.0, 1.0], &[0], &[], &[]).token, 1);
+        let mut s = sampler(SamplingParams {
+            frequency_penalty: 0.6,
+            ..SamplingParams::greedy(1)
+        });
+        assert_eq!(
+            s.sample(&[2.0, 1.0], &[], &[0, 0], &[]).token,
+            1,
+            "2.0 - 1.2 < 1.0"
+        );
+        assert_eq!(
+            s.sample(&[2.0, 1.0], &[0], &[0], &[]).token,
+            0,
+            "prompt does not count"
+        );
+        let mut s = sampler(SamplingParams::greedy(1));
+        assert_eq!(s.sample(&[2.0, 1.0], &[], &[], &[0]).token, 1);
+    }
+
+    #[test]
+    fn top_logprobs_are_sorted() {
+        let mut s = sampler(SamplingParams {
+            logprobs: Some(2),
+            ..SamplingParams::greedy(1)
+        });
+        let out = s.sample(&[0.0, 2.0, 1.0], &[], &[], &[]);
+        assert_eq!(
+            out.top_logprobs.iter().map(|t| t.0).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(out.top_logprobs[0].1 > out.top_logprobs[1].1);
     }
 }

@@ -30,7 +30,12 @@ pub struct PagedKvCache {
 }
 
 impl PagedKvCache {
-    pub fn new(layout: KvLayout, blocks: usize, block_size: usize, device: &Device) -> Result<Self> {
+    pub fn new(
+        layout: KvLayout,
+        blocks: usize,
+        block_size: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let shape = (blocks * block_size, layout.kv_heads, layout.head_dim);
         let alloc = || Tensor::zeros(shape, layout.dtype, device);
         Ok(Self {
@@ -57,7 +62,14 @@ impl PagedKvCache {
 }
 
 impl KvCache for PagedKvCache {
-    fn store(&mut self, seq: usize, layer: usize, past: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn store(
+        &mut self,
+        seq: usize,
+        layer: usize,
+        past: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let table = self
             .tables
             .get(&seq)
@@ -65,7 +77,10 @@ impl KvCache for PagedKvCache {
         let new = k.dim(1)?;
         let context = past + new;
         if self.slot(table, context - 1).is_none() {
-            candle_core::bail!("sequence {seq}: {context} tokens do not fit its {} blocks", table.len());
+            candle_core::bail!(
+                "sequence {seq}: {context} tokens do not fit its {} blocks",
+                table.len()
+            );
         }
         // [kv_heads, new, head_dim] -> [new, kv_heads, head_dim], one row per token slot.
         let k_rows = k.transpose(0, 1)?.contiguous()?;
@@ -84,7 +99,9 @@ impl KvCache for PagedKvCache {
             .map(|p| self.slot(table, p).expect("checked above") as u32)
             .collect();
         let index = Tensor::new(slots, k.device())?;
-        let gather = |store: &Tensor| -> Result<Tensor> { store.index_select(&index, 0)?.transpose(0, 1)?.contiguous() };
+        let gather = |store: &Tensor| -> Result<Tensor> {
+            store.index_select(&index, 0)?.transpose(0, 1)?.contiguous()
+        };
         Ok((gather(&self.keys[layer])?, gather(&self.values[layer])?))
     }
 }
@@ -113,11 +130,23 @@ mod tests {
         };
         let (k, v) = cache.store(7, 1, 0, &tokens(0, 6), &tokens(0, 6)).unwrap();
         assert_eq!(k.dims(), &[2, 6, 3]);
-        assert_eq!(k.to_vec3::<f32>().unwrap(), tokens(0, 6).to_vec3::<f32>().unwrap());
+        assert_eq!(
+            k.to_vec3::<f32>().unwrap(),
+            tokens(0, 6).to_vec3::<f32>().unwrap()
+        );
         let (k, _) = cache.store(7, 1, 6, &tokens(6, 2), &tokens(6, 2)).unwrap();
-        assert_eq!(k.to_vec3::<f32>().unwrap(), tokens(0, 8).to_vec3::<f32>().unwrap());
+        assert_eq!(
+            k.to_vec3::<f32>().unwrap(),
+            tokens(0, 8).to_vec3::<f32>().unwrap()
+        );
         assert_eq!(v.dims(), &[2, 6, 3]);
-        assert!(cache.store(7, 1, 8, &tokens(8, 1), &tokens(8, 1)).is_err(), "no third block");
-        assert!(cache.store(9, 0, 0, &tokens(0, 1), &tokens(0, 1)).is_err(), "no table");
+        assert!(
+            cache.store(7, 1, 8, &tokens(8, 1), &tokens(8, 1)).is_err(),
+            "no third block"
+        );
+        assert!(
+            cache.store(9, 0, 0, &tokens(0, 1), &tokens(0, 1)).is_err(),
+            "no table"
+        );
     }
 }

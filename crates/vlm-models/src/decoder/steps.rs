@@ -8,18 +8,20 @@ use crate::model::{last_rows, LogitRows, SeqStep};
 
 impl Decoder {
     /// Token embeddings of one step, with its image features written over the image tokens.
+    /// Without features every token is embedded as text: generated tokens that happen to be
+    /// the image token are just tokens, as in transformers.
     fn embed_step(&self, step: &SeqStep<'_>, image_token: u32) -> Result<Tensor> {
         let text = self.embed(step.tokens)?;
-        let n_image = step.tokens.iter().filter(|&&t| t == image_token).count();
-        let supplied = step.image_features.as_ref().map_or(Ok(0), |f| f.dim(0))?;
-        if n_image != supplied {
-            return Err(ModelError::InvalidStep(format!(
-                "step has {n_image} image tokens but {supplied} image feature rows"
-            )));
-        }
         let Some(features) = &step.image_features else {
             return Ok(text);
         };
+        let n_image = step.tokens.iter().filter(|&&t| t == image_token).count();
+        if n_image != features.dim(0)? {
+            return Err(ModelError::InvalidStep(format!(
+                "step has {n_image} image tokens but {} image feature rows",
+                features.dim(0)?
+            )));
+        }
         let mut pieces = Vec::new();
         let (mut i, mut used) = (0, 0);
         while i < step.tokens.len() {

@@ -56,6 +56,7 @@ impl Family for Llava {
         _budget: PixelBudget,
     ) -> std::result::Result<PreparedImage, String> {
         Ok(PreparedImage {
+            key: [0; 32],
             pixels: ImagePixels::Fixed(self.processor.process(rgb)),
             num_tokens: self.net.config().tokens_per_image(),
         })

@@ -46,6 +46,7 @@ pub struct VlmModel {
     template: ChatTemplate,
     eos_token_ids: Vec<u32>,
     family: Box<dyn Family>,
+    options: LoadOptions,
 }
 
 impl VlmModel {
@@ -98,6 +99,7 @@ impl VlmModel {
             template,
             eos_token_ids,
             family,
+            options: options.clone(),
         })
     }
 
@@ -121,6 +123,16 @@ impl VlmModel {
         self.family.image_token_id()
     }
 
+    /// The text decoder's shape (layers, heads, ...), e.g. to size a KV cache.
+    pub fn text_config(&self) -> &crate::decoder::DecoderConfig {
+        self.family.text_config()
+    }
+
+    /// The dtype and device the weights were loaded with.
+    pub fn load_options(&self) -> &LoadOptions {
+        &self.options
+    }
+
     pub fn max_position_embeddings(&self) -> usize {
         self.family.text_config().max_position_embeddings
     }
@@ -134,9 +146,17 @@ impl VlmModel {
     ) -> Result<PreparedImage> {
         let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS)
             .map_err(|source| ModelError::Image { index, source })?;
-        self.family
+        let mut image = self
+            .family
             .prepare_image(&rgb, budget)
-            .map_err(|message| ModelError::ImageProcessing { index, message })
+            .map_err(|message| ModelError::ImageProcessing { index, message })?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(bytes);
+        for limit in [budget.min_pixels, budget.max_pixels] {
+            hasher.update(&limit.unwrap_or(u64::MAX).to_le_bytes());
+        }
+        image.key = *hasher.finalize().as_bytes();
+        Ok(image)
     }
 
     /// Templates the conversation (with the generation prompt), tokenizes it, preprocesses

@@ -18,6 +18,8 @@ pub enum ImagePixels {
 pub struct PreparedImage {
     pub pixels: ImagePixels,
     pub num_tokens: usize,
+    /// Identifies the image's content and preprocessing: equal keys, equal features.
+    pub key: [u8; 32],
 }
 
 /// A prompt ready for the network: token ids with every image placeholder already expanded
@@ -40,7 +42,8 @@ pub struct SeqStep<'a> {
     pub past: usize,
     /// The new tokens.
     pub tokens: &'a [u32],
-    /// Features for the image tokens among `tokens`, in order (`[n, hidden]`).
+    /// Features for the image tokens among `tokens`, in order (`[n, hidden]`). `None`
+    /// embeds every token as text (generated tokens).
     pub image_features: Option<Tensor>,
     /// 3D rotary positions of `tokens` (a Qwen2-VL prompt chunk). `None`: token `i` is at
     /// position `past + i + position_offset` on every axis.

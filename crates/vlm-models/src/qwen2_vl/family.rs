@@ -73,6 +73,7 @@ impl Family for Qwen2Vl {
     ) -> std::result::Result<PreparedImage, String> {
         let patches = self.processor.process(rgb, budget)?;
         Ok(PreparedImage {
+            key: [0; 32],
             num_tokens: self.processor.tokens_for(patches.grid_thw),
             pixels: ImagePixels::Patches(patches),
         })

@@ -1,0 +1,29 @@
+/// How the engine sizes its KV cache and batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Memory for keys and values, in GiB (vLLM's VLLM_CPU_KVCACHE_SPACE).
+    pub kv_cache_gb: f64,
+    /// Tokens per KV block.
+    pub block_size: usize,
+    /// Longest prompt + completion; defaults to the model's `max_position_embeddings`.
+    pub max_model_len: Option<usize>,
+    /// Most sequences running at once.
+    pub max_num_seqs: usize,
+    /// Most tokens one step computes (decodes plus prefill chunks).
+    pub max_batched_tokens: usize,
+    /// Distinct images whose vision features are kept.
+    pub image_cache_entries: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            kv_cache_gb: 4.0,
+            block_size: 16,
+            max_model_len: None,
+            max_num_seqs: 64,
+            max_batched_tokens: 2048,
+            image_cache_entries: 256,
+        }
+    }
+}

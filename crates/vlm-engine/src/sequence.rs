@@ -1,0 +1,51 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+use vlm_core::{FinishReason, SamplingParams, TokenEvent};
+use vlm_models::PreparedPrompt;
+
+use crate::sampler::Sampler;
+use crate::text_stream::TextStream;
+
+/// What the `n` sequences of one request share.
+pub(crate) struct Request {
+    pub id: u64,
+    pub prompt: PreparedPrompt,
+    pub params: SamplingParams,
+    pub events: UnboundedSender<TokenEvent>,
+    pub arrived: Instant,
+}
+
+/// One completion being generated: its tokens, its KV blocks, its sampling state.
+pub(crate) struct Sequence {
+    /// Unique while the engine runs; the KV cache's sequence id.
+    pub id: usize,
+    pub request: Arc<Request>,
+    /// Which of the request's `n` completions this is.
+    pub index: usize,
+    pub output: Vec<u32>,
+    /// Tokens whose keys and values are in the cache.
+    pub computed: usize,
+    pub blocks: Vec<u32>,
+    pub sampler: Sampler,
+    pub text: TextStream,
+    pub last_token_at: Option<Instant>,
+    pub finished: Option<FinishReason>,
+}
+
+impl Sequence {
+    pub fn prompt_len(&self) -> usize {
+        self.request.prompt.token_ids.len()
+    }
+
+    /// Prompt plus generated tokens.
+    pub fn len(&self) -> usize {
+        self.prompt_len() + self.output.len()
+    }
+
+    /// Tokens still to be run through the model before the next sample.
+    pub fn pending(&self) -> usize {
+        self.len() - self.computed
+    }
+}

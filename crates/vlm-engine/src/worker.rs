@@ -1,0 +1,382 @@
+//! The engine thread: owns the model and the KV cache, runs one batched step after another,
+//! and streams each sequence's tokens to its caller.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use vlm_core::{FinishReason, TokenEvent, Usage};
+use vlm_models::decoder::KvCache;
+use vlm_models::{LogitRows, ModelError, SeqStep, VlmModel};
+
+use crate::image_cache::ImageCache;
+use crate::kv_cache::{BlockPool, PagedKvCache};
+use crate::metrics::EngineStats;
+use crate::scheduler::{Planned, Scheduler};
+use crate::sequence::Sequence;
+
+pub(crate) enum Command {
+    Submit(Vec<Sequence>),
+    Abort(u64),
+    /// Stop taking work; finish what is in flight (`drain`) or abort it.
+    Shutdown {
+        drain: bool,
+    },
+}
+
+pub(crate) struct Worker {
+    pub model: Arc<VlmModel>,
+    pub scheduler: Scheduler,
+    pub pool: BlockPool,
+    pub kv: PagedKvCache,
+    pub images: ImageCache,
+    /// Stacked image features of requests being prefilled, by request id.
+    pub features: HashMap<u64, Option<Tensor>>,
+    pub stats: Arc<Mutex<EngineStats>>,
+    pub max_model_len: usize,
+    pub commands: Receiver<Command>,
+}
+
+impl Worker {
+    pub fn run(mut self) {
+        let mut draining = false;
+        loop {
+            // Block for work when idle; otherwise take whatever has arrived.
+            let command = if self.scheduler.is_idle() {
+                if draining {
+                    break;
+                }
+                match self.commands.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => break,
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => {
+                        draining = true;
+                        None
+                    }
+                }
+            };
+            if let Some(command) = command {
+                match command {
+                    Command::Submit(seqs) => self.scheduler.waiting.extend(seqs),
+                    Command::Abort(request) => self.abort(|s| s.request.id == request),
+                    Command::Shutdown { drain } => {
+                        draining = true;
+                        if !drain {
+                            self.abort(|_| true);
+                        }
+                    }
+                }
+                self.publish_stats();
+                continue;
+            }
+            self.abort(|s| s.request.events.is_closed());
+            if let Err(e) = self.step() {
+                tracing::error!(error = %e, "engine step failed; aborting the batch");
+                let running: Vec<u64> = self
+                    .scheduler
+                    .running
+                    .iter()
+                    .map(|s| s.request.id)
+                    .collect();
+                self.abort(|s| running.contains(&s.request.id));
+            }
+            self.publish_stats();
+        }
+        self.abort(|_| true);
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.running = self.scheduler.running.len();
+        stats.waiting = self.scheduler.waiting.len();
+        stats.kv_blocks_used = self.pool.used();
+        stats.kv_blocks_total = self.pool.total();
+        stats.block_size = self.pool.block_size();
+    }
+
+    /// Removes matching sequences, frees their blocks, and ends their streams.
+    fn abort(&mut self, matches: impl Fn(&Sequence) -> bool) {
+        let mut removed = Vec::new();
+        let sched = &mut self.scheduler;
+        let mut i = 0;
+        while i < sched.running.len() {
+            if matches(&sched.running[i]) {
+                removed.push(sched.running.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let (keep, drop): (Vec<_>, Vec<_>) = sched.waiting.drain(..).partition(|s| !matches(s));
+        sched.waiting = keep.into();
+        removed.extend(drop);
+        for mut seq in removed {
+            self.pool.release(&mut seq.blocks);
+            self.kv.remove(seq.id);
+            let usage = Usage {
+                prompt_tokens: seq.prompt_len(),
+                completion_tokens: seq.output.len(),
+            };
+            let _ = seq.request.events.send(TokenEvent {
+                index: seq.index,
+                token_id: 0,
+                text: seq.text.flush(),
+                logprob: 0.0,
+                top_logprobs: Vec::new(),
+                finish_reason: Some(FinishReason::Abort),
+                usage: Some(usage),
+            });
+            self.stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .aborted_requests += 1;
+            if !self
+                .scheduler
+                .running
+                .iter()
+                .chain(&self.scheduler.waiting)
+                .any(|s| s.request.id == seq.request.id)
+            {
+                self.features.remove(&seq.request.id);
+            }
+        }
+    }
+
+    /// Features of every image of the request, stacked in prompt order, from the cache or
+    /// encoded now (all missing images of the request in one batch).
+    fn request_features(&mut self, seq_index: usize) -> Result<Option<Tensor>, ModelError> {
+        let request = self.scheduler.running[seq_index].request.clone();
+        if let Some(f) = self.features.get(&request.id) {
+            return Ok(f.clone());
+        }
+        let images = &request.prompt.images;
+        let mut found: Vec<Option<Tensor>> =
+            images.iter().map(|i| self.images.get(&i.key)).collect();
+        let missing: Vec<usize> = (0..images.len()).filter(|&i| found[i].is_none()).collect();
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.image_cache_hits += (images.len() - missing.len()) as u64;
+            stats.image_cache_misses += missing.len() as u64;
+        }
+        if !missing.is_empty() {
+            // One image repeated in a prompt is encoded once.
+            let mut unique: Vec<usize> = Vec::new();
+            for &i in &missing {
+                if !unique.iter().any(|&u| images[u].key == images[i].key) {
+                    unique.push(i);
+                }
+            }
+            let batch: Vec<_> = unique.iter().map(|&i| &images[i]).collect();
+            let encoded = self.model.encode_images(&batch)?;
+            for (&i, features) in unique.iter().zip(encoded) {
+                self.images.insert(images[i].key, features.clone());
+                for &j in &missing {
+                    if images[j].key == images[i].key {
+                        found[j] = Some(features.clone());
+                    }
+                }
+            }
+        }
+        let stacked = if found.is_empty() {
+            None
+        } else {
+            let parts: Vec<Tensor> = found
+                .into_iter()
+                .map(|f| f.expect("filled above"))
+                .collect();
+            Some(Tensor::cat(&parts, 0)?)
+        };
+        self.features.insert(request.id, stacked.clone());
+        Ok(stacked)
+    }
+
+    fn step(&mut self) -> Result<(), ModelError> {
+        let (plan, preempted) = self.scheduler.schedule(&mut self.pool);
+        if preempted > 0 {
+            self.stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .preemptions += preempted as u64;
+            tracing::debug!(
+                preempted,
+                "out of KV blocks: preempted sequences to recompute later"
+            );
+        }
+        if plan.is_empty() {
+            return Ok(());
+        }
+        // Image features for every prefill chunk that covers image tokens.
+        let mut chunk_features = Vec::with_capacity(plan.len());
+        for p in &plan {
+            chunk_features.push(self.chunk_features(p)?);
+        }
+        let mut steps: Vec<SeqStep<'_>> = Vec::new();
+        // The step row whose logits finish each planned sequence (if it is complete).
+        let mut last_step = Vec::with_capacity(plan.len());
+        for (p, features) in plan.iter().zip(chunk_features) {
+            let seq = &self.scheduler.running[p.seq];
+            self.kv.set_table(seq.id, &seq.blocks);
+            let prompt = &seq.request.prompt;
+            let prompt_len = prompt.token_ids.len();
+            let (start, end) = (p.range.start, p.range.end);
+            if start < prompt_len {
+                steps.push(prompt.prefill_step(seq.id, start..end.min(prompt_len), features));
+            }
+            if end > prompt_len {
+                let from = start.max(prompt_len);
+                let tokens = &seq.output[from - prompt_len..end - prompt_len];
+                steps.push(prompt.decode_step(seq.id, from, tokens));
+            }
+            last_step.push(steps.len() - 1);
+        }
+        let logits = self.model.forward(
+            &steps,
+            &mut self.kv as &mut dyn KvCache,
+            LogitRows::LastPerSeq,
+        )?;
+        drop(steps);
+        let logits = logits.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+        let now = Instant::now();
+        let mut finished = Vec::new();
+        for (p, row) in plan.iter().zip(last_step) {
+            let seq = &mut self.scheduler.running[p.seq];
+            let prompt_len = seq.prompt_len();
+            if seq.computed < prompt_len {
+                self.stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .prompt_tokens +=
+                    (p.range.end.min(prompt_len) - p.range.start.min(prompt_len)) as u64;
+            }
+            seq.computed = p.range.end;
+            if seq.pending() > 0 {
+                continue; // a prefill chunk; the prompt is not complete yet
+            }
+            if self.sample(p.seq, &logits[row], now) {
+                finished.push(p.seq);
+            }
+        }
+        finished.sort_unstable();
+        for index in finished.into_iter().rev() {
+            let mut seq = self.scheduler.running.remove(index);
+            self.pool.release(&mut seq.blocks);
+            self.kv.remove(seq.id);
+            let request = seq.request.id;
+            self.stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finished_requests += 1;
+            if !self
+                .scheduler
+                .running
+                .iter()
+                .chain(&self.scheduler.waiting)
+                .any(|s| s.request.id == request)
+            {
+                self.features.remove(&request);
+            }
+        }
+        Ok(())
+    }
+
+    /// The image-feature rows a planned chunk needs (its image tokens, in order).
+    fn chunk_features(&mut self, p: &Planned) -> Result<Option<Tensor>, ModelError> {
+        let seq = &self.scheduler.running[p.seq];
+        let prompt = &seq.request.prompt;
+        let image_token = self.model.image_token_id();
+        let end = p.range.end.min(prompt.token_ids.len());
+        if p.range.start >= end {
+            return Ok(None);
+        }
+        let before = prompt.token_ids[..p.range.start]
+            .iter()
+            .filter(|&&t| t == image_token)
+            .count();
+        let inside = prompt.token_ids[p.range.start..end]
+            .iter()
+            .filter(|&&t| t == image_token)
+            .count();
+        if inside == 0 {
+            return Ok(None);
+        }
+        let all = self.request_features(p.seq)?.ok_or_else(|| {
+            ModelError::InvalidStep("image tokens in a prompt without images".into())
+        })?;
+        Ok(Some(all.narrow(0, before, inside)?))
+    }
+
+    /// Samples the next token of `running[index]` and streams it. Returns whether the
+    /// sequence finished.
+    fn sample(&mut self, index: usize, logits: &[f32], now: Instant) -> bool {
+        let eos: Vec<u32> = self.model.eos_token_ids().to_vec();
+        let seq = &mut self.scheduler.running[index];
+        let params = &seq.request.params;
+        let early = seq.output.len() < params.min_tokens;
+        let mut banned = Vec::new();
+        if early {
+            banned.extend(params.stop_token_ids.iter().copied());
+            if !params.ignore_eos {
+                banned.extend(eos.iter().copied());
+            }
+        }
+        let sampled =
+            seq.sampler
+                .sample(logits, &seq.request.prompt.token_ids, &seq.output, &banned);
+        seq.output.push(sampled.token);
+        let mut finish = None;
+        if !params.ignore_eos && eos.contains(&sampled.token)
+            || params.stop_token_ids.contains(&sampled.token)
+        {
+            finish = Some(FinishReason::Stop);
+        }
+        // The end-of-sequence token itself is not text.
+        let update = if finish.is_some() {
+            Default::default()
+        } else {
+            seq.text.update(self.model.tokenizer(), &seq.output)
+        };
+        let mut text = update.delta;
+        if update.stopped && finish.is_none() {
+            finish = Some(FinishReason::Stop);
+        }
+        if finish.is_none()
+            && (seq.output.len() >= params.max_tokens || seq.len() >= self.max_model_len)
+        {
+            finish = Some(FinishReason::Length);
+        }
+        if finish.is_some() && !update.stopped {
+            text.push_str(&seq.text.flush());
+        }
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.generation_tokens += 1;
+            match seq.last_token_at {
+                None => stats.time_to_first_token.observe(now - seq.request.arrived),
+                Some(t) => stats.inter_token_latency.observe(now - t),
+            }
+        }
+        seq.last_token_at = Some(now);
+        seq.finished = finish;
+        let usage = finish.map(|_| Usage {
+            prompt_tokens: seq.prompt_len(),
+            completion_tokens: seq.output.len(),
+        });
+        let _ = seq.request.events.send(TokenEvent {
+            index: seq.index,
+            token_id: sampled.token,
+            text,
+            logprob: sampled.logprob,
+            top_logprobs: sampled.top_logprobs,
+            finish_reason: finish,
+            usage,
+        });
+        finish.is_some()
+    }
+}
