@@ -54,12 +54,21 @@ struct Args {
     /// Qwen2-VL: most pixels an image is resized to (overrides the checkpoint's max_pixels).
     #[arg(long)]
     max_pixels: Option<u64>,
+    /// Compute threads (default: one per available core, or per --cpu-bind core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Cores to pin the compute threads to, one each: "0-3,8".
+    #[arg(long)]
+    cpu_bind: Option<String>,
     /// A Jinja chat template file to use instead of the checkpoint's.
     #[arg(long)]
     chat_template: Option<PathBuf>,
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.threads.is_some() || args.cpu_bind.is_some() {
+        vlm_engine::configure_threads(args.threads, args.cpu_bind.as_deref())?;
+    }
     let mut options = LoadOptions::parse(&args.device, &args.dtype).map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.chat_template {
         let source = std::fs::read_to_string(path)

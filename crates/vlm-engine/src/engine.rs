@@ -132,7 +132,15 @@ impl Engine {
         };
         let thread = std::thread::Builder::new()
             .name("vlm-engine".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                // The engine thread drives the compute pool: keep it on the pool's first core.
+                if let Some(core) =
+                    crate::threads::thread_plan().and_then(|p| p.cores.as_ref()?.first().copied())
+                {
+                    let _ = crate::threads::pin_current_thread(core);
+                }
+                worker.run()
+            })
             .map_err(|e| EngineError::Config(format!("cannot start the engine thread: {e}")))?;
         Ok(EngineHandle {
             model,

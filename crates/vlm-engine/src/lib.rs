@@ -12,6 +12,7 @@ mod sampler;
 mod scheduler;
 mod sequence;
 mod text_stream;
+mod threads;
 mod worker;
 
 pub use config::EngineConfig;
@@ -22,3 +23,7 @@ pub use error::EngineError;
 pub use kv_cache::{BlockPool, KvLayout, PagedKvCache};
 pub use metrics::{EngineStats, Histogram};
 pub use sampler::{Sampled, Sampler};
+pub use threads::{
+    available_cores, configure_threads, current_thread_cores, format_cpu_list, parse_cpu_list,
+    pin_current_thread, thread_plan, ThreadPlan,
+};

@@ -34,9 +34,15 @@ impl TextStream {
 
     /// The output's tokens so far (including the new one).
     pub fn update(&mut self, tokenizer: &TextTokenizer, output: &[u32]) -> TextUpdate {
-        self.decoded = tokenizer
+        let decoded = tokenizer
             .decode(output, self.skip_special_tokens)
             .unwrap_or_default();
+        self.update_decoded(decoded)
+    }
+
+    /// [`update`](Self::update) with the output already decoded.
+    fn update_decoded(&mut self, decoded: String) -> TextUpdate {
+        self.decoded = decoded;
         // A trailing replacement character is a multi-byte character still incomplete.
         let complete = self.decoded.trim_end_matches('\u{FFFD}').len();
         // Stop strings are searched from a little before the released text, so one that
@@ -96,5 +102,48 @@ impl TextStream {
         let delta = self.decoded[self.emitted..end].to_string();
         self.emitted = end;
         delta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays `pieces` as successive decodes of a growing output.
+    fn run(stream: &mut TextStream, pieces: &[&str]) -> (Vec<String>, bool) {
+        let mut deltas = Vec::new();
+        let mut text = String::new();
+        for piece in pieces {
+            text.push_str(piece);
+            let update = stream.update_decoded(text.clone());
+            deltas.push(update.delta);
+            if update.stopped {
+                return (deltas, true);
+            }
+        }
+        deltas.push(stream.flush());
+        (deltas, false)
+    }
+
+    #[test]
+    fn holds_back_possible_stop_prefixes_and_cuts_at_the_stop() {
+        let mut s = TextStream::new(&["END".into()], false, true);
+        let (deltas, stopped) = run(&mut s, &["ab", "cE", "N", "Dxyz"]);
+        assert!(stopped);
+        assert_eq!(deltas, vec!["ab", "c", "", ""]);
+        let mut s = TextStream::new(&["END".into()], false, true);
+        let (deltas, stopped) = run(&mut s, &["ab", "cE", "Nx"]);
+        assert!(!stopped);
+        assert_eq!(deltas.concat(), "abcENx", "a false alarm is released");
+        let mut s = TextStream::new(&["END".into()], true, true);
+        assert_eq!(run(&mut s, &["aE", "NDb"]).0.concat(), "aEND");
+    }
+
+    #[test]
+    fn never_splits_a_character() {
+        // Successive full decodes: the second token completes the character.
+        let mut s = TextStream::new(&[], false, true);
+        assert_eq!(s.update_decoded("h\u{FFFD}".into()).delta, "h");
+        assert_eq!(s.update_decoded("hé!".into()).delta, "é!");
     }
 }
