@@ -61,24 +61,29 @@ impl PagedKvCache {
     }
 }
 
+impl PagedKvCache {
+    fn table(&self, seq: usize) -> Result<&Vec<u32>> {
+        self.tables
+            .get(&seq)
+            .ok_or_else(|| candle_core::Error::Msg(format!("sequence {seq} has no KV blocks")))
+    }
+}
+
 impl KvCache for PagedKvCache {
-    fn store(
+    fn write(
         &mut self,
         seq: usize,
         layer: usize,
         past: usize,
         k: &Tensor,
         v: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
-        let table = self
-            .tables
-            .get(&seq)
-            .ok_or_else(|| candle_core::Error::Msg(format!("sequence {seq} has no KV blocks")))?;
+    ) -> Result<()> {
+        let table = self.table(seq)?;
         let new = k.dim(1)?;
-        let context = past + new;
-        if self.slot(table, context - 1).is_none() {
+        if self.slot(table, past + new - 1).is_none() {
             candle_core::bail!(
-                "sequence {seq}: {context} tokens do not fit its {} blocks",
+                "sequence {seq}: {} tokens do not fit its {} blocks",
+                past + new,
                 table.len()
             );
         }
@@ -95,12 +100,49 @@ impl KvCache for PagedKvCache {
             self.values[layer].slice_set(&v_rows.narrow(0, i, run)?, 0, start)?;
             i += run;
         }
-        let slots: Vec<u32> = (0..context)
-            .map(|p| self.slot(table, p).expect("checked above") as u32)
-            .collect();
-        let index = Tensor::new(slots, k.device())?;
+        Ok(())
+    }
+
+    fn store(
+        &mut self,
+        seq: usize,
+        layer: usize,
+        past: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        self.write(seq, layer, past, k, v)?;
+        let (k, v) = self.gather_padded(layer, &[(seq, past + k.dim(1)?)])?;
+        Ok((k.squeeze(0)?, v.squeeze(0)?))
+    }
+
+    fn gather_padded(&mut self, layer: usize, seqs: &[(usize, usize)]) -> Result<(Tensor, Tensor)> {
+        let longest = seqs.iter().map(|s| s.1).max().unwrap_or(0);
+        // Padding reads slot 0 of the storage; attention masks those positions out.
+        let mut slots = Vec::with_capacity(seqs.len() * longest);
+        for &(seq, len) in seqs {
+            let table = self.table(seq)?;
+            for p in 0..longest {
+                let slot = if p < len {
+                    self.slot(table, p).ok_or_else(|| {
+                        candle_core::Error::Msg(format!(
+                            "sequence {seq} holds fewer than {len} tokens"
+                        ))
+                    })?
+                } else {
+                    0
+                };
+                slots.push(slot as u32);
+            }
+        }
+        let index = Tensor::new(slots, self.keys[layer].device())?;
         let gather = |store: &Tensor| -> Result<Tensor> {
-            store.index_select(&index, 0)?.transpose(0, 1)?.contiguous()
+            let (_, heads, dim) = store.dims3()?;
+            store
+                .index_select(&index, 0)?
+                .reshape((seqs.len(), longest, heads, dim))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         Ok((gather(&self.keys[layer])?, gather(&self.values[layer])?))
     }

@@ -70,10 +70,31 @@ impl Attention {
         let v = v.squeeze(0)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let group = self.heads / self.kv_heads;
-
-        let mut outputs = Vec::with_capacity(input.seqs.len());
+        let mut offsets = Vec::with_capacity(input.seqs.len());
         let mut offset = 0;
         for s in input.seqs {
+            offsets.push(offset);
+            offset += s.len;
+        }
+        let mut outputs: Vec<Option<Tensor>> = vec![None; input.seqs.len()];
+        // Single-token steps (decodes) attend together in a few batched operations; always,
+        // so a sequence computes the same numbers alone as in a batch.
+        let decodes: Vec<usize> = (0..input.seqs.len())
+            .filter(|&i| input.seqs[i].len == 1)
+            .collect();
+        if !decodes.is_empty() {
+            let out = self.batched_decode(
+                &q, &k, &v, input, &decodes, &offsets, layer, kv, scale, group,
+            )?;
+            for (b, &i) in decodes.iter().enumerate() {
+                outputs[i] = Some(out.narrow(0, b, 1)?);
+            }
+        }
+        for (i, s) in input.seqs.iter().enumerate() {
+            if outputs[i].is_some() {
+                continue;
+            }
+            let offset = offsets[i];
             let q_s = q.narrow(1, offset, s.len)?;
             let (k_all, v_all) = kv.store(
                 s.seq,
@@ -94,15 +115,94 @@ impl Attention {
             };
             let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v_all.dtype())?;
             let out = probs.matmul(&v_all)?; // [heads, len, head_dim]
-            outputs.push(
+            outputs[i] = Some(
                 out.transpose(0, 1)?
                     .reshape((s.len, self.heads * self.head_dim))?,
             );
-            offset += s.len;
         }
+        let outputs: Vec<Tensor> = outputs
+            .into_iter()
+            .map(|o| o.expect("every sequence attended"))
+            .collect();
         let attn = Tensor::cat(&outputs, 0)?;
         Ok(self.o.forward(&attn)?)
     }
+}
+
+impl Attention {
+    /// Attention of every single-token sequence in `decodes` at once: their keys and
+    /// values gathered zero-padded to the longest context, positions past each one's
+    /// context masked out. Returns `[decodes, heads * head_dim]`.
+    #[allow(clippy::too_many_arguments)]
+    fn batched_decode(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        input: &DecoderInput<'_>,
+        decodes: &[usize],
+        offsets: &[usize],
+        layer: usize,
+        kv: &mut dyn KvCache,
+        scale: f64,
+        group: usize,
+    ) -> Result<Tensor> {
+        let mut contexts = Vec::with_capacity(decodes.len());
+        for &i in decodes {
+            let s = &input.seqs[i];
+            let (o, len) = (offsets[i], s.len);
+            kv.write(
+                s.seq,
+                layer,
+                s.past,
+                &k.narrow(1, o, len)?.contiguous()?,
+                &v.narrow(1, o, len)?.contiguous()?,
+            )?;
+            contexts.push((s.seq, s.past + 1));
+        }
+        let (keys, values) = kv.gather_padded(layer, &contexts)?; // [b, kv_heads, longest, hd]
+        let longest = keys.dim(2)?;
+        let b = decodes.len();
+        let rows = Tensor::new(
+            decodes
+                .iter()
+                .map(|&i| offsets[i] as u32)
+                .collect::<Vec<_>>(),
+            q.device(),
+        )?;
+        // q: [heads, tokens, hd] -> [b, heads, 1, hd]
+        let q = q
+            .index_select(&rows, 1)?
+            .transpose(0, 1)?
+            .unsqueeze(2)?
+            .contiguous()?;
+        let keys = repeat_kv4(&keys, group)?;
+        let values = repeat_kv4(&values, group)?;
+        let scores =
+            (q.matmul(&keys.transpose(2, 3)?.contiguous()?)? * scale)?.to_dtype(DType::F32)?;
+        let mask: Vec<f32> = contexts
+            .iter()
+            .flat_map(|&(_, len)| {
+                (0..longest).map(move |j| if j < len { 0.0 } else { f32::NEG_INFINITY })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, 1, longest), q.device())?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?
+            .to_dtype(values.dtype())?;
+        let out = probs.matmul(&values)?; // [b, heads, 1, hd]
+        Ok(out.reshape((b, self.heads * self.head_dim))?)
+    }
+}
+
+/// `[b, kv_heads, t, d]` -> `[b, kv_heads * group, t, d]`.
+fn repeat_kv4(xs: &Tensor, group: usize) -> candle_core::Result<Tensor> {
+    if group == 1 {
+        return Ok(xs.clone());
+    }
+    let (b, kv_heads, tokens, head_dim) = xs.dims4()?;
+    xs.unsqueeze(2)?
+        .expand((b, kv_heads, group, tokens, head_dim))?
+        .reshape((b, kv_heads * group, tokens, head_dim))
 }
 
 fn repeat_kv(xs: &Tensor, group: usize) -> candle_core::Result<Tensor> {

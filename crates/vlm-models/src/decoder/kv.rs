@@ -16,6 +16,24 @@ pub trait KvCache {
         k: &Tensor,
         v: &Tensor,
     ) -> Result<(Tensor, Tensor)>;
+
+    /// Keys and values of several sequences at once, each `(seq, context length)`, zero
+    /// padded to the longest: `[sequences, kv_heads, longest, head_dim]`. Lets a decode step
+    /// attend for all its sequences in a few batched operations.
+    fn gather_padded(&mut self, layer: usize, seqs: &[(usize, usize)]) -> Result<(Tensor, Tensor)>;
+
+    /// [`store`](Self::store) without reading back (the batched decode path reads through
+    /// [`gather_padded`](Self::gather_padded)).
+    fn write(
+        &mut self,
+        seq: usize,
+        layer: usize,
+        past: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<()> {
+        self.store(seq, layer, past, k, v).map(|_| ())
+    }
 }
 
 /// A plain growing cache: one contiguous tensor per (sequence, layer). Right for one-shot
@@ -69,6 +87,34 @@ impl KvCache for ContiguousKvCache {
         };
         self.entries.insert((seq, layer), (k.clone(), v.clone()));
         Ok((k, v))
+    }
+
+    fn gather_padded(&mut self, layer: usize, seqs: &[(usize, usize)]) -> Result<(Tensor, Tensor)> {
+        let longest = seqs.iter().map(|s| s.1).max().unwrap_or(0);
+        let mut keys = Vec::with_capacity(seqs.len());
+        let mut values = Vec::with_capacity(seqs.len());
+        for &(seq, len) in seqs {
+            let Some((k, v)) = self.entries.get(&(seq, layer)) else {
+                candle_core::bail!("sequence {seq} layer {layer} has no cached keys");
+            };
+            let pad = |t: &Tensor| -> Result<Tensor> {
+                let t = t.narrow(1, 0, len)?;
+                if len == longest {
+                    return Ok(t);
+                }
+                let (h, _, d) = t.dims3()?;
+                Tensor::cat(
+                    &[
+                        &t,
+                        &Tensor::zeros((h, longest - len, d), t.dtype(), t.device())?,
+                    ],
+                    1,
+                )
+            };
+            keys.push(pad(k)?);
+            values.push(pad(v)?);
+        }
+        Ok((Tensor::stack(&keys, 0)?, Tensor::stack(&values, 0)?))
     }
 }
 
