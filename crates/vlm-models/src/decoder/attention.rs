@@ -104,17 +104,23 @@ impl Attention {
                 &v.narrow(1, offset, s.len)?.contiguous()?,
             )?;
             let context = s.past + s.len;
-            // Grouped-query attention: each kv head serves `group` query heads.
-            let k_all = repeat_kv(&k_all, group)?;
-            let v_all = repeat_kv(&v_all, group)?;
-            let scores = (q_s.contiguous()?.matmul(&k_all.t()?)? * scale)?.to_dtype(DType::F32)?;
-            let scores = if s.len > 1 {
-                scores.broadcast_add(&causal_mask(s.past, s.len, context, xs.device())?)?
+            // Grouped-query attention without copying keys per query head: the `group`
+            // query heads of a kv head (heads are kv-major) become extra query rows.
+            let (hd, len) = (self.head_dim, s.len);
+            let q_g = q_s
+                .contiguous()?
+                .reshape((self.kv_heads, group * len, hd))?;
+            let scores = (q_g.matmul(&k_all.t()?)? * scale)?.to_dtype(DType::F32)?;
+            let scores = if len > 1 {
+                scores
+                    .reshape((self.kv_heads, group, len, context))?
+                    .broadcast_add(&causal_mask(s.past, len, context, xs.device())?)?
+                    .reshape((self.kv_heads, group * len, context))?
             } else {
                 scores
             };
             let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v_all.dtype())?;
-            let out = probs.matmul(&v_all)?; // [heads, len, head_dim]
+            let out = probs.matmul(&v_all)?.reshape((self.heads, len, hd))?; // [heads, len, head_dim]
             outputs[i] = Some(
                 out.transpose(0, 1)?
                     .reshape((s.len, self.heads * self.head_dim))?,
@@ -170,16 +176,14 @@ impl Attention {
                 .collect::<Vec<_>>(),
             q.device(),
         )?;
-        // q: [heads, tokens, hd] -> [b, heads, 1, hd]
+        // q: [heads, tokens, hd] -> [b, kv_heads, group, hd]: the query heads sharing a kv
+        // head (heads are kv-major) are rows of one matmul, so keys are never copied per head.
         let q = q
             .index_select(&rows, 1)?
             .transpose(0, 1)?
-            .unsqueeze(2)?
-            .contiguous()?;
-        let keys = repeat_kv4(&keys, group)?;
-        let values = repeat_kv4(&values, group)?;
-        let scores =
-            (q.matmul(&keys.transpose(2, 3)?.contiguous()?)? * scale)?.to_dtype(DType::F32)?;
+            .contiguous()?
+            .reshape((b, self.kv_heads, group, self.head_dim))?;
+        let scores = (q.matmul(&keys.t()?)? * scale)?.to_dtype(DType::F32)?;
         let mask: Vec<f32> = contexts
             .iter()
             .flat_map(|&(_, len)| {
@@ -189,30 +193,9 @@ impl Attention {
         let mask = Tensor::from_vec(mask, (b, 1, 1, longest), q.device())?;
         let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?
             .to_dtype(values.dtype())?;
-        let out = probs.matmul(&values)?; // [b, heads, 1, hd]
+        let out = probs.matmul(&values)?; // [b, kv_heads, group, hd]
         Ok(out.reshape((b, self.heads * self.head_dim))?)
     }
-}
-
-/// `[b, kv_heads, t, d]` -> `[b, kv_heads * group, t, d]`.
-fn repeat_kv4(xs: &Tensor, group: usize) -> candle_core::Result<Tensor> {
-    if group == 1 {
-        return Ok(xs.clone());
-    }
-    let (b, kv_heads, tokens, head_dim) = xs.dims4()?;
-    xs.unsqueeze(2)?
-        .expand((b, kv_heads, group, tokens, head_dim))?
-        .reshape((b, kv_heads * group, tokens, head_dim))
-}
-
-fn repeat_kv(xs: &Tensor, group: usize) -> candle_core::Result<Tensor> {
-    if group == 1 {
-        return Ok(xs.clone());
-    }
-    let (kv_heads, tokens, head_dim) = xs.dims3()?;
-    xs.unsqueeze(1)?
-        .expand((kv_heads, group, tokens, head_dim))?
-        .reshape((kv_heads * group, tokens, head_dim))
 }
 
 /// `[len, context]`: query `i` (absolute position `past + i`) sees keys `0..=past + i`.
