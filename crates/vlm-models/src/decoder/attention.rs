@@ -1,5 +1,5 @@
-use candle_core::{DType, Module, Tensor};
-use candle_nn::Linear;
+use super::Linear;
+use candle_core::{DType, Tensor};
 
 use super::{DecoderConfig, DecoderInput, Flavor, KvCache};
 use crate::error::Result;

@@ -5,16 +5,18 @@
 mod attention;
 mod config;
 mod kv;
+mod linear;
 mod rotary;
 mod steps;
 
 pub use attention::SeqSlice;
 pub use config::DecoderConfig;
 pub use kv::{ContiguousKvCache, KvCache};
+pub use linear::Linear;
 pub use rotary::RotaryEmbedding;
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Embedding, Linear};
+use candle_nn::Embedding;
 
 use crate::error::Result;
 use crate::loader::Weights;
@@ -133,7 +135,10 @@ impl Decoder {
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&w.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
         let lm_head = if tied {
-            Linear::new(embed_tokens.embeddings().clone(), None)
+            Linear::new(candle_nn::Linear::new(
+                embed_tokens.embeddings().clone(),
+                None,
+            ))
         } else {
             lm_head.linear(c.hidden_size, c.vocab_size, false)?
         };

@@ -5,7 +5,9 @@
 //! the checkpoint lacks one, and always runs every layer (LLaVA-1.5 reads the penultimate).
 
 use candle_core::{Module, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear};
+use candle_nn::{Conv2d, Conv2dConfig, LayerNorm};
+
+use crate::decoder::Linear;
 
 use super::config::ClipVisionConfig;
 use crate::activation::Activation;

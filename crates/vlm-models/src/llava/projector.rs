@@ -1,5 +1,5 @@
-use candle_core::{Module, Tensor};
-use candle_nn::Linear;
+use crate::decoder::Linear;
+use candle_core::Tensor;
 
 use super::config::LlavaConfig;
 use crate::activation::Activation;

@@ -2,7 +2,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{safetensors::MmapedSafetensors, DType, Device, Shape, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear};
+use candle_nn::{Embedding, LayerNorm};
+
+use crate::decoder::Linear;
 
 use crate::error::{ModelError, Result};
 
@@ -127,7 +129,7 @@ impl Weights {
         } else {
             None
         };
-        Ok(Linear::new(weight, bias))
+        Ok(Linear::new(candle_nn::Linear::new(weight, bias)))
     }
 
     pub fn layer_norm(&self, dim: usize, eps: f64) -> Result<LayerNorm> {

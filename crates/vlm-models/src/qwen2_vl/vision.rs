@@ -3,7 +3,9 @@
 //! merger that turns each 2x2 block of patches into one text-sized token.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
+
+use crate::decoder::Linear;
 
 use super::config::VisionConfig;
 use crate::activation::Activation;
@@ -51,7 +53,7 @@ impl VisionTransformer {
             ),
             "patch_embed.proj.weight",
         )?;
-        let patch_embed = Linear::new(conv.reshape((d, patch_dim))?, None);
+        let patch_embed = Linear::new(candle_nn::Linear::new(conv.reshape((d, patch_dim))?, None));
         let mlp = c.mlp_hidden();
         let blocks = (0..c.depth)
             .map(|i| {
