@@ -186,7 +186,10 @@ mod tests {
             .unwrap();
         assert!(diff < 1e-4, "{diff}");
         // Row independence is this kernel's promise; candle's fallback makes none.
-        assert!(avx2_fma(), "this machine lacks AVX2/FMA: the small-batch kernel is not exercised");
+        assert!(
+            avx2_fma(),
+            "this machine lacks AVX2/FMA: the small-batch kernel is not exercised"
+        );
         for row in [0, 6, 12] {
             let alone = lin.forward(&x.narrow(0, row, 1).unwrap()).unwrap();
             let batched = ours.narrow(0, row, 1).unwrap();
