@@ -258,7 +258,6 @@ impl EngineHandle {
                     params.skip_special_tokens,
                 ),
                 last_token_at: None,
-                finished: None,
             })
             .collect();
         self.send(Command::Submit(seqs))?;

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
-use vlm_core::{FinishReason, SamplingParams, TokenEvent};
+use vlm_core::{SamplingParams, TokenEvent};
 use vlm_models::PreparedPrompt;
 
 use crate::sampler::Sampler;
@@ -31,7 +31,6 @@ pub(crate) struct Sequence {
     pub sampler: Sampler,
     pub text: TextStream,
     pub last_token_at: Option<Instant>,
-    pub finished: Option<FinishReason>,
 }
 
 impl Sequence {

@@ -315,7 +315,8 @@ impl Worker {
     /// Samples the next token of `running[index]` and streams it. Returns whether the
     /// sequence finished.
     fn sample(&mut self, index: usize, logits: &[f32], now: Instant) -> bool {
-        let eos: Vec<u32> = self.model.eos_token_ids().to_vec();
+        let model = self.model.clone();
+        let eos = model.eos_token_ids();
         let seq = &mut self.scheduler.running[index];
         let params = &seq.request.params;
         let early = seq.output.len() < params.min_tokens;
@@ -363,7 +364,6 @@ impl Worker {
             }
         }
         seq.last_token_at = Some(now);
-        seq.finished = finish;
         let usage = finish.map(|_| Usage {
             prompt_tokens: seq.prompt_len(),
             completion_tokens: seq.output.len(),

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use candle_core::Device;
-use common::{fixtures, greedy, load, max_abs_diff, prompt_logits};
+use common::{assert_logits_match, fixtures, greedy, load, max_abs_diff};
 use serde::Deserialize;
 use vlm_core::{ChatMessage, ImageData};
 use vlm_models::decoder::ContiguousKvCache;
@@ -126,20 +126,13 @@ fn logits_match_transformers_in_both_layouts() {
     for layout in LAYOUTS {
         let model = load(layout);
         for (name, p) in prompts() {
-            let expected = &reference[&name];
-            let rows = if expected.dim(0).unwrap() == 1 {
-                LogitRows::LastPerSeq
-            } else {
-                LogitRows::All
-            };
             let prepared = model.prepare(&message(&p)).unwrap();
-            let ours = prompt_logits(&model, &prepared, rows);
-            let diff = max_abs_diff(&ours, expected);
-            eprintln!(
-                "{layout} {name}: {:?} logits, max abs diff {diff:.3e}",
-                expected.dims()
+            assert_logits_match(
+                &model,
+                &prepared,
+                &reference[&name],
+                &format!("{layout} {name}"),
             );
-            assert!(diff <= 1e-4, "{layout} {name}: max abs diff {diff}");
         }
     }
 }

@@ -14,9 +14,8 @@ use vlm_models::loader::Snapshot;
 use vlm_models::preprocess::{
     decode_rgb, Normalization, PixelBudget, Qwen2VlImageProcessor, DEFAULT_MAX_PIXELS,
 };
-use vlm_models::LogitRows;
 
-use common::{fixtures, greedy, image_bytes, load, max_abs_diff, prompt_logits};
+use common::{assert_logits_match, fixtures, greedy, image_bytes, load};
 
 const LAYOUTS: [&str; 2] = ["qwen2-vl-tiny", "qwen2-vl-tiny-hub"];
 
@@ -189,19 +188,13 @@ fn logits_match_transformers_in_both_layouts() {
     for layout in LAYOUTS {
         let model = load(layout);
         for (name, p) in prompts() {
-            let expected = &reference[&name];
-            let rows = if expected.dim(0).unwrap() == 1 {
-                LogitRows::LastPerSeq
-            } else {
-                LogitRows::All
-            };
             let prepared = model.prepare(&message(&p)).unwrap();
-            let diff = max_abs_diff(&prompt_logits(&model, &prepared, rows), expected);
-            eprintln!(
-                "{layout} {name}: {:?} logits, max abs diff {diff:.3e}",
-                expected.dims()
+            assert_logits_match(
+                &model,
+                &prepared,
+                &reference[&name],
+                &format!("{layout} {name}"),
             );
-            assert!(diff <= 1e-4, "{layout} {name}: max abs diff {diff}");
         }
     }
 }

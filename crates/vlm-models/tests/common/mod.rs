@@ -43,6 +43,27 @@ pub fn prompt_logits(model: &VlmModel, prompt: &PreparedPrompt, rows: LogitRows)
     model.forward(&[step], &mut kv, rows).unwrap()
 }
 
+/// Checks the prompt's logits against transformers' (all rows, or the last row when the
+/// reference stores one) to 1e-4, and reports the difference.
+pub fn assert_logits_match(
+    model: &VlmModel,
+    prompt: &PreparedPrompt,
+    expected: &Tensor,
+    label: &str,
+) {
+    let rows = if expected.dim(0).unwrap() == 1 {
+        LogitRows::LastPerSeq
+    } else {
+        LogitRows::All
+    };
+    let diff = max_abs_diff(&prompt_logits(model, prompt, rows), expected);
+    eprintln!(
+        "{label}: {:?} logits, max abs diff {diff:.3e}",
+        expected.dims()
+    );
+    assert!(diff <= 1e-4, "{label}: max abs diff {diff}");
+}
+
 /// `n` greedy tokens and their log-probabilities: one prefill, then one decode step each.
 pub fn greedy(model: &VlmModel, prompt: &PreparedPrompt, n: usize) -> (Vec<u32>, Vec<f32>) {
     let mut kv = ContiguousKvCache::new();
