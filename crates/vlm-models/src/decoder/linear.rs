@@ -1,66 +1,146 @@
-//! Linear layers of the decoder. Decode steps multiply a handful of rows by each weight
-//! matrix; candle's general matmul re-packs the whole weight for every such call, which
-//! dominates batched decoding on CPU. For up to [`SMALL_ROWS`] rows of f32 on a CPU with
-//! AVX2 and FMA this computes `x · Wᵀ` directly from the row-major weights instead, 4
-//! weight rows x 4 input rows at a time. Every output element is summed in the same order
-//! whatever the number of rows, so a sequence gets the same numbers alone or in a batch.
+//! Linear layers. On a CPU with AVX2 and FMA, f32 weights are re-laid out once at load
+//! into panels of [`PANEL`] output features stored feature-minor (`panel[k][j]`), and
+//! `x · Wᵀ` runs as a register-tiled outer product over them. Two reasons:
+//!
+//! - candle's general matmul re-packs the whole weight on every call, which dominates the
+//!   few-row products of decode steps;
+//! - every output element is accumulated by one FMA chain in `k` order, however many rows
+//!   are in the batch and wherever a row falls in a tile, so a sequence gets bit-identical
+//!   numbers alone or batched with others.
+//!
+//! Other dtypes and devices use candle's `Linear`.
 
 use candle_core::{DType, Device, Module, Storage, Tensor};
-use rayon::prelude::*;
 
-/// Above this many rows candle's packed matmul is faster.
-pub const SMALL_ROWS: usize = 32;
+/// Output features per packed panel: two 8-lane vectors.
+const PANEL: usize = 16;
+/// Input rows per register tile: 6 rows x 2 vectors = 12 accumulators, plus two weight
+/// vectors and one broadcast, fits the 16 ymm registers.
+const TILE_ROWS: usize = 6;
+/// How far ahead (in `k` steps of one 64-byte panel row) weights are prefetched.
+const PREFETCH_K: usize = 24;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
-    inner: candle_nn::Linear,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Candle(candle_nn::Linear),
+    Packed(PackedWeight),
+}
+
+#[derive(Debug, Clone)]
+struct PackedWeight {
+    /// `ceil(out / PANEL)` panels of `[in][PANEL]`, zero-padded past `out`.
+    panels: std::sync::Arc<Vec<f32>>,
+    out_features: usize,
+    in_features: usize,
+    bias: Option<Tensor>,
 }
 
 impl Linear {
     pub fn new(inner: candle_nn::Linear) -> Self {
-        Self { inner }
-    }
-
-    pub fn weight(&self) -> &Tensor {
-        self.inner.weight()
+        let kind = match PackedWeight::pack(&inner) {
+            Some(p) => Kind::Packed(p),
+            None => Kind::Candle(inner),
+        };
+        Self { kind }
     }
 
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let w = self.inner.weight();
-        let small = xs.rank() == 2
-            && xs.dim(0)? <= SMALL_ROWS
-            && xs.dtype() == DType::F32
-            && w.dtype() == DType::F32
-            && matches!(xs.device(), Device::Cpu)
-            && w.is_contiguous()
-            && avx2_fma();
-        if !small {
-            return self.inner.forward(xs);
+        match &self.kind {
+            Kind::Candle(l) => l.forward(xs),
+            Kind::Packed(p) if xs.dtype() == DType::F32 && xs.device().is_cpu() => p.forward(xs),
+            Kind::Packed(_) => {
+                candle_core::bail!(
+                    "linear: weights are packed for f32 on the CPU, input is {:?} on {:?}",
+                    xs.dtype(),
+                    xs.device()
+                )
+            }
         }
-        let xs = xs.contiguous()?;
-        let (m, k) = xs.dims2()?;
-        let (n, wk) = w.dims2()?;
-        if k != wk {
-            candle_core::bail!("linear: input has {k} features, weight expects {wk}");
+    }
+}
+
+impl PackedWeight {
+    fn pack(l: &candle_nn::Linear) -> Option<Self> {
+        let w = l.weight();
+        if w.dtype() != DType::F32 || !matches!(w.device(), Device::Cpu) || !avx2_fma() {
+            return None;
         }
+        let (n, k) = w.dims2().ok()?;
+        let rows = w.to_vec2::<f32>().ok()?;
+        let panels_n = n.div_ceil(PANEL);
+        let mut panels = vec![0f32; panels_n * k * PANEL];
+        for (j, row) in rows.iter().enumerate() {
+            let base = j / PANEL * k * PANEL + j % PANEL;
+            for (kk, v) in row.iter().enumerate() {
+                panels[base + kk * PANEL] = *v;
+            }
+        }
+        Some(Self {
+            panels: std::sync::Arc::new(panels),
+            out_features: n,
+            in_features: k,
+            bias: l.bias().cloned(),
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let k = self.in_features;
+        let mut out_shape = xs.dims().to_vec();
+        match out_shape.last_mut() {
+            Some(last) if *last == k => *last = self.out_features,
+            _ => candle_core::bail!("linear: input {:?} does not end in {k} features", xs.dims()),
+        }
+        let m = xs.elem_count() / k;
+        let xs = xs.reshape((m, k))?.contiguous()?;
         let y = {
-            let (x_store, x_layout) = xs.storage_and_layout();
-            let (w_store, w_layout) = w.storage_and_layout();
-            let (Storage::Cpu(x_cpu), Storage::Cpu(w_cpu)) = (&*x_store, &*w_store) else {
-                return self.inner.forward(&xs);
+            let (store, layout) = xs.storage_and_layout();
+            let Storage::Cpu(cpu) = &*store else {
+                candle_core::bail!("linear: packed weights need a CPU input");
             };
-            // Both contiguous: their data starts at the layout offset.
-            let x = &x_cpu.as_slice::<f32>()?[x_layout.start_offset()..][..m * k];
-            let w_data = &w_cpu.as_slice::<f32>()?[w_layout.start_offset()..][..n * k];
-            small_matmul(x, w_data, m, n, k)
+            let x = &cpu.as_slice::<f32>()?[layout.start_offset()..][..m * k];
+            self.matmul(x, m)
         };
-        let y = Tensor::from_vec(y, (m, n), xs.device())?;
-        match self.inner.bias() {
+        let y = Tensor::from_vec(y, out_shape, xs.device())?;
+        match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
     }
+
+    /// `y[m][n] = sum_k x[m][k] * w[n][k]`; panels are split across the compute pool.
+    fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let (n, k) = (self.out_features, self.in_features);
+        let mut y = vec![0f32; m * n];
+        let out = OutPtr(y.as_mut_ptr());
+        let panels_n = n.div_ceil(PANEL);
+        // candle's own pinned pool (the one `vlm_engine::threads` configures): its workers
+        // are already spinning from the previous op, and a second pool would fight them
+        // for the same cores.
+        candle_core::utils::barrier_pool().execute_chunked(panels_n, |range| {
+            let out = out;
+            for p in range {
+                let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
+                let cols = (n - p * PANEL).min(PANEL);
+                // SAFETY: AVX2/FMA were detected when the weight was packed; each panel
+                // writes only its own columns `p*PANEL..p*PANEL+cols` of `y`, so the
+                // parallel writes are disjoint, and `y` outlives the parallel loop.
+                unsafe { panel_rows(x, m, k, panel, out, n, p * PANEL, cols) };
+            }
+        });
+        y
+    }
 }
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: used only for writes to disjoint column ranges (see `PackedWeight::matmul`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
 
 fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -73,82 +153,88 @@ fn avx2_fma() -> bool {
     }
 }
 
-/// `y[m][n] = sum_k x[m][k] * w[n][k]`, weight rows split across the compute pool.
-fn small_matmul(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
-    const CHUNK: usize = 64;
-    let mut yt = vec![0f32; n * m]; // [n][m], transposed at the end
-    yt.par_chunks_mut(CHUNK * m)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let n0 = c * CHUNK;
-            let rows = out.len() / m;
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: only reached when AVX2 and FMA were detected (`avx2_fma`).
-            unsafe {
-                block_avx2(x, &w[n0 * k..(n0 + rows) * k], m, rows, k, out)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = (x, w, rows, k, n0, out);
-        });
-    let mut y = vec![0f32; m * n];
-    for (j, col) in yt.chunks_exact(m).enumerate() {
-        for (i, v) in col.iter().enumerate() {
-            y[i * n + j] = *v;
+/// All `m` rows of `x` against one panel. `k` is walked in blocks so that the panel block
+/// and the rows' slices of `x` stay in L1 while every row tile uses them; accumulators
+/// go through memory between blocks unchanged, so each element is still one FMA chain.
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_rows(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    panel: &[f32],
+    out: OutPtr,
+    ldy: usize,
+    col0: usize,
+    cols: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const K_BLOCK: usize = 256;
+        let mut acc = vec![[0f32; PANEL]; m];
+        let mut k0 = 0;
+        while k0 < k {
+            let k1 = (k0 + K_BLOCK).min(k);
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(TILE_ROWS);
+                let x_rows = &x[r * k..(r + rows) * k];
+                let a = &mut acc[r..r + rows];
+                match rows {
+                    6 => tile_avx2::<6>(x_rows, k, k0..k1, panel, a),
+                    5 => tile_avx2::<5>(x_rows, k, k0..k1, panel, a),
+                    4 => tile_avx2::<4>(x_rows, k, k0..k1, panel, a),
+                    3 => tile_avx2::<3>(x_rows, k, k0..k1, panel, a),
+                    2 => tile_avx2::<2>(x_rows, k, k0..k1, panel, a),
+                    _ => tile_avx2::<1>(x_rows, k, k0..k1, panel, a),
+                }
+                r += rows;
+            }
+            k0 = k1;
+        }
+        for (i, row) in acc.iter().enumerate() {
+            std::ptr::copy_nonoverlapping(row.as_ptr(), out.0.add(i * ldy + col0), cols);
         }
     }
-    y
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (x, m, k, panel, out, ldy, col0, cols);
 }
 
+/// `R` rows of `x` (`[R][k]`) times one panel (`[k][16]`) over `ks`, continuing the
+/// accumulators in `acc`: one FMA per accumulator per `k`, in `k` order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-// Index loops mirror the register tile (rows i of x, rows j of w); iterators would hide it.
-#[allow(clippy::needless_range_loop)]
-unsafe fn block_avx2(x: &[f32], w: &[f32], m: usize, n: usize, k: usize, out: &mut [f32]) {
+unsafe fn tile_avx2<const R: usize>(
+    x: &[f32],
+    k: usize,
+    ks: std::ops::Range<usize>,
+    panel: &[f32],
+    acc: &mut [[f32; PANEL]],
+) {
     use std::arch::x86_64::*;
-
-    unsafe fn hsum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
+    debug_assert!(x.len() >= R * k && panel.len() >= k * PANEL && acc.len() >= R);
+    debug_assert!(ks.end <= k);
+    let xp = x.as_ptr();
+    let wp = panel.as_ptr();
+    let mut lo = [_mm256_setzero_ps(); R];
+    let mut hi = [_mm256_setzero_ps(); R];
+    for i in 0..R {
+        lo[i] = _mm256_loadu_ps(acc[i].as_ptr());
+        hi[i] = _mm256_loadu_ps(acc[i].as_ptr().add(8));
     }
-
-    let k8 = k / 8 * 8;
-    let mut nb = 0;
-    while nb < n {
-        let nn = (n - nb).min(4);
-        let mut mb = 0;
-        while mb < m {
-            let mm = (m - mb).min(4);
-            let mut acc = [[_mm256_setzero_ps(); 4]; 4];
-            let mut kk = 0;
-            while kk < k8 {
-                let mut wv = [_mm256_setzero_ps(); 4];
-                for (j, v) in wv.iter_mut().enumerate().take(nn) {
-                    *v = _mm256_loadu_ps(w.as_ptr().add((nb + j) * k + kk));
-                }
-                for i in 0..mm {
-                    let xv = _mm256_loadu_ps(x.as_ptr().add((mb + i) * k + kk));
-                    for j in 0..nn {
-                        acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
-                    }
-                }
-                kk += 8;
-            }
-            for i in 0..mm {
-                for j in 0..nn {
-                    let mut s = hsum(acc[i][j]);
-                    for t in k8..k {
-                        s += x[(mb + i) * k + t] * w[(nb + j) * k + t];
-                    }
-                    out[(nb + j) * m + mb + i] = s;
-                }
-            }
-            mb += 4;
+    for kk in ks {
+        let w0 = _mm256_loadu_ps(wp.add(kk * PANEL));
+        let w1 = _mm256_loadu_ps(wp.add(kk * PANEL + 8));
+        // Weights stream from DRAM once per step; ask for them early enough to overlap.
+        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add((kk + PREFETCH_K) * PANEL) as *const i8);
+        for i in 0..R {
+            let xv = _mm256_broadcast_ss(&*xp.add(i * k + kk));
+            lo[i] = _mm256_fmadd_ps(xv, w0, lo[i]);
+            hi[i] = _mm256_fmadd_ps(xv, w1, hi[i]);
         }
-        nb += 4;
+    }
+    for i in 0..R {
+        _mm256_storeu_ps(acc[i].as_mut_ptr(), lo[i]);
+        _mm256_storeu_ps(acc[i].as_mut_ptr().add(8), hi[i]);
     }
 }
 
@@ -162,13 +248,31 @@ impl Module for Linear {
 mod tests {
     use super::*;
 
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn matches_candle_and_rows_are_independent_of_batch_size() {
+        assert!(
+            avx2_fma(),
+            "this machine lacks AVX2/FMA: the packed kernel is not exercised"
+        );
         let dev = Device::Cpu;
-        let (n, k) = (37, 53); // ragged on purpose: tails in every dimension
+        let (n, k) = (37, 53); // ragged on purpose: a partial panel and odd k
         let w = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
         let b = Tensor::randn(0f32, 1.0, n, &dev).unwrap();
         let lin = Linear::new(candle_nn::Linear::new(w.clone(), Some(b.clone())));
+        assert!(matches!(lin.kind, Kind::Packed(_)));
         let x = Tensor::randn(0f32, 1.0, (13, k), &dev).unwrap();
         let ours = lin.forward(&x).unwrap();
         let reference = x
@@ -176,27 +280,32 @@ mod tests {
             .unwrap()
             .broadcast_add(&b)
             .unwrap();
-        let diff = (&ours - &reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(diff < 1e-4, "{diff}");
-        // Row independence is this kernel's promise; candle's fallback makes none.
-        assert!(
-            avx2_fma(),
-            "this machine lacks AVX2/FMA: the small-batch kernel is not exercised"
-        );
-        for row in [0, 6, 12] {
+        assert!(max_diff(&ours, &reference) < 1e-4);
+        // Every row alone, and every prefix, lands on the same bits: rows move between
+        // tile positions and tile sizes.
+        let all = ours.to_vec2::<f32>().unwrap();
+        for row in 0..13 {
             let alone = lin.forward(&x.narrow(0, row, 1).unwrap()).unwrap();
-            let batched = ours.narrow(0, row, 1).unwrap();
-            assert_eq!(
-                alone.to_vec2::<f32>().unwrap(),
-                batched.to_vec2::<f32>().unwrap()
-            );
+            assert_eq!(alone.to_vec2::<f32>().unwrap()[0], all[row], "row {row}");
         }
+        for len in [2, 5, 7, 12] {
+            let prefix = lin.forward(&x.narrow(0, 0, len).unwrap()).unwrap();
+            assert_eq!(prefix.to_vec2::<f32>().unwrap(), all[..len].to_vec());
+        }
+    }
+
+    #[test]
+    fn keeps_leading_dimensions() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (20, 8), &dev).unwrap();
+        let lin = Linear::new(candle_nn::Linear::new(w.clone(), None));
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 8), &dev).unwrap();
+        let ours = lin.forward(&x).unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 20]);
+        let reference = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+        assert!(max_diff(&ours, &reference) < 1e-5);
+        assert!(lin
+            .forward(&Tensor::zeros((2, 7), DType::F32, &dev).unwrap())
+            .is_err());
     }
 }
