@@ -122,7 +122,6 @@ impl PackedWeight {
         // are already spinning from the previous op, and a second pool would fight them
         // for the same cores.
         candle_core::utils::barrier_pool().execute_chunked(panels_n, |range| {
-            let out = out;
             for p in range {
                 let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
                 let cols = (n - p * PANEL).min(PANEL);
