@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Result, Tensor};
-use vlm_models::decoder::KvCache;
+use vlm_models::decoder::{KvCache, PagedLayer};
 
 /// Shape of one layer's keys (and values) per token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +101,18 @@ impl KvCache for PagedKvCache {
             i += run;
         }
         Ok(())
+    }
+
+    fn paged_layer(&self, layer: usize) -> Option<PagedLayer> {
+        Some(PagedLayer {
+            keys: self.keys.get(layer)?.clone(),
+            values: self.values.get(layer)?.clone(),
+            block_size: self.block_size,
+        })
+    }
+
+    fn block_table(&self, seq: usize) -> Option<&[u32]> {
+        self.tables.get(&seq).map(Vec::as_slice)
     }
 
     fn store(

@@ -1,6 +1,7 @@
 use super::Linear;
 use candle_core::{DType, Tensor};
 
+use super::paged_attention::{self, PagedSeq};
 use super::{DecoderConfig, DecoderInput, Flavor, KvCache};
 use crate::error::Result;
 use crate::loader::Weights;
@@ -166,8 +167,6 @@ impl Attention {
             )?;
             contexts.push((s.seq, s.past + 1));
         }
-        let (keys, values) = kv.gather_padded(layer, &contexts)?; // [b, kv_heads, longest, hd]
-        let longest = keys.dim(2)?;
         let b = decodes.len();
         let rows = Tensor::new(
             decodes
@@ -176,6 +175,30 @@ impl Attention {
                 .collect::<Vec<_>>(),
             q.device(),
         )?;
+        if let Some(paged) = kv.paged_layer(layer) {
+            let tables = contexts
+                .iter()
+                .map(|&(seq, context)| {
+                    let table = kv.block_table(seq).ok_or_else(|| {
+                        candle_core::Error::Msg(format!("sequence {seq} has no KV blocks"))
+                    })?;
+                    Ok(PagedSeq { table, context })
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            // [heads, tokens, hd] -> [b, heads * hd]
+            let q_rows = q
+                .index_select(&rows, 1)?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((b, self.heads * self.head_dim))?;
+            if let Some(out) =
+                paged_attention::decode(&q_rows, &paged, &tables, self.heads, scale as f32)?
+            {
+                return Ok(out);
+            }
+        }
+        let (keys, values) = kv.gather_padded(layer, &contexts)?; // [b, kv_heads, longest, hd]
+        let longest = keys.dim(2)?;
         // q: [heads, tokens, hd] -> [b, kv_heads, group, hd]: the query heads sharing a kv
         // head (heads are kv-major) are rows of one matmul, so keys are never copied per head.
         let q = q

@@ -2,6 +2,8 @@ use std::collections::HashMap;
 
 use candle_core::{Result, Tensor};
 
+use super::paged_attention::PagedLayer;
+
 /// Where the decoder keeps keys and values between steps. The engine owns the real one (a
 /// paged block pool); the decoder only says which sequence, layer and positions it writes.
 pub trait KvCache {
@@ -21,6 +23,17 @@ pub trait KvCache {
     /// padded to the longest: `[sequences, kv_heads, longest, head_dim]`. Lets a decode step
     /// attend for all its sequences in a few batched operations.
     fn gather_padded(&mut self, layer: usize, seqs: &[(usize, usize)]) -> Result<(Tensor, Tensor)>;
+
+    /// One layer's paged storage, when the cache is paged: decode attention then reads the
+    /// blocks in place through [`block_table`](Self::block_table) instead of gathering.
+    fn paged_layer(&self, _layer: usize) -> Option<PagedLayer> {
+        None
+    }
+
+    /// The block table of `seq` (see [`paged_layer`](Self::paged_layer)).
+    fn block_table(&self, _seq: usize) -> Option<&[u32]> {
+        None
+    }
 
     /// [`store`](Self::store) without reading back (the batched decode path reads through
     /// [`gather_padded`](Self::gather_padded)).

@@ -18,7 +18,7 @@ const PANEL: usize = 16;
 /// vectors and one broadcast, fits the 16 ymm registers.
 const TILE_ROWS: usize = 6;
 /// How far ahead (in `k` steps of one 64-byte panel row) weights are prefetched.
-const PREFETCH_K: usize = 24;
+const PREFETCH_K: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Linear {

@@ -6,6 +6,7 @@ mod attention;
 mod config;
 mod kv;
 mod linear;
+mod paged_attention;
 mod rotary;
 mod steps;
 
@@ -13,6 +14,7 @@ pub use attention::SeqSlice;
 pub use config::DecoderConfig;
 pub use kv::{ContiguousKvCache, KvCache};
 pub use linear::Linear;
+pub use paged_attention::PagedLayer;
 pub use rotary::RotaryEmbedding;
 
 use candle_core::{Module, Tensor};
