@@ -71,13 +71,20 @@ impl PackedWeight {
             return None;
         }
         let (n, k) = w.dims2().ok()?;
-        let rows = w.to_vec2::<f32>().ok()?;
+        let w = w.contiguous().ok()?;
         let panels_n = n.div_ceil(PANEL);
         let mut panels = vec![0f32; panels_n * k * PANEL];
-        for (j, row) in rows.iter().enumerate() {
-            let base = j / PANEL * k * PANEL + j % PANEL;
-            for (kk, v) in row.iter().enumerate() {
-                panels[base + kk * PANEL] = *v;
+        {
+            let (store, layout) = w.storage_and_layout();
+            let Storage::Cpu(cpu) = &*store else {
+                return None;
+            };
+            let data = &cpu.as_slice::<f32>().ok()?[layout.start_offset()..][..n * k];
+            for (j, row) in data.chunks_exact(k).enumerate() {
+                let base = j / PANEL * k * PANEL + j % PANEL;
+                for (kk, v) in row.iter().enumerate() {
+                    panels[base + kk * PANEL] = *v;
+                }
             }
         }
         Some(Self {
