@@ -212,6 +212,47 @@ fn batched_equals_alone_for_both_families() {
 }
 
 #[test]
+fn async_callers_stream_the_same_tokens_as_blocking_ones() {
+    let llava = model("llava-tiny");
+    let engine = engine(&llava, 0.01, 2048);
+    let messages = mixed_requests("llava-tiny");
+    let blocking = greedy_together(&engine, &messages[..3], 10);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let streamed: Vec<Vec<u32>> = runtime.block_on(async {
+        let tasks: Vec<_> = messages[..3]
+            .iter()
+            .map(|m| {
+                let mut stream = engine
+                    .submit(GenerationRequest::chat(
+                        m.clone(),
+                        SamplingParams::greedy(10),
+                    ))
+                    .unwrap();
+                tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    while let Some(event) = stream.next().await {
+                        ids.push(event.token_id);
+                        if event.finish_reason.is_some() {
+                            assert!(event.usage.is_some(), "the last event carries usage");
+                        }
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    assert_eq!(streamed, blocking);
+}
+
+#[test]
 fn preemption_under_a_tiny_kv_budget_completes_everything_correctly() {
     let model = model("qwen2-vl-tiny");
     let messages = mixed_requests("qwen2-vl-tiny");
