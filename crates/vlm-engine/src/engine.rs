@@ -160,6 +160,15 @@ impl EngineHandle {
         &self.model
     }
 
+    /// Whether the engine thread is still serving.
+    pub fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+
     pub fn max_model_len(&self) -> usize {
         self.max_model_len
     }
@@ -177,12 +186,21 @@ impl EngineHandle {
     /// checks it can ever fit, and queues it. The stream yields its tokens; dropping it
     /// cancels the request.
     pub fn submit(&self, request: GenerationRequest) -> Result<RequestStream, EngineError> {
-        let params = request.sampling;
-        params.validate()?;
-        let prompt = match request.input {
-            RequestInput::Chat(messages) => {
-                self.model.prepare_with(&messages, request.pixel_budget)?
-            }
+        request.sampling.validate()?;
+        let prompt = self.prepare(request.input, request.pixel_budget)?;
+        self.submit_prepared(prompt, request.sampling)
+    }
+
+    /// Templates, tokenizes and preprocesses an input without queueing it: callers that
+    /// need the prompt length first (a default `max_tokens`, `/tokenize`) then pass the
+    /// result to [`submit_prepared`](Self::submit_prepared).
+    pub fn prepare(
+        &self,
+        input: RequestInput,
+        pixel_budget: PixelBudget,
+    ) -> Result<PreparedPrompt, EngineError> {
+        Ok(match input {
+            RequestInput::Chat(messages) => self.model.prepare_with(&messages, pixel_budget)?,
             RequestInput::Text(text) => PreparedPrompt {
                 token_ids: self.model.tokenizer().encode(&text, true)?,
                 text,
@@ -195,8 +213,29 @@ impl EngineHandle {
                 images: Vec::new(),
                 mrope: None,
             },
-        };
-        self.submit_prepared(prompt, params)
+        })
+    }
+
+    /// The text of tokens, as the stream would produce it.
+    pub fn detokenize(
+        &self,
+        ids: &[u32],
+        skip_special_tokens: bool,
+    ) -> Result<String, EngineError> {
+        Ok(self.model.tokenizer().decode(ids, skip_special_tokens)?)
+    }
+
+    /// One token's own text (for logprobs), special tokens included.
+    pub fn token_text(&self, id: u32) -> String {
+        self.model
+            .tokenizer()
+            .decode(&[id], false)
+            .unwrap_or_default()
+    }
+
+    /// The model's name on disk (its directory).
+    pub fn model_path(&self) -> &std::path::Path {
+        self.model.snapshot().dir()
     }
 
     /// Queues an already prepared prompt.
@@ -339,43 +378,85 @@ impl RequestStream {
 
     /// Waits for every completion (blocking) and returns them in index order, with usage.
     pub fn collect_blocking(mut self) -> (Vec<Completion>, Usage) {
-        let mut completions: Vec<Completion> = (0..self.n)
-            .map(|index| Completion {
-                index,
-                token_ids: Vec::new(),
-                text: String::new(),
-                logprobs: Vec::new(),
-                top_logprobs: Vec::new(),
-                finish_reason: FinishReason::Abort,
-            })
-            .collect();
-        let mut usage = Usage {
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: 0,
-        };
-        let mut open = self.n;
-        while open > 0 {
-            let Some(event) = self.next_blocking() else {
-                break;
-            };
-            let c = &mut completions[event.index];
-            if event.finish_reason != Some(FinishReason::Abort)
-                || event.token_id != 0
-                || !event.text.is_empty()
-            {
-                if event.finish_reason != Some(FinishReason::Abort) {
-                    c.token_ids.push(event.token_id);
-                    c.logprobs.push(event.logprob);
-                    c.top_logprobs.push(event.top_logprobs);
-                }
-                c.text.push_str(&event.text);
-            }
-            if let Some(reason) = event.finish_reason {
-                c.finish_reason = reason;
-                usage.completion_tokens += event.usage.map_or(0, |u| u.completion_tokens);
-                open -= 1;
+        let mut collector = Collector::new(self.n, self.prompt_tokens);
+        while !collector.done() {
+            match self.next_blocking() {
+                Some(event) => collector.push(event),
+                None => break,
             }
         }
-        (completions, usage)
+        collector.finish()
+    }
+
+    /// How many completions the request asked for (`n`).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Every completion, awaited.
+    pub async fn collect(mut self) -> (Vec<Completion>, Usage) {
+        let mut collector = Collector::new(self.n, self.prompt_tokens);
+        while !collector.done() {
+            match self.next().await {
+                Some(event) => collector.push(event),
+                None => break,
+            }
+        }
+        collector.finish()
+    }
+}
+
+/// Folds a request's events into its completions.
+struct Collector {
+    completions: Vec<Completion>,
+    usage: Usage,
+    open: usize,
+}
+
+impl Collector {
+    fn new(n: usize, prompt_tokens: usize) -> Self {
+        Self {
+            completions: (0..n)
+                .map(|index| Completion {
+                    index,
+                    token_ids: Vec::new(),
+                    text: String::new(),
+                    logprobs: Vec::new(),
+                    top_logprobs: Vec::new(),
+                    finish_reason: FinishReason::Abort,
+                })
+                .collect(),
+            usage: Usage {
+                prompt_tokens,
+                completion_tokens: 0,
+            },
+            open: n,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.open == 0
+    }
+
+    fn push(&mut self, event: TokenEvent) {
+        let Some(c) = self.completions.get_mut(event.index) else {
+            return;
+        };
+        // An abort event carries no token, only text that was held back.
+        if event.finish_reason != Some(FinishReason::Abort) {
+            c.token_ids.push(event.token_id);
+            c.logprobs.push(event.logprob);
+            c.top_logprobs.push(event.top_logprobs);
+        }
+        c.text.push_str(&event.text);
+        if let Some(reason) = event.finish_reason {
+            c.finish_reason = reason;
+            self.usage.completion_tokens += event.usage.map_or(0, |u| u.completion_tokens);
+            self.open -= 1;
+        }
+    }
+
+    fn finish(self) -> (Vec<Completion>, Usage) {
+        (self.completions, self.usage)
     }
 }

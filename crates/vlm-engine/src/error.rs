@@ -24,3 +24,38 @@ pub enum EngineError {
     #[error("the engine has stopped")]
     Stopped,
 }
+
+impl EngineError {
+    /// Whether the request itself is at fault (a 4xx), as opposed to the model or the engine.
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            EngineError::Sampling(_)
+            | EngineError::ExceedsContext { .. }
+            | EngineError::ExceedsKvCache { .. } => true,
+            EngineError::Model(e) => matches!(
+                e,
+                ModelError::Image { .. }
+                    | ModelError::ImageProcessing { .. }
+                    | ModelError::InvalidRequest(_)
+                    | ModelError::ImageCountMismatch { .. }
+                    | ModelError::ChatTemplate(_)
+                    | ModelError::Tokenizer(_)
+            ),
+            EngineError::Config(_) | EngineError::Stopped => false,
+        }
+    }
+
+    /// The request parameter at fault, where there is one.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            EngineError::Sampling(e) => Some(e.param),
+            EngineError::ExceedsContext { .. } | EngineError::ExceedsKvCache { .. } => {
+                Some("max_tokens")
+            }
+            EngineError::Model(ModelError::Image { .. } | ModelError::ImageProcessing { .. }) => {
+                Some("messages")
+            }
+            _ => None,
+        }
+    }
+}

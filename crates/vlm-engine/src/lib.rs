@@ -27,3 +27,5 @@ pub use threads::{
     available_cores, configure_threads, current_thread_cores, format_cpu_list, parse_cpu_list,
     pin_current_thread, thread_plan, ThreadPlan,
 };
+pub use vlm_models::preprocess::PixelBudget;
+pub use vlm_models::PreparedPrompt;

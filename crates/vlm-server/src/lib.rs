@@ -1,1 +1,19 @@
-//! The OpenAI-compatible HTTP server (see DESIGN.md); filled in by the serving work.
+//! The OpenAI-compatible HTTP server over an [`EngineHandle`](vlm_engine::EngineHandle):
+//! `/v1/chat/completions`, `/v1/completions`, `/v1/models`, plus vLLM's `/tokenize`,
+//! `/detokenize`, `/health`, `/version` and Prometheus `/metrics`. Every error a client can
+//! cause is a 4xx in OpenAI's error shape; nothing a request carries can panic the server.
+
+mod auth;
+mod body;
+mod config;
+mod error;
+mod media;
+mod protocol;
+mod routes;
+mod sampling;
+mod state;
+
+pub use config::ServerConfig;
+pub use error::ApiError;
+pub use routes::router;
+pub use state::AppState;

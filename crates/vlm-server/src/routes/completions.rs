@@ -1,0 +1,229 @@
+//! `POST /v1/completions`: text (or token-id) prompts, no chat template.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+use vlm_core::{FinishReason, Usage};
+use vlm_engine::{EngineHandle, PixelBudget, RequestInput, RequestStream};
+
+use super::blocking;
+use crate::body::parse_json;
+use crate::error::ApiError;
+use crate::protocol::common::{finish_reason, response_id};
+use crate::protocol::completion::*;
+use crate::sampling::{sampling_params, settle_max_tokens};
+use crate::state::{unix_now, AppState};
+
+/// OpenAI's default for the legacy completions endpoint.
+const DEFAULT_MAX_TOKENS: i64 = 16;
+
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match run(state, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(
+    state: Arc<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CompletionRequest = parse_json(body)?;
+    let model = state.check_model(Some(&req.model))?;
+    if req.echo == Some(true) {
+        return Err(ApiError::bad_request("echo is not supported").with_param("echo"));
+    }
+    let logprobs = match req.logprobs {
+        None => None,
+        Some(k) if k >= 0 => Some(k as usize),
+        Some(k) => {
+            return Err(
+                ApiError::bad_request(format!("logprobs must be >= 0, got {k}"))
+                    .with_param("logprobs"),
+            )
+        }
+    };
+    let max_tokens = req.sampling.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    let (params, requested) = sampling_params(req.sampling, Some(max_tokens), logprobs)?;
+    let inputs: Vec<RequestInput> = match req.prompt {
+        PromptIn::Text(t) => vec![RequestInput::Text(t)],
+        PromptIn::Texts(ts) => ts.into_iter().map(RequestInput::Text).collect(),
+        PromptIn::Tokens(ids) => vec![RequestInput::Tokens(ids)],
+        PromptIn::TokenLists(lists) => lists.into_iter().map(RequestInput::Tokens).collect(),
+    };
+    if inputs.is_empty() {
+        return Err(ApiError::bad_request("prompt must not be empty").with_param("prompt"));
+    }
+    let stream_reply = req.stream.unwrap_or(false);
+    if stream_reply && inputs.len() > 1 {
+        return Err(ApiError::bad_request(
+            "streaming supports one prompt per request; send one request per prompt",
+        )
+        .with_param("prompt"));
+    }
+    let mut streams = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let engine = state.engine.clone();
+        let prompt = blocking(move || Ok(engine.prepare(input, PixelBudget::default())?)).await?;
+        let mut p = params.clone();
+        settle_max_tokens(
+            &mut p,
+            requested,
+            prompt.token_ids.len(),
+            state.engine.max_model_len(),
+        )?;
+        streams.push(state.engine.submit_prepared(prompt, p)?);
+    }
+    let reply = Reply {
+        id: response_id("cmpl"),
+        created: unix_now(),
+        model,
+        logprobs: logprobs.is_some(),
+        engine: state.engine.clone(),
+    };
+    if stream_reply {
+        let include_usage = req
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let stream = streams.pop().expect("one prompt");
+        return Ok(Sse::new(sse_events(reply, stream, include_usage))
+            .keep_alive(KeepAlive::default())
+            .into_response());
+    }
+    let mut choices = Vec::new();
+    let mut usage = Usage::default();
+    for (p, stream) in streams.into_iter().enumerate() {
+        let n = stream.n();
+        let (completions, u) = stream.collect().await;
+        usage.prompt_tokens += u.prompt_tokens;
+        usage.completion_tokens += u.completion_tokens;
+        for c in completions {
+            choices.push(CompletionChoice {
+                index: p * n + c.index,
+                logprobs: reply.logprobs.then(|| {
+                    let mut lp = CompletionLogprobs::default();
+                    for ((&id, &l), top) in c.token_ids.iter().zip(&c.logprobs).zip(&c.top_logprobs)
+                    {
+                        reply.push_logprob(&mut lp, id, l, top);
+                    }
+                    lp
+                }),
+                text: c.text,
+                finish_reason: Some(finish_reason(c.finish_reason)),
+            });
+        }
+    }
+    Ok(Json(Completion {
+        id: reply.id.clone(),
+        object: "text_completion",
+        created: reply.created,
+        model: reply.model.clone(),
+        choices,
+        usage: Some(usage.into()),
+        system_fingerprint: None,
+    })
+    .into_response())
+}
+
+struct Reply {
+    id: String,
+    created: u64,
+    model: String,
+    logprobs: bool,
+    engine: Arc<EngineHandle>,
+}
+
+impl Reply {
+    fn push_logprob(&self, lp: &mut CompletionLogprobs, id: u32, logprob: f32, top: &[(u32, f32)]) {
+        let offset =
+            lp.text_offset.last().copied().unwrap_or(0) + lp.tokens.last().map_or(0, |t| t.len());
+        lp.tokens.push(self.engine.token_text(id));
+        lp.token_logprobs.push(logprob);
+        lp.top_logprobs.push(
+            top.iter()
+                .map(|&(t, l)| (self.engine.token_text(t), l))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        lp.text_offset.push(offset);
+    }
+
+    fn chunk(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> Event {
+        let body = Completion {
+            id: self.id.clone(),
+            object: "text_completion",
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: usage.map(Into::into),
+            system_fingerprint: None,
+        };
+        Event::default().data(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+fn sse_events(
+    reply: Reply,
+    stream: RequestStream,
+    include_usage: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let open = stream.n();
+    let state = (reply, stream, VecDeque::new(), open, 0usize, false);
+    stream::unfold(
+        state,
+        move |(reply, mut stream, mut pending, mut open, mut tokens, mut done)| async move {
+            loop {
+                if let Some(e) = pending.pop_front() {
+                    return Some((Ok(e), (reply, stream, pending, open, tokens, done)));
+                }
+                if done {
+                    return None;
+                }
+                if open == 0 {
+                    if include_usage {
+                        let usage = Usage {
+                            prompt_tokens: stream.prompt_tokens,
+                            completion_tokens: tokens,
+                        };
+                        pending.push_back(reply.chunk(Vec::new(), Some(usage)));
+                    }
+                    pending.push_back(Event::default().data("[DONE]"));
+                    done = true;
+                    continue;
+                }
+                let event = stream.next().await?;
+                if event.finish_reason.is_some() {
+                    open -= 1;
+                    tokens += event.usage.map_or(0, |u| u.completion_tokens);
+                }
+                let real = event.finish_reason != Some(FinishReason::Abort);
+                let logprobs = (reply.logprobs && real).then(|| {
+                    let mut lp = CompletionLogprobs::default();
+                    reply.push_logprob(&mut lp, event.token_id, event.logprob, &event.top_logprobs);
+                    lp
+                });
+                if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
+                    continue;
+                }
+                let choice = CompletionChoice {
+                    index: event.index,
+                    text: event.text,
+                    logprobs,
+                    finish_reason: event.finish_reason.map(finish_reason),
+                };
+                pending.push_back(reply.chunk(vec![choice], None));
+            }
+        },
+    )
+}

@@ -1,0 +1,42 @@
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vlm_engine::EngineHandle;
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub engine: Arc<EngineHandle>,
+    pub config: ServerConfig,
+    /// Unix seconds when the server started (`/v1/models`' `created`).
+    pub started: u64,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<EngineHandle>, config: ServerConfig) -> Arc<Self> {
+        Arc::new(Self {
+            engine,
+            config,
+            started: unix_now(),
+        })
+    }
+
+    /// The served name a request's `model` field refers to (404 otherwise, as vLLM does).
+    pub fn check_model(&self, model: Option<&str>) -> Result<String, ApiError> {
+        let names = &self.config.served_model_names;
+        match model {
+            // /tokenize and /detokenize may omit it.
+            None => Ok(names[0].clone()),
+            Some(m) if names.iter().any(|n| n == m) => Ok(m.to_string()),
+            Some(m) => Err(ApiError::model_not_found(m)),
+        }
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,221 @@
+//! `vlm-serve`: an OpenAI-compatible `/v1` over one vision-language model.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use vlm_engine::{Engine, EngineConfig};
+use vlm_models::{loader, LoadOptions, VlmModel};
+use vlm_server::{router, AppState, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vlm-serve",
+    version,
+    about = "Serve a vision-language model behind an OpenAI-compatible /v1"
+)]
+struct Args {
+    /// Local Hugging Face snapshot directory, hub repo id, or alias (llava-1.5-7b, qwen2-vl-2b, ...).
+    #[arg(long, env = "VLM_MODEL")]
+    model: String,
+    /// Name(s) clients use in the `model` field (default: the --model argument).
+    #[arg(long, num_args = 1..)]
+    served_model_name: Vec<String>,
+    #[arg(long, env = "VLM_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// 0 picks a free port (printed at start-up).
+    #[arg(long, env = "VLM_PORT", default_value_t = 8000)]
+    port: u16,
+    /// Require `Authorization: Bearer <key>` on /v1/*.
+    #[arg(long, env = "VLM_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// auto (bf16 on CUDA, f32 on CPU), f32, f16 or bf16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Memory for the KV cache in GiB (as vLLM's VLLM_CPU_KVCACHE_SPACE).
+    #[arg(long, env = "VLM_KV_CACHE_GB", default_value_t = 4.0)]
+    kv_cache_gb: f64,
+    /// Longest prompt + completion (default: the model's max_position_embeddings).
+    #[arg(long)]
+    max_model_len: Option<usize>,
+    #[arg(long, default_value_t = 64)]
+    max_num_seqs: usize,
+    /// Most tokens one engine step computes (decodes plus prefill chunks).
+    #[arg(long, default_value_t = 2048)]
+    max_batched_tokens: usize,
+    /// Compute threads (default: one per available core, or per --cpu-bind core).
+    #[arg(long, env = "VLM_CPU_OMP_THREADS")]
+    threads: Option<usize>,
+    /// Cores to pin the compute threads to, one each: "0-3,8".
+    #[arg(long, env = "VLM_CPU_OMP_THREADS_BIND")]
+    cpu_bind: Option<String>,
+    #[arg(long, default_value_t = 8)]
+    limit_images_per_prompt: usize,
+    /// Allow `file://` and plain-path image URLs under this directory.
+    #[arg(long)]
+    allowed_local_media_path: Option<PathBuf>,
+    /// Fetch http(s) image URLs (off: clients send data: URLs).
+    #[arg(long)]
+    allow_remote_images: bool,
+    /// Largest encoded image, in MiB, from any source.
+    #[arg(long, default_value_t = 20.0)]
+    max_image_mb: f64,
+    /// Largest decoded image, in pixels (width x height).
+    #[arg(long, default_value_t = 8192 * 8192)]
+    max_image_pixels: u64,
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = 64.0)]
+    max_body_mb: f64,
+    /// A Jinja chat template file to use instead of the checkpoint's.
+    #[arg(long)]
+    chat_template: Option<PathBuf>,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    shutdown_timeout: u64,
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.threads.is_some() || args.cpu_bind.is_some() {
+        vlm_engine::configure_threads(args.threads, args.cpu_bind.as_deref())?;
+    }
+    let mut options = LoadOptions::parse(&args.device, &args.dtype).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &args.chat_template {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read chat template {}", path.display()))?;
+        options.chat_template = Some(source);
+    }
+    if let Some(dir) = &args.allowed_local_media_path {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--allowed-local-media-path {} is not a directory",
+            dir.display()
+        );
+    }
+    let snapshot = loader::resolve(&args.model)?;
+    let model = Arc::new(VlmModel::load(snapshot, &options)?);
+    let engine = Arc::new(Engine::start(
+        model,
+        EngineConfig {
+            kv_cache_gb: args.kv_cache_gb,
+            max_model_len: args.max_model_len,
+            max_num_seqs: args.max_num_seqs,
+            max_batched_tokens: args.max_batched_tokens,
+            ..EngineConfig::default()
+        },
+    )?);
+    let names = if args.served_model_name.is_empty() {
+        vec![args.model.clone()]
+    } else {
+        args.served_model_name.clone()
+    };
+    let config = ServerConfig {
+        served_model_names: names.clone(),
+        api_key: args.api_key.clone(),
+        limit_images_per_prompt: args.limit_images_per_prompt,
+        allowed_local_media_path: args.allowed_local_media_path.clone(),
+        allow_remote_images: args.allow_remote_images,
+        max_image_bytes: mib(args.max_image_mb, "--max-image-mb")?,
+        max_image_pixels: args.max_image_pixels,
+        max_body_bytes: mib(args.max_body_mb, "--max-body-mb")?,
+        ..ServerConfig::default()
+    };
+    // HTTP gets its own small runtime; the compute pool has the cores.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let state = AppState::new(engine.clone(), config);
+    let addr = format!("{}:{}", args.host, args.port);
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}; pick another --port or --host"))?;
+        let local: SocketAddr = listener.local_addr()?;
+        let stats = engine.stats();
+        println!(
+            "vlm-serve: {} ({}) at http://{local}/v1 | KV cache {} blocks x {} tokens = {} tokens, max_model_len {}",
+            names.join(", "),
+            engine.model_path().display(),
+            stats.kv_blocks_total,
+            stats.block_size,
+            engine.kv_capacity_tokens(),
+            engine.max_model_len(),
+        );
+        let grace = Duration::from_secs(args.shutdown_timeout);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            eprintln!("vlm-serve: draining in-flight requests (up to {}s)", grace.as_secs());
+            let _ = stop_tx.send(());
+        });
+        let serving = tokio::spawn(async move { server.await });
+        // Once the signal came, in-flight requests get `grace` to finish.
+        let result = tokio::select! {
+            r = serving => r,
+            _ = async {
+                let _ = stop_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                eprintln!("vlm-serve: requests still running after {}s; aborting them", grace.as_secs());
+                Ok(Ok(()))
+            }
+        };
+        result.context("server task")?.context("server")?;
+        anyhow::Ok(())
+    })?;
+    engine.shutdown(false);
+    eprintln!("vlm-serve: stopped");
+    Ok(())
+}
+
+fn mib(value: f64, flag: &str) -> Result<usize> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0,
+        "{flag} must be a positive number of MiB, got {value}"
+    );
+    Ok((value * (1u64 << 20) as f64) as usize)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vlm-serve: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

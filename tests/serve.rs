@@ -1,0 +1,555 @@
+//! `vlm-serve` end to end: the real binary on a loopback port, the official-shaped
+//! `async-openai` client for the happy paths, raw HTTP for every error case, and the
+//! lifecycle (disconnects free KV blocks, auth, SIGTERM drains).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::{
+    ChatCompletionRequestMessageContentPartImage, ChatCompletionRequestMessageContentPartText,
+    ChatCompletionRequestUserMessage, ChatCompletionRequestUserMessageContent,
+    ChatCompletionRequestUserMessageContentPart, ChatCompletionStreamOptions,
+    CreateChatCompletionRequest, CreateChatCompletionRequestArgs, ImageUrl, Prompt,
+};
+use async_openai::types::completions::CreateCompletionRequestArgs;
+use async_openai::Client;
+use common::{data_url, fixtures, image_bytes, metric, Server};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+const MODEL_DIR: &str = "llava-tiny-hub";
+const QUESTION: &str = "What is in the picture?";
+
+fn client(server: &Server, key: Option<&str>) -> Client<OpenAIConfig> {
+    let mut config = OpenAIConfig::new().with_api_base(server.v1());
+    if let Some(k) = key {
+        config = config.with_api_key(k);
+    }
+    Client::with_config(config)
+}
+
+/// One user message: the image, then the question (as `vlm-run` builds it).
+fn image_question(image: &[u8]) -> ChatCompletionRequestUserMessage {
+    ChatCompletionRequestUserMessage {
+        content: ChatCompletionRequestUserMessageContent::Array(vec![
+            ChatCompletionRequestUserMessageContentPart::ImageUrl(
+                ChatCompletionRequestMessageContentPartImage {
+                    image_url: ImageUrl {
+                        url: data_url(image),
+                        detail: None,
+                    },
+                    prompt_cache_breakpoint: None,
+                },
+            ),
+            ChatCompletionRequestUserMessageContentPart::Text(
+                ChatCompletionRequestMessageContentPartText {
+                    text: QUESTION.into(),
+                    prompt_cache_breakpoint: None,
+                },
+            ),
+        ]),
+        name: None,
+    }
+}
+
+fn greedy_request(max_tokens: u32) -> CreateChatCompletionRequest {
+    CreateChatCompletionRequestArgs::default()
+        .model("tiny")
+        .messages([image_question(&image_bytes("square.png")).into()])
+        .max_completion_tokens(max_tokens)
+        .temperature(0.0)
+        .build()
+        .unwrap()
+}
+
+fn vlm_run_text(max_tokens: u32) -> (String, usize) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vlm-run"))
+        .args(["--model", fixtures().join(MODEL_DIR).to_str().unwrap()])
+        .args([
+            "--image",
+            fixtures().join("images/square.png").to_str().unwrap(),
+        ])
+        .args([
+            "--prompt",
+            QUESTION,
+            "--json",
+            "--max-tokens",
+            &max_tokens.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["text"].as_str().unwrap().to_string(),
+        v["prompt_token_ids"].as_array().unwrap().len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_client_end_to_end() {
+    let server = Server::start(MODEL_DIR, &[]);
+    let client = client(&server, None);
+
+    // Chat with an image: the text vlm-run produces for the same input.
+    let response = client.chat().create(greedy_request(12)).await.unwrap();
+    let (expected, prompt_tokens) = vlm_run_text(12);
+    assert_eq!(response.choices.len(), 1);
+    let text = response.choices[0].message.content.clone().unwrap();
+    assert_eq!(text, expected);
+    let usage = response.usage.clone().unwrap();
+    assert_eq!(usage.prompt_tokens as usize, prompt_tokens);
+    assert_eq!(usage.completion_tokens, 12);
+    assert!(response.id.starts_with("chatcmpl-"));
+    assert_eq!(response.object, "chat.completion");
+
+    // Streaming with usage: the deltas add up to the same text; usage comes last.
+    let mut request = greedy_request(12);
+    request.stream = Some(true);
+    request.stream_options = Some(ChatCompletionStreamOptions {
+        include_usage: Some(true),
+        include_obfuscation: None,
+    });
+    let mut stream = client.chat().create_stream(request).await.unwrap();
+    let (mut streamed, mut finish, mut usage) = (String::new(), None, None);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        for c in &chunk.choices {
+            streamed.push_str(c.delta.content.as_deref().unwrap_or(""));
+            finish = finish.or(c.finish_reason);
+        }
+        if let Some(u) = chunk.usage {
+            assert!(chunk.choices.is_empty(), "the usage chunk has no choices");
+            usage = Some(u);
+        }
+    }
+    assert_eq!(streamed, expected);
+    assert!(finish.is_some());
+    assert_eq!(usage.unwrap().completion_tokens, 12);
+
+    // Logprobs: one entry per token, the chosen one first among greedy alternatives.
+    let mut request = greedy_request(6);
+    request.logprobs = Some(true);
+    request.top_logprobs = Some(3);
+    let response = client.chat().create(request).await.unwrap();
+    let content = response.choices[0]
+        .logprobs
+        .clone()
+        .unwrap()
+        .content
+        .unwrap();
+    assert_eq!(content.len(), 6);
+    for entry in &content {
+        assert_eq!(entry.top_logprobs.len(), 3);
+        assert!(entry.logprob <= 0.0);
+        assert!((entry.top_logprobs[0].logprob - entry.logprob).abs() < 1e-6);
+    }
+
+    // n = 2, sampled and seeded: two choices; the same seed repeats them.
+    let sampled = || {
+        CreateChatCompletionRequestArgs::default()
+            .model("tiny")
+            .messages([image_question(&image_bytes("square.png")).into()])
+            .max_completion_tokens(10u32)
+            .temperature(1.0)
+            .n(2)
+            .seed(1234)
+            .build()
+            .unwrap()
+    };
+    let first = client.chat().create(sampled()).await.unwrap();
+    let second = client.chat().create(sampled()).await.unwrap();
+    let texts = |r: &async_openai::types::chat::CreateChatCompletionResponse| {
+        let mut v: Vec<(u32, String)> = r
+            .choices
+            .iter()
+            .map(|c| (c.index, c.message.content.clone().unwrap_or_default()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(texts(&first).len(), 2);
+    assert_eq!(texts(&first)[0].0, 0);
+    assert_eq!(texts(&first)[1].0, 1);
+    assert_eq!(texts(&first), texts(&second));
+
+    // /v1/completions with a text prompt.
+    let request = CreateCompletionRequestArgs::default()
+        .model("tiny")
+        .prompt(Prompt::String("The capital of France is".into()))
+        .max_tokens(5u32)
+        .temperature(0.0)
+        .build()
+        .unwrap();
+    let completion = client.completions().create(request).await.unwrap();
+    assert_eq!(completion.choices.len(), 1);
+    assert_eq!(completion.usage.unwrap().completion_tokens, 5);
+    assert_eq!(completion.object, "text_completion");
+
+    // /v1/models lists the served name.
+    let models = client.models().list().await.unwrap();
+    assert_eq!(models.data.len(), 1);
+    assert_eq!(models.data[0].id, "tiny");
+}
+
+/// POSTs raw JSON (or bytes) and returns the status and the parsed body.
+async fn post(url: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"));
+    (status, value)
+}
+
+/// OpenAI's error shape, with the message mentioning `needle`.
+fn assert_error(status: u16, body: &Value, want_status: u16, needle: &str, case: &str) {
+    assert_eq!(status, want_status, "{case}: {body}");
+    let error = &body["error"];
+    for key in ["message", "type", "param", "code"] {
+        assert!(error.get(key).is_some(), "{case}: no error.{key} in {body}");
+    }
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.to_lowercase().contains(&needle.to_lowercase()),
+        "{case}: {message:?} does not mention {needle:?}"
+    );
+}
+
+fn chat_body(content: Value) -> Value {
+    json!({"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": content}]})
+}
+
+fn image_part(url: &str) -> Value {
+    json!({"type": "image_url", "image_url": {"url": url}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_request_is_a_4xx_in_openai_shape() {
+    let media = fixtures().join("images");
+    let server = Server::start(
+        MODEL_DIR,
+        &[
+            "--max-model-len",
+            "700",
+            "--limit-images-per-prompt",
+            "1",
+            "--max-image-pixels",
+            "200000",
+            "--max-image-mb",
+            "0.2",
+            "--max-body-mb",
+            "0.5",
+        ],
+    );
+    let chat = format!("{}/chat/completions", server.v1());
+    let square = data_url(&image_bytes("square.png"));
+    let big_body = chat_body(json!("x".repeat(600_000))).to_string();
+    let jpeg_as_png = data_url(&image_bytes("landscape.jpg"));
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("malformed JSON", "{\"model\": ".into(), 400, "not valid JSON"),
+        ("not an object", "[1, 2]".into(), 400, "object"),
+        ("missing messages", json!({"model": "tiny"}).to_string(), 400, "messages"),
+        (
+            "wrong type",
+            json!({"model": "tiny", "messages": "hello"}).to_string(),
+            400,
+            "messages",
+        ),
+        (
+            "unknown model",
+            json!({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+            404,
+            "gpt-9",
+        ),
+        (
+            "invalid base64",
+            chat_body(json!([image_part("data:image/png;base64,!!!not-base64!!!")])).to_string(),
+            400,
+            "base64",
+        ),
+        (
+            "undecodable image",
+            chat_body(json!([image_part(&data_url(b"GIF89a but not really an image"))]))
+                .to_string(),
+            400,
+            "image",
+        ),
+        (
+            "too many pixels",
+            chat_body(json!([image_part(&data_url(&image_bytes("landscape_down.png")))])).to_string(),
+            400,
+            "pixels",
+        ),
+        (
+            "too many bytes",
+            chat_body(json!([image_part(&data_url(&vec![0u8; 250_000]))])).to_string(),
+            400,
+            "bytes",
+        ),
+        (
+            "too many images",
+            chat_body(json!([image_part(&square), image_part(&square)])).to_string(),
+            400,
+            "at most 1 images",
+        ),
+        (
+            "prompt over max_model_len",
+            chat_body(json!("word ".repeat(1000))).to_string(),
+            400,
+            "maximum context length",
+        ),
+        (
+            "max_tokens past the context",
+            json!({"model": "tiny", "max_tokens": 5000, "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+            400,
+            "context",
+        ),
+        (
+            "negative temperature",
+            json!({"model": "tiny", "temperature": -1, "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+            400,
+            "temperature",
+        ),
+        (
+            "top_p out of range",
+            json!({"model": "tiny", "top_p": 1.5, "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+            400,
+            "top_p",
+        ),
+        (
+            "n = 0",
+            json!({"model": "tiny", "n": 0, "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+            400,
+            "n must",
+        ),
+        (
+            "unknown role",
+            json!({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}).to_string(),
+            400,
+            "role",
+        ),
+        ("body over the limit", big_body, 413, "larger"),
+        (
+            "remote image not allowed",
+            chat_body(json!([image_part("http://127.0.0.1:9/cat.png")])).to_string(),
+            400,
+            "remote images are not allowed",
+        ),
+        (
+            "local image not allowed",
+            chat_body(json!([image_part(media.join("square.png").to_str().unwrap())])).to_string(),
+            400,
+            "local image paths are not allowed",
+        ),
+        (
+            "JPEG bytes in a PNG data URL still decode",
+            chat_body(json!([image_part(&jpeg_as_png)])).to_string(),
+            200,
+            "",
+        ),
+    ];
+    for (case, body, want, needle) in cases {
+        let (status, value) = post(&chat, body).await;
+        if want == 200 {
+            assert_eq!(status, 200, "{case}: {value}");
+            continue;
+        }
+        assert_error(status, &value, want, needle, case);
+    }
+    // Parameters are named where there is one.
+    let (_, v) = post(&chat, json!({"model": "tiny", "temperature": -1, "messages": [{"role": "user", "content": "hi"}]}).to_string()).await;
+    assert_eq!(v["error"]["param"], "temperature");
+    let (_, v) = post(&chat, json!({"model": "gpt-9", "messages": []}).to_string()).await;
+    assert_eq!(v["error"]["param"], "model");
+
+    // Other routes answer in the same shape.
+    let (status, v) = post(
+        &format!("{}/completions", server.v1()),
+        json!({"model": "tiny"}).to_string(),
+    )
+    .await;
+    assert_error(status, &v, 400, "prompt", "completions without prompt");
+    let response = reqwest::get(format!("{}/v1/nothing-here", server.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let v: Value = response.json().await.unwrap();
+    assert!(v["error"]["message"].is_string());
+
+    // After all that the server still serves, and holds no KV blocks.
+    let (status, v) = post(
+        &chat,
+        chat_body(json!([image_part(&square), {"type": "text", "text": "hi"}])).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(metric(&server.base, "vlm:kv_cache_blocks_used").await, 0.0);
+
+    // /tokenize and /detokenize round-trip.
+    let (status, v) = post(
+        &format!("{}/tokenize", server.base),
+        json!({"prompt": "hello world"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["count"].as_u64().unwrap() as usize,
+        v["tokens"].as_array().unwrap().len()
+    );
+    let (status, d) = post(
+        &format!("{}/detokenize", server.base),
+        json!({"tokens": v["tokens"]}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert!(d["prompt"].as_str().unwrap().contains("hello world"), "{d}");
+    let version: Value = reqwest::get(format!("{}/version", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(version["version"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_stream_frees_its_blocks() {
+    let server = Server::start(MODEL_DIR, &[]);
+    let body = json!({
+        "model": "tiny",
+        "stream": true,
+        "max_tokens": 1200,
+        "ignore_eos": true,
+        "messages": [{"role": "user", "content": [image_part(&data_url(&image_bytes("square.png"))), {"type": "text", "text": "go on"}]}],
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.v1()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut bytes = response.bytes_stream();
+    // Read until a few tokens have arrived: the sequence holds blocks now.
+    let mut seen = 0;
+    while seen < 4 {
+        let chunk = bytes.next().await.unwrap().unwrap();
+        seen += String::from_utf8_lossy(&chunk).matches("data: ").count();
+    }
+    assert!(metric(&server.base, "vlm:kv_cache_blocks_used").await > 0.0);
+    assert_eq!(metric(&server.base, "vlm:num_requests_running").await, 1.0);
+    drop(bytes);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let used = metric(&server.base, "vlm:kv_cache_blocks_used").await;
+        let running = metric(&server.base, "vlm:num_requests_running").await;
+        if used == 0.0 && running == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "blocks still held: {used}, running {running}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metric(&server.base, "vlm:generation_tokens_total").await < 1200.0);
+    assert_eq!(metric(&server.base, "vlm:request_aborted_total").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_guards_v1_only() {
+    let server = Server::start(MODEL_DIR, &["--api-key", "sesame"]);
+    for key in [None, Some("wrong")] {
+        let err = client(&server, key)
+            .models()
+            .list()
+            .await
+            .expect_err("no or wrong key must fail");
+        let text = err.to_string();
+        assert!(text.contains("API key"), "{text}");
+        let mut req = reqwest::Client::new().get(format!("{}/models", server.v1()));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        let v: Value = response.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_api_key");
+    }
+    let models = client(&server, Some("sesame"))
+        .models()
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(models.data[0].id, "tiny");
+    let response = client(&server, Some("sesame"))
+        .chat()
+        .create(greedy_request(3))
+        .await
+        .unwrap();
+    assert_eq!(response.usage.unwrap().completion_tokens, 3);
+    // Health and metrics stay open for probes.
+    assert_eq!(
+        reqwest::get(format!("{}/health", server.base))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let server = Server::start(MODEL_DIR, &[]);
+    let body = json!({
+        "model": "tiny",
+        "stream": true,
+        "max_tokens": 40,
+        "ignore_eos": true,
+        "messages": [{"role": "user", "content": "count"}],
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.v1()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut bytes = response.bytes_stream();
+    let first = bytes.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("data: "));
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    let mut rest = String::new();
+    while let Some(chunk) = bytes.next().await {
+        rest.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(
+        rest.contains("\"finish_reason\":\"length\""),
+        "the request finished: {rest}"
+    );
+    assert!(rest.trim_end().ends_with("data: [DONE]"));
+    let status = server.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+}
