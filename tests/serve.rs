@@ -145,6 +145,10 @@ async fn openai_client_end_to_end() {
         .content
         .unwrap();
     assert_eq!(content.len(), 6);
+    // Token strings keep their spaces: together they spell the reply.
+    let joined: String = content.iter().map(|e| e.token.as_str()).collect();
+    let reply = response.choices[0].message.content.clone().unwrap();
+    assert_eq!(joined.trim_start(), reply.trim_start());
     for entry in &content {
         assert_eq!(entry.top_logprobs.len(), 3);
         assert!(entry.logprob <= 0.0);

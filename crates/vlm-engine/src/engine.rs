@@ -62,6 +62,8 @@ pub struct EngineHandle {
     next_sequence: AtomicUsize,
     max_model_len: usize,
     capacity_tokens: usize,
+    /// Ids and text of the prefix [`token_text`](Self::token_text) decodes after.
+    token_text_prefix: std::sync::OnceLock<(Vec<u32>, String)>,
 }
 
 pub struct Engine;
@@ -151,6 +153,7 @@ impl Engine {
             next_sequence: AtomicUsize::new(1),
             max_model_len,
             capacity_tokens,
+            token_text_prefix: std::sync::OnceLock::new(),
         })
     }
 }
@@ -225,12 +228,24 @@ impl EngineHandle {
         Ok(self.model.tokenizer().decode(ids, skip_special_tokens)?)
     }
 
-    /// One token's own text (for logprobs), special tokens included.
+    /// One token's own text (for logprobs), special tokens included, with the leading
+    /// space it has mid-sentence: decoders drop a first token's space (Metaspace), so the
+    /// token is decoded after a fixed one-letter prefix that is then cut off.
     pub fn token_text(&self, id: u32) -> String {
-        self.model
-            .tokenizer()
-            .decode(&[id], false)
-            .unwrap_or_default()
+        let tokenizer = self.model.tokenizer();
+        let (prefix, head) = self.token_text_prefix.get_or_init(|| {
+            let ids = tokenizer.encode("a", false).unwrap_or_default();
+            let head = tokenizer.decode(&ids, false).unwrap_or_default();
+            (ids, head)
+        });
+        let mut ids = prefix.clone();
+        ids.push(id);
+        match tokenizer.decode(&ids, false) {
+            Ok(text) if !head.is_empty() && text.starts_with(head.as_str()) => {
+                text[head.len()..].to_string()
+            }
+            _ => tokenizer.decode(&[id], false).unwrap_or_default(),
+        }
     }
 
     /// The model's name on disk (its directory).
