@@ -1,1 +1,7 @@
-//! Benchmark tasks, datasets and scoring (see DESIGN.md); filled in by the evaluation work.
+//! Benchmark evaluation with scores identical to lmms-eval's: task prompts, answer parsers
+//! and aggregation ported rule for rule (including Python's `random` stream where a parser
+//! guesses), so a number from `vlm-eval` can be put next to a paper's.
+
+pub mod python_random;
+pub mod python_str;
+pub mod tasks;

@@ -1,0 +1,3 @@
+//! The benchmarks: prompts, parsers and aggregation.
+
+pub mod mme;
