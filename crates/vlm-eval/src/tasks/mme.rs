@@ -106,9 +106,12 @@ pub enum MmeError {
     },
 }
 
+/// One image's answers within a category.
+type ImageAnswers<'a> = (&'a str, Vec<bool>);
+
 pub fn aggregate(samples: &[Scored<'_>]) -> Result<MmeScores, MmeError> {
     // category -> question_id -> scores, in first-seen order as Python dicts keep it.
-    let mut by_category: Vec<(&str, Vec<(&str, Vec<bool>)>)> = Vec::new();
+    let mut by_category: Vec<(&str, Vec<ImageAnswers<'_>>)> = Vec::new();
     for s in samples {
         let ci = match by_category.iter().position(|(c, _)| *c == s.category) {
             Some(i) => i,
