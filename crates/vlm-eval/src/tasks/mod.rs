@@ -1,3 +1,4 @@
 //! The benchmarks: prompts, parsers and aggregation.
 
 pub mod mme;
+pub mod mmmu;
