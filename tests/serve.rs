@@ -386,6 +386,21 @@ async fn every_bad_request_is_a_4xx_in_openai_shape() {
     )
     .await;
     assert_error(status, &v, 400, "prompt", "completions without prompt");
+    let response = reqwest::get(&chat).await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let v: Value = response.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("GET"),
+        "{v}"
+    );
+    let (status, v) = post(&format!("{}/tokenize", server.base), json!({}).to_string()).await;
+    assert_error(
+        status,
+        &v,
+        400,
+        "exactly one of prompt",
+        "tokenize without input",
+    );
     let response = reqwest::get(format!("{}/v1/nothing-here", server.base))
         .await
         .unwrap();
@@ -400,7 +415,7 @@ async fn every_bad_request_is_a_4xx_in_openai_shape() {
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(metric(&server.base, "vlm:kv_cache_blocks_used").await, 0.0);
+    assert_blocks_return(&server).await;
 
     // /tokenize and /detokenize round-trip.
     let (status, v) = post(
@@ -429,6 +444,36 @@ async fn every_bad_request_is_a_4xx_in_openai_shape() {
     assert!(version["version"].is_string());
 }
 
+/// Waits (up to 30 s) for the engine to hold no KV blocks and run nothing: the response
+/// reaches the client a moment before the engine's bookkeeping of the finished step.
+async fn assert_blocks_return(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let used = metric(&server.base, "vlm:kv_cache_blocks_used").await;
+        let running = metric(&server.base, "vlm:num_requests_running").await;
+        if used == 0.0 && running == 0.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "blocks still held: {used}, running {running}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts a streamed chat request; its raw SSE bytes follow through `bytes_stream()`.
+async fn stream_chat(server: &Server, body: &Value) -> reqwest::Response {
+    let response = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.v1()))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnected_stream_frees_its_blocks() {
     let server = Server::start(MODEL_DIR, &[]);
@@ -439,14 +484,7 @@ async fn a_disconnected_stream_frees_its_blocks() {
         "ignore_eos": true,
         "messages": [{"role": "user", "content": [image_part(&data_url(&image_bytes("square.png"))), {"type": "text", "text": "go on"}]}],
     });
-    let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", server.v1()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let mut bytes = response.bytes_stream();
+    let mut bytes = stream_chat(&server, &body).await.bytes_stream();
     // Read until a few tokens have arrived: the sequence holds blocks now.
     let mut seen = 0;
     while seen < 4 {
@@ -456,19 +494,7 @@ async fn a_disconnected_stream_frees_its_blocks() {
     assert!(metric(&server.base, "vlm:kv_cache_blocks_used").await > 0.0);
     assert_eq!(metric(&server.base, "vlm:num_requests_running").await, 1.0);
     drop(bytes);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let used = metric(&server.base, "vlm:kv_cache_blocks_used").await;
-        let running = metric(&server.base, "vlm:num_requests_running").await;
-        if used == 0.0 && running == 0.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "blocks still held: {used}, running {running}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_blocks_return(&server).await;
     assert!(metric(&server.base, "vlm:generation_tokens_total").await < 1200.0);
     assert_eq!(metric(&server.base, "vlm:request_aborted_total").await, 1.0);
 }
@@ -534,13 +560,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
         "ignore_eos": true,
         "messages": [{"role": "user", "content": "count"}],
     });
-    let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", server.v1()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let mut bytes = response.bytes_stream();
+    let mut bytes = stream_chat(&server, &body).await.bytes_stream();
     let first = bytes.next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("data: "));
     // SAFETY: sending a signal to our own child process.

@@ -11,7 +11,10 @@ use vlm_core::{ChatMessage, ImageData, SamplingParams};
 
 use vlm_engine::{Engine, EngineConfig};
 use vlm_models::preprocess::PixelBudget;
-use vlm_models::{loader, LoadOptions, VlmModel};
+
+#[path = "../cli/model_args.rs"]
+mod model_args;
+use model_args::ModelArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,9 +24,8 @@ use vlm_models::{loader, LoadOptions, VlmModel};
     allow_negative_numbers = true
 )]
 struct Args {
-    /// Local Hugging Face snapshot directory, hub repo id, or alias (llava-1.5-7b, qwen2-vl-2b, ...).
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Image file; repeat for several images. They precede the text in the user message.
     #[arg(long = "image")]
     images: Vec<PathBuf>,
@@ -42,41 +44,16 @@ struct Args {
     /// Print one JSON object: prompt_token_ids, token_ids, text, logprobs, finish_reason.
     #[arg(long)]
     json: bool,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// auto (bf16 on CUDA, f32 on CPU), f32, f16 or bf16.
-    #[arg(long, default_value = "auto")]
-    dtype: String,
     /// Qwen2-VL: fewest pixels an image is resized to (overrides the checkpoint's min_pixels).
     #[arg(long)]
     min_pixels: Option<u64>,
     /// Qwen2-VL: most pixels an image is resized to (overrides the checkpoint's max_pixels).
     #[arg(long)]
     max_pixels: Option<u64>,
-    /// Compute threads (default: one per available core, or per --cpu-bind core).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Cores to pin the compute threads to, one each: "0-3,8".
-    #[arg(long)]
-    cpu_bind: Option<String>,
-    /// A Jinja chat template file to use instead of the checkpoint's.
-    #[arg(long)]
-    chat_template: Option<PathBuf>,
 }
 
 fn run(args: Args) -> Result<()> {
-    if args.threads.is_some() || args.cpu_bind.is_some() {
-        vlm_engine::configure_threads(args.threads, args.cpu_bind.as_deref())?;
-    }
-    let mut options = LoadOptions::parse(&args.device, &args.dtype).map_err(anyhow::Error::msg)?;
-    if let Some(path) = &args.chat_template {
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read chat template {}", path.display()))?;
-        options.chat_template = Some(source);
-    }
-    let snapshot = loader::resolve(&args.model)?;
-    let model = VlmModel::load(snapshot, &options)?;
+    let model = args.model.load()?;
     let images = args
         .images
         .iter()
@@ -105,7 +82,7 @@ fn run(args: Args) -> Result<()> {
         * text.num_hidden_layers
         * text.num_kv_heads()
         * text.head_dim()
-        * options.dtype.size_in_bytes();
+        * model.load_options().dtype.size_in_bytes();
     let tokens =
         (prompt.token_ids.len() + params.max_tokens).min(model.max_position_embeddings()) + 16;
     let config = EngineConfig {
@@ -132,17 +109,5 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vlm-run: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    model_args::main_with("vlm-run", "warn", || run(Args::parse()))
 }

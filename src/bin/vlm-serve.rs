@@ -9,8 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use vlm_engine::{Engine, EngineConfig};
-use vlm_models::{loader, LoadOptions, VlmModel};
 use vlm_server::{router, AppState, ServerConfig};
+
+#[path = "../cli/model_args.rs"]
+mod model_args;
+use model_args::ModelArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,9 +22,8 @@ use vlm_server::{router, AppState, ServerConfig};
     about = "Serve a vision-language model behind an OpenAI-compatible /v1"
 )]
 struct Args {
-    /// Local Hugging Face snapshot directory, hub repo id, or alias (llava-1.5-7b, qwen2-vl-2b, ...).
-    #[arg(long, env = "VLM_MODEL")]
-    model: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Name(s) clients use in the `model` field (default: the --model argument).
     #[arg(long, num_args = 1..)]
     served_model_name: Vec<String>,
@@ -33,12 +35,6 @@ struct Args {
     /// Require `Authorization: Bearer <key>` on /v1/*.
     #[arg(long, env = "VLM_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// auto (bf16 on CUDA, f32 on CPU), f32, f16 or bf16.
-    #[arg(long, default_value = "auto")]
-    dtype: String,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Memory for the KV cache in GiB (as vLLM's VLLM_CPU_KVCACHE_SPACE).
     #[arg(long, env = "VLM_KV_CACHE_GB", default_value_t = 4.0)]
     kv_cache_gb: f64,
@@ -50,12 +46,6 @@ struct Args {
     /// Most tokens one engine step computes (decodes plus prefill chunks).
     #[arg(long, default_value_t = 2048)]
     max_batched_tokens: usize,
-    /// Compute threads (default: one per available core, or per --cpu-bind core).
-    #[arg(long, env = "VLM_CPU_OMP_THREADS")]
-    threads: Option<usize>,
-    /// Cores to pin the compute threads to, one each: "0-3,8".
-    #[arg(long, env = "VLM_CPU_OMP_THREADS_BIND")]
-    cpu_bind: Option<String>,
     #[arg(long, default_value_t = 8)]
     limit_images_per_prompt: usize,
     /// Allow `file://` and plain-path image URLs under this directory.
@@ -73,24 +63,12 @@ struct Args {
     /// Largest request body, in MiB.
     #[arg(long, default_value_t = 64.0)]
     max_body_mb: f64,
-    /// A Jinja chat template file to use instead of the checkpoint's.
-    #[arg(long)]
-    chat_template: Option<PathBuf>,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_timeout: u64,
 }
 
 fn run(args: Args) -> Result<()> {
-    if args.threads.is_some() || args.cpu_bind.is_some() {
-        vlm_engine::configure_threads(args.threads, args.cpu_bind.as_deref())?;
-    }
-    let mut options = LoadOptions::parse(&args.device, &args.dtype).map_err(anyhow::Error::msg)?;
-    if let Some(path) = &args.chat_template {
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read chat template {}", path.display()))?;
-        options.chat_template = Some(source);
-    }
     if let Some(dir) = &args.allowed_local_media_path {
         anyhow::ensure!(
             dir.is_dir(),
@@ -98,8 +76,7 @@ fn run(args: Args) -> Result<()> {
             dir.display()
         );
     }
-    let snapshot = loader::resolve(&args.model)?;
-    let model = Arc::new(VlmModel::load(snapshot, &options)?);
+    let model = Arc::new(args.model.load()?);
     let engine = Arc::new(Engine::start(
         model,
         EngineConfig {
@@ -111,7 +88,7 @@ fn run(args: Args) -> Result<()> {
         },
     )?);
     let names = if args.served_model_name.is_empty() {
-        vec![args.model.clone()]
+        vec![args.model.model.clone()]
     } else {
         args.served_model_name.clone()
     };
@@ -205,17 +182,5 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vlm-serve: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    model_args::main_with("vlm-serve", "info", || run(Args::parse()))
 }

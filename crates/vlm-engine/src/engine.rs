@@ -338,13 +338,7 @@ impl EngineHandle {
     }
 
     fn send(&self, command: Command) -> Result<(), EngineError> {
-        let alive = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|t| !t.is_finished());
-        if !alive {
+        if !self.is_running() {
             return Err(EngineError::Stopped);
         }
         self.commands

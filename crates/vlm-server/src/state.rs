@@ -28,7 +28,10 @@ impl AppState {
         let names = &self.config.served_model_names;
         match model {
             // /tokenize and /detokenize may omit it.
-            None => Ok(names[0].clone()),
+            None => names
+                .first()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("the server has no served model name")),
             Some(m) if names.iter().any(|n| n == m) => Ok(m.to_string()),
             Some(m) => Err(ApiError::model_not_found(m)),
         }

@@ -129,13 +129,15 @@ impl PackedWeight {
         // are already spinning from the previous op, and a second pool would fight them
         // for the same cores.
         candle_core::utils::barrier_pool().execute_chunked(panels_n, |range| {
+            // Accumulators for one panel, reused across the chunk's panels.
+            let mut acc = Vec::with_capacity(m);
             for p in range {
                 let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
                 let cols = (n - p * PANEL).min(PANEL);
                 // SAFETY: AVX2/FMA were detected when the weight was packed; each panel
                 // writes only its own columns `p*PANEL..p*PANEL+cols` of `y`, so the
                 // parallel writes are disjoint, and `y` outlives the parallel loop.
-                unsafe { panel_rows(x, m, k, panel, out, n, p * PANEL, cols) };
+                unsafe { panel_rows(x, m, k, panel, &mut acc, out, n, p * PANEL, cols) };
             }
         });
         y
@@ -162,12 +164,14 @@ fn avx2_fma() -> bool {
 /// All `m` rows of `x` against one panel. `k` is walked in blocks so that the panel block
 /// and the rows' slices of `x` stay in L1 while every row tile uses them; accumulators
 /// go through memory between blocks unchanged, so each element is still one FMA chain.
+/// `acc` is scratch space, reset here.
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel_rows(
     x: &[f32],
     m: usize,
     k: usize,
     panel: &[f32],
+    acc: &mut Vec<[f32; PANEL]>,
     out: OutPtr,
     ldy: usize,
     col0: usize,
@@ -176,7 +180,8 @@ unsafe fn panel_rows(
     #[cfg(target_arch = "x86_64")]
     {
         const K_BLOCK: usize = 256;
-        let mut acc = vec![[0f32; PANEL]; m];
+        acc.clear();
+        acc.resize(m, [0f32; PANEL]);
         let mut k0 = 0;
         while k0 < k {
             let k1 = (k0 + K_BLOCK).min(k);
@@ -202,7 +207,7 @@ unsafe fn panel_rows(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (x, m, k, panel, out, ldy, col0, cols);
+    let _ = (x, m, k, panel, acc, out, ldy, col0, cols);
 }
 
 /// `R` rows of `x` (`[R][k]`) times one panel (`[k][16]`) over `ks`, continuing the

@@ -77,6 +77,7 @@ pub fn decode(
             let (s, h) = (i / kv_heads, i % kv_heads);
             let seq = &seqs[s];
             let mut scores = vec![0f32; seq.context];
+            let mut acc = vec![0f32; hd];
             for g in 0..group {
                 let head = h * group + g;
                 let qv = &qd[(s * heads + head) * hd..][..hd];
@@ -95,7 +96,7 @@ pub fn decode(
                     *sc = (*sc - max).exp();
                     sum += *sc;
                 }
-                let mut acc = vec![0f32; hd];
+                acc.fill(0.0);
                 for (p, sc) in scores.iter().enumerate() {
                     let w = sc / sum;
                     for (a, v) in acc.iter_mut().zip(&vd[slot_row(p)..][..hd]) {

@@ -1,20 +1,18 @@
 //! `POST /v1/chat/completions`, streamed (SSE) or not.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::stream::{self, Stream};
-use vlm_core::{ChatMessage, ContentPart, FinishReason, Role, TokenEvent};
-use vlm_engine::{EngineHandle, PixelBudget, RequestInput, RequestStream};
+use vlm_core::{ChatMessage, ContentPart, FinishReason, Role, TokenEvent, Usage};
+use vlm_engine::{PixelBudget, RequestInput, RequestStream};
 
 use super::blocking;
+use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -26,16 +24,6 @@ use crate::state::{unix_now, AppState};
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match run(state, body).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn run(
-    state: Arc<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: ChatCompletionRequest = parse_json(body)?;
@@ -92,9 +80,24 @@ async fn run(
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        Ok(Sse::new(sse_events(reply, stream, include_usage))
-            .keep_alive(KeepAlive::default())
-            .into_response())
+        // With include_usage every chunk carries `"usage": null` until the last.
+        let usage_slot = include_usage.then_some(None);
+        let opening = (0..stream.n())
+            .map(|index| {
+                let choice = ChunkChoice {
+                    index,
+                    delta: Delta {
+                        role: Some("assistant"),
+                        content: Some(String::new()),
+                    },
+                    logprobs: None,
+                    finish_reason: None,
+                };
+                reply.chat_chunk(vec![choice], usage_slot)
+            })
+            .collect();
+        let writer = ChatChunks { reply, usage_slot };
+        Ok(sse_response(writer, opening, stream, include_usage))
     } else {
         Ok(Json(reply.collect(stream).await).into_response())
     }
@@ -109,60 +112,61 @@ pub(super) fn convert_messages(
         return Err(ApiError::bad_request("messages must not be empty").with_param("messages"));
     }
     let mut images = 0;
-    let mut out = Vec::with_capacity(messages.len());
-    for (i, m) in messages.into_iter().enumerate() {
-        let role = match m.role.as_str() {
-            "system" | "developer" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "messages[{i}].role {other:?} is not supported (system, developer, user, assistant)"
-                ))
-                .with_param(format!("messages[{i}].role")))
-            }
-        };
-        let content = match m.content {
-            None => Vec::new(),
-            Some(ContentIn::Text(text)) => vec![ContentPart::Text(text)],
-            Some(ContentIn::Parts(parts)) => {
-                let mut content = Vec::with_capacity(parts.len());
-                for (j, part) in parts.into_iter().enumerate() {
-                    match part {
-                        PartIn::Text { text } => content.push(ContentPart::Text(text)),
-                        PartIn::ImageUrl { image_url } => {
-                            images += 1;
-                            if images > config.limit_images_per_prompt {
-                                return Err(ApiError::bad_request(format!(
-                                    "at most {} images per prompt on this server (--limit-images-per-prompt)",
-                                    config.limit_images_per_prompt
-                                ))
-                                .with_param("messages"));
-                            }
-                            let param = format!("messages[{i}].content[{j}].image_url");
-                            content.push(ContentPart::Image(load_image(
-                                image_url.url(),
-                                config,
-                                &param,
-                            )?));
-                        }
-                    }
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = match m.role.as_str() {
+                "system" | "developer" => Role::System,
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "messages[{i}].role {other:?} is not supported (system, developer, user, assistant)"
+                    ))
+                    .with_param(format!("messages[{i}].role")))
                 }
-                content
-            }
-        };
-        out.push(ChatMessage::new(role, content));
-    }
-    Ok(out)
+            };
+            let content = match m.content {
+                None => Vec::new(),
+                Some(ContentIn::Text(text)) => vec![ContentPart::Text(text)],
+                Some(ContentIn::Parts(parts)) => parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, part)| convert_part(part, (i, j), &mut images, config))
+                    .collect::<Result<_, _>>()?,
+            };
+            Ok(ChatMessage::new(role, content))
+        })
+        .collect()
 }
 
-/// What every chunk or response of one request shares.
-struct Reply {
-    id: String,
-    created: u64,
-    model: String,
-    logprobs: bool,
-    engine: Arc<EngineHandle>,
+/// One content part; `images` counts the prompt's images so far against the limit.
+fn convert_part(
+    part: PartIn,
+    (i, j): (usize, usize),
+    images: &mut usize,
+    config: &ServerConfig,
+) -> Result<ContentPart, ApiError> {
+    match part {
+        PartIn::Text { text } => Ok(ContentPart::Text(text)),
+        PartIn::ImageUrl { image_url } => {
+            *images += 1;
+            if *images > config.limit_images_per_prompt {
+                return Err(ApiError::bad_request(format!(
+                    "at most {} images per prompt on this server (--limit-images-per-prompt)",
+                    config.limit_images_per_prompt
+                ))
+                .with_param("messages"));
+            }
+            let param = format!("messages[{i}].content[{j}].image_url");
+            Ok(ContentPart::Image(load_image(
+                image_url.url(),
+                config,
+                &param,
+            )?))
+        }
+    }
 }
 
 impl Reply {
@@ -220,7 +224,7 @@ impl Reply {
         }
     }
 
-    fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Option<UsageBody>>) -> Event {
+    fn chat_chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Option<UsageBody>>) -> Event {
         let chunk = ChatCompletionChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk",
@@ -230,112 +234,38 @@ impl Reply {
             usage,
             system_fingerprint: None,
         };
-        Event::default().data(serde_json::to_string(&chunk).unwrap_or_default())
+        event(&chunk)
     }
 }
 
-/// The SSE body: a role chunk per choice, a chunk per token with text (or logprobs), the
-/// finish reason, the usage chunk when asked, then `[DONE]`. Dropping it (the client went
-/// away) drops the engine stream, which aborts the request and frees its blocks.
-fn sse_events(
+struct ChatChunks {
     reply: Reply,
-    stream: RequestStream,
-    include_usage: bool,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    struct St {
-        reply: Reply,
-        stream: RequestStream,
-        pending: VecDeque<Event>,
-        open: usize,
-        completion_tokens: usize,
-        done: bool,
-        include_usage: bool,
-        usage_slot: Option<Option<UsageBody>>,
-    }
-    let n = stream.n();
-    let usage_slot = include_usage.then_some(None);
-    let mut pending = VecDeque::new();
-    for index in 0..n {
-        let delta = Delta {
-            role: Some("assistant"),
-            content: Some(String::new()),
-        };
-        let choice = ChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason: None,
-        };
-        pending.push_back(reply.chunk(vec![choice], usage_slot));
-    }
-    let st = St {
-        reply,
-        stream,
-        pending,
-        open: n,
-        completion_tokens: 0,
-        done: false,
-        include_usage,
-        usage_slot,
-    };
-    stream::unfold(st, |mut st| async move {
-        loop {
-            if let Some(event) = st.pending.pop_front() {
-                return Some((Ok(event), st));
-            }
-            if st.done {
-                return None;
-            }
-            if st.open == 0 {
-                if st.include_usage {
-                    let usage = vlm_core::Usage {
-                        prompt_tokens: st.stream.prompt_tokens,
-                        completion_tokens: st.completion_tokens,
-                    };
-                    let event = st.reply.chunk(Vec::new(), Some(Some(usage.into())));
-                    st.pending.push_back(event);
-                }
-                st.pending.push_back(Event::default().data("[DONE]"));
-                st.done = true;
-                continue;
-            }
-            match st.stream.next().await {
-                Some(event) => {
-                    if event.finish_reason.is_some() {
-                        st.open -= 1;
-                        st.completion_tokens += event.usage.map_or(0, |u| u.completion_tokens);
-                    }
-                    if let Some(chunk) = token_chunk(&st.reply, &event, st.usage_slot) {
-                        st.pending.push_back(chunk);
-                    }
-                }
-                // The engine went away mid-request: end the stream without [DONE].
-                None => return None,
-            }
-        }
-    })
+    usage_slot: Option<Option<UsageBody>>,
 }
 
-fn token_chunk(
-    reply: &Reply,
-    event: &TokenEvent,
-    usage: Option<Option<UsageBody>>,
-) -> Option<Event> {
-    let real_token = event.finish_reason != Some(FinishReason::Abort);
-    let logprobs = (reply.logprobs && real_token).then(|| ChatLogprobs {
-        content: vec![reply.token_logprob(event.token_id, event.logprob, &event.top_logprobs)],
-    });
-    if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
-        return None;
+impl ChunkWriter for ChatChunks {
+    fn token(&self, event: TokenEvent) -> Option<Event> {
+        let reply = &self.reply;
+        let real_token = event.finish_reason != Some(FinishReason::Abort);
+        let logprobs = (reply.logprobs && real_token).then(|| ChatLogprobs {
+            content: vec![reply.token_logprob(event.token_id, event.logprob, &event.top_logprobs)],
+        });
+        if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
+            return None;
+        }
+        let choice = ChunkChoice {
+            index: event.index,
+            delta: Delta {
+                role: None,
+                content: (!event.text.is_empty()).then_some(event.text),
+            },
+            logprobs,
+            finish_reason: event.finish_reason.map(finish_reason),
+        };
+        Some(reply.chat_chunk(vec![choice], self.usage_slot))
     }
-    let choice = ChunkChoice {
-        index: event.index,
-        delta: Delta {
-            role: None,
-            content: (!event.text.is_empty()).then(|| event.text.clone()),
-        },
-        logprobs,
-        finish_reason: event.finish_reason.map(finish_reason),
-    };
-    Some(reply.chunk(vec![choice], usage))
+
+    fn usage(&self, usage: Usage) -> Event {
+        self.reply.chat_chunk(Vec::new(), Some(Some(usage.into())))
+    }
 }

@@ -1,20 +1,19 @@
 //! `POST /v1/completions`: text (or token-id) prompts, no chat template.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::convert::Infallible;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::stream::{self, Stream};
-use vlm_core::{FinishReason, Usage};
-use vlm_engine::{EngineHandle, PixelBudget, RequestInput, RequestStream};
+use vlm_core::{FinishReason, TokenEvent, Usage};
+use vlm_engine::{PixelBudget, RequestInput};
 
 use super::blocking;
+use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
 use crate::error::ApiError;
 use crate::protocol::common::{finish_reason, response_id};
@@ -27,16 +26,6 @@ const DEFAULT_MAX_TOKENS: i64 = 16;
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match run(state, body).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn run(
-    state: Arc<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: CompletionRequest = parse_json(body)?;
@@ -97,10 +86,11 @@ async fn run(
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        let stream = streams.pop().expect("one prompt");
-        return Ok(Sse::new(sse_events(reply, stream, include_usage))
-            .keep_alive(KeepAlive::default())
-            .into_response());
+        let Some(stream) = streams.pop() else {
+            return Err(ApiError::internal("no prompt was submitted"));
+        };
+        let writer = CompletionChunks { reply };
+        return Ok(sse_response(writer, Vec::new(), stream, include_usage));
     }
     let mut choices = Vec::new();
     let mut usage = Usage::default();
@@ -137,14 +127,6 @@ async fn run(
     .into_response())
 }
 
-struct Reply {
-    id: String,
-    created: u64,
-    model: String,
-    logprobs: bool,
-    engine: Arc<EngineHandle>,
-}
-
 impl Reply {
     fn push_logprob(&self, lp: &mut CompletionLogprobs, id: u32, logprob: f32, top: &[(u32, f32)]) {
         let offset =
@@ -159,7 +141,7 @@ impl Reply {
         lp.text_offset.push(offset);
     }
 
-    fn chunk(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> Event {
+    fn text_chunk(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> Event {
         let body = Completion {
             id: self.id.clone(),
             object: "text_completion",
@@ -169,61 +151,36 @@ impl Reply {
             usage: usage.map(Into::into),
             system_fingerprint: None,
         };
-        Event::default().data(serde_json::to_string(&body).unwrap_or_default())
+        event(&body)
     }
 }
 
-fn sse_events(
+struct CompletionChunks {
     reply: Reply,
-    stream: RequestStream,
-    include_usage: bool,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let open = stream.n();
-    let state = (reply, stream, VecDeque::new(), open, 0usize, false);
-    stream::unfold(
-        state,
-        move |(reply, mut stream, mut pending, mut open, mut tokens, mut done)| async move {
-            loop {
-                if let Some(e) = pending.pop_front() {
-                    return Some((Ok(e), (reply, stream, pending, open, tokens, done)));
-                }
-                if done {
-                    return None;
-                }
-                if open == 0 {
-                    if include_usage {
-                        let usage = Usage {
-                            prompt_tokens: stream.prompt_tokens,
-                            completion_tokens: tokens,
-                        };
-                        pending.push_back(reply.chunk(Vec::new(), Some(usage)));
-                    }
-                    pending.push_back(Event::default().data("[DONE]"));
-                    done = true;
-                    continue;
-                }
-                let event = stream.next().await?;
-                if event.finish_reason.is_some() {
-                    open -= 1;
-                    tokens += event.usage.map_or(0, |u| u.completion_tokens);
-                }
-                let real = event.finish_reason != Some(FinishReason::Abort);
-                let logprobs = (reply.logprobs && real).then(|| {
-                    let mut lp = CompletionLogprobs::default();
-                    reply.push_logprob(&mut lp, event.token_id, event.logprob, &event.top_logprobs);
-                    lp
-                });
-                if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
-                    continue;
-                }
-                let choice = CompletionChoice {
-                    index: event.index,
-                    text: event.text,
-                    logprobs,
-                    finish_reason: event.finish_reason.map(finish_reason),
-                };
-                pending.push_back(reply.chunk(vec![choice], None));
-            }
-        },
-    )
+}
+
+impl ChunkWriter for CompletionChunks {
+    fn token(&self, event: TokenEvent) -> Option<Event> {
+        let reply = &self.reply;
+        let real = event.finish_reason != Some(FinishReason::Abort);
+        let logprobs = (reply.logprobs && real).then(|| {
+            let mut lp = CompletionLogprobs::default();
+            reply.push_logprob(&mut lp, event.token_id, event.logprob, &event.top_logprobs);
+            lp
+        });
+        if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
+            return None;
+        }
+        let choice = CompletionChoice {
+            index: event.index,
+            text: event.text,
+            logprobs,
+            finish_reason: event.finish_reason.map(finish_reason),
+        };
+        Some(reply.text_chunk(vec![choice], None))
+    }
+
+    fn usage(&self, usage: Usage) -> Event {
+        self.reply.text_chunk(Vec::new(), Some(usage))
+    }
 }

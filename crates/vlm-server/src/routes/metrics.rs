@@ -12,7 +12,11 @@ use vlm_engine::{EngineStats, Histogram};
 use crate::state::AppState;
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let model = state.config.served_model_names[0].replace('"', "'");
+    let model = state
+        .config
+        .served_model_names
+        .first()
+        .map_or(String::new(), |m| m.replace('"', "'"));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         render(&state.engine.stats(), &model),

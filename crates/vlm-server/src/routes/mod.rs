@@ -2,6 +2,7 @@ mod chat;
 mod completions;
 mod info;
 mod metrics;
+mod stream;
 mod tokenize;
 
 use std::sync::Arc;

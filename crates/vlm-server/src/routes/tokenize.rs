@@ -5,10 +5,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use vlm_engine::{PixelBudget, RequestInput};
 
 use super::blocking;
@@ -34,54 +33,42 @@ struct DetokenizeRequest {
 pub async fn tokenize(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let run = async {
-        let req: TokenizeRequest = parse_json(body)?;
-        state.check_model(req.model.as_deref())?;
-        let worker = state.clone();
-        let tokens = blocking(move || {
-            let input = match (req.prompt, req.messages) {
-                (Some(p), None) => RequestInput::Text(p),
-                (None, Some(m)) => RequestInput::Chat(convert_messages(m, &worker.config)?),
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "give exactly one of prompt (text) or messages (chat)",
-                    ))
-                }
-            };
-            Ok(worker
-                .engine
-                .prepare(input, PixelBudget::default())?
-                .token_ids)
-        })
-        .await?;
-        Ok::<_, ApiError>(Json(json!({
-            "count": tokens.len(),
-            "max_model_len": state.engine.max_model_len(),
-            "tokens": tokens,
-        })))
-    };
-    match run.await {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Result<Json<Value>, ApiError> {
+    let req: TokenizeRequest = parse_json(body)?;
+    state.check_model(req.model.as_deref())?;
+    let worker = state.clone();
+    let tokens = blocking(move || {
+        let input = match (req.prompt, req.messages) {
+            (Some(p), None) => RequestInput::Text(p),
+            (None, Some(m)) => RequestInput::Chat(convert_messages(m, &worker.config)?),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of prompt (text) or messages (chat)",
+                ))
+            }
+        };
+        Ok(worker
+            .engine
+            .prepare(input, PixelBudget::default())?
+            .token_ids)
+    })
+    .await?;
+    Ok(Json(json!({
+        "count": tokens.len(),
+        "max_model_len": state.engine.max_model_len(),
+        "tokens": tokens,
+    })))
 }
 
 pub async fn detokenize(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let run = || {
-        let req: DetokenizeRequest = parse_json(body)?;
-        state.check_model(req.model.as_deref())?;
-        let prompt = state
-            .engine
-            .detokenize(&req.tokens, false)
-            .map_err(|e| ApiError::bad_request(e.to_string()).with_param("tokens"))?;
-        Ok::<_, ApiError>(Json(json!({ "prompt": prompt })))
-    };
-    match run() {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Result<Json<Value>, ApiError> {
+    let req: DetokenizeRequest = parse_json(body)?;
+    state.check_model(req.model.as_deref())?;
+    let prompt = state
+        .engine
+        .detokenize(&req.tokens, false)
+        .map_err(|e| ApiError::bad_request(e.to_string()).with_param("tokens"))?;
+    Ok(Json(json!({ "prompt": prompt })))
 }

@@ -1,0 +1,68 @@
+//! The flags every binary that loads a model shares (model, device, dtype, threads, chat
+//! template), how they load it, and how a binary starts and fails. Included by path from
+//! each binary in `src/bin/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use vlm_models::{loader, LoadOptions, VlmModel};
+
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// Local Hugging Face snapshot directory, hub repo id, or alias (llava-1.5-7b, qwen2-vl-2b, ...).
+    #[arg(long, env = "VLM_MODEL")]
+    pub model: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// auto (bf16 on CUDA, f32 on CPU), f32, f16 or bf16.
+    #[arg(long, default_value = "auto")]
+    pub dtype: String,
+    /// Compute threads (default: one per available core, or per --cpu-bind core).
+    #[arg(long, env = "VLM_CPU_OMP_THREADS")]
+    pub threads: Option<usize>,
+    /// Cores to pin the compute threads to, one each: "0-3,8".
+    #[arg(long, env = "VLM_CPU_OMP_THREADS_BIND")]
+    pub cpu_bind: Option<String>,
+    /// A Jinja chat template file to use instead of the checkpoint's.
+    #[arg(long)]
+    pub chat_template: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// Configures the compute threads, then resolves and loads the model.
+    pub fn load(&self) -> Result<VlmModel> {
+        if self.threads.is_some() || self.cpu_bind.is_some() {
+            vlm_engine::configure_threads(self.threads, self.cpu_bind.as_deref())?;
+        }
+        let mut options =
+            LoadOptions::parse(&self.device, &self.dtype).map_err(anyhow::Error::msg)?;
+        if let Some(path) = &self.chat_template {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read chat template {}", path.display()))?;
+            options.chat_template = Some(source);
+        }
+        let snapshot = loader::resolve(&self.model)?;
+        Ok(VlmModel::load(snapshot, &options)?)
+    }
+}
+
+/// Logs to stderr at `RUST_LOG` (else `default_level`), runs the binary, and turns an
+/// error into one `NAME: error: ...` line and exit status 1.
+pub fn main_with(name: &str, default_level: &str, run: impl FnOnce() -> Result<()>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
