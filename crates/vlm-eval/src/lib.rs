@@ -2,6 +2,7 @@
 //! and aggregation ported rule for rule (including Python's `random` stream where a parser
 //! guesses), so a number from `vlm-eval` can be put next to a paper's.
 
+pub mod dataset;
 pub mod python_literal;
 pub mod python_random;
 pub mod python_str;

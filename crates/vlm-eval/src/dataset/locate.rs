@@ -1,0 +1,266 @@
+//! Finding a split's parquet shards: a local snapshot directory, the Hugging Face cache, or
+//! the hub, in that order.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::{api::sync::ApiBuilder, Cache, Repo, RepoType};
+
+use super::DatasetError;
+
+/// Where the shards were found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `--data-dir DIR`, as `DIR/<repo id>/`.
+    DataDir(PathBuf),
+    /// A snapshot in the Hugging Face cache.
+    HfCache(PathBuf),
+    /// Downloaded from the hub into the cache.
+    Hub,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::DataDir(p) => write!(f, "{}", p.display()),
+            Origin::HfCache(p) => write!(f, "{} (Hugging Face cache)", p.display()),
+            Origin::Hub => write!(f, "the Hugging Face hub"),
+        }
+    }
+}
+
+/// A split's shards, in the order `datasets` concatenates them (sorted paths).
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub files: Vec<PathBuf>,
+    pub origin: Origin,
+    /// The dataset commit, where it can be known.
+    pub revision: Option<String>,
+}
+
+/// Whether a path inside a snapshot holds rows of `split`, by the naming rules `datasets`
+/// applies to repositories without a loading script: `<split>-00000-of-00004.parquet`,
+/// `<split>.parquet`, or any file under a `<split>/` folder (the hub's parquet conversion).
+fn is_split_shard(relative: &Path, split: &str) -> bool {
+    if relative.extension().and_then(|e| e.to_str()) != Some("parquet") {
+        return false;
+    }
+    let Some(stem) = relative.file_stem().and_then(|s| s.to_str()) else {
+        return false;
+    };
+    let named = stem == split
+        || stem
+            .strip_prefix(split)
+            .is_some_and(|rest| rest.starts_with(['-', '_', '.']));
+    let in_folder = relative
+        .parent()
+        .is_some_and(|p| p.components().any(|c| c.as_os_str() == split));
+    named || in_folder
+}
+
+/// Every shard of `split` under `root`, sorted by relative path.
+pub fn shards_in(root: &Path, split: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if path.is_dir() {
+                if !hidden {
+                    stack.push(path);
+                }
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                if !hidden && is_split_shard(rel, split) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The commit `huggingface-cli download --local-dir` records next to each file.
+fn local_dir_revision(root: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(root).ok()?;
+    let meta = root
+        .join(".cache/huggingface/download")
+        .join(format!("{}.metadata", rel.display()));
+    let text = std::fs::read_to_string(meta).ok()?;
+    let first = text.lines().next()?.trim();
+    (first.len() == 40 && first.chars().all(|c| c.is_ascii_hexdigit())).then(|| first.into())
+}
+
+/// The hub cache as huggingface_hub finds it: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub`.
+fn hf_cache() -> Cache {
+    match std::env::var_os("HF_HUB_CACHE") {
+        Some(dir) if !dir.is_empty() => Cache::new(PathBuf::from(dir)),
+        _ => Cache::from_env(),
+    }
+}
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The snapshot `refs/main` points at in the cache, else the only snapshot there is.
+fn cached_snapshot(cache: &Path, repo: &str) -> Option<(PathBuf, String)> {
+    let folder = cache.join(format!("datasets--{}", repo.replace('/', "--")));
+    if let Ok(rev) = std::fs::read_to_string(folder.join("refs/main")) {
+        let rev = rev.trim().to_string();
+        let dir = folder.join("snapshots").join(&rev);
+        if dir.is_dir() {
+            return Some((dir, rev));
+        }
+    }
+    let mut snapshots: Vec<PathBuf> = std::fs::read_dir(folder.join("snapshots"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    if snapshots.len() != 1 {
+        return None;
+    }
+    let dir = snapshots.pop()?;
+    let rev = dir.file_name()?.to_string_lossy().into_owned();
+    Some((dir, rev))
+}
+
+fn download(repo: &str, split: &str, cache: Cache) -> Result<Located, String> {
+    let api = ApiBuilder::from_cache(cache)
+        .with_progress(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let api_repo = api.repo(Repo::new(repo.to_string(), RepoType::Dataset));
+    let info = api_repo.info().map_err(|e| e.to_string())?;
+    let mut names: Vec<&str> = info
+        .siblings
+        .iter()
+        .map(|s| s.rfilename.as_str())
+        .filter(|f| is_split_shard(Path::new(f), split))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(format!("{repo} has no parquet files for split `{split}`"));
+    }
+    let files = names
+        .iter()
+        .map(|name| api_repo.get(name).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Located {
+        files,
+        origin: Origin::Hub,
+        revision: Some(info.sha),
+    })
+}
+
+/// Finds `split` of the dataset `repo`: `data_dir/<repo>/`, then the Hugging Face cache,
+/// then the hub (unless `HF_HUB_OFFLINE` is set).
+pub fn locate(repo: &str, split: &str, data_dir: Option<&Path>) -> Result<Located, DatasetError> {
+    let mut looked = Vec::new();
+    if let Some(dir) = data_dir {
+        let root = dir.join(repo);
+        let files = shards_in(&root, split);
+        if !files.is_empty() {
+            let revision = local_dir_revision(&root, &files[0]);
+            return Ok(Located {
+                files,
+                origin: Origin::DataDir(root),
+                revision,
+            });
+        }
+        looked.push(format!("{} (no {split} shards)", root.display()));
+    }
+    let cache = hf_cache();
+    match cached_snapshot(cache.path(), repo) {
+        Some((dir, rev)) => {
+            let files = shards_in(&dir, split);
+            if !files.is_empty() {
+                return Ok(Located {
+                    files,
+                    origin: Origin::HfCache(dir),
+                    revision: Some(rev),
+                });
+            }
+            looked.push(format!("{} (no {split} shards)", dir.display()));
+        }
+        None => looked.push(format!(
+            "{} (not cached)",
+            cache
+                .path()
+                .join(format!("datasets--{}", repo.replace('/', "--")))
+                .display()
+        )),
+    }
+    if offline() {
+        looked.push("the hub (skipped: HF_HUB_OFFLINE is set)".into());
+    } else {
+        match download(repo, split, cache) {
+            Ok(found) => return Ok(found),
+            Err(reason) => looked.push(format!("the hub ({reason})")),
+        }
+    }
+    Err(DatasetError::NotFound {
+        repo: repo.to_string(),
+        split: split.to_string(),
+        looked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_shards_by_the_datasets_naming_rules() {
+        let yes = [
+            "data/test-00000-of-00004.parquet",
+            "test.parquet",
+            "data/test_part.parquet",
+            "default/test/0000.parquet",
+            "Accounting/test-00000-of-00001.parquet",
+        ];
+        let no = [
+            "data/testing-00000-of-00001.parquet",
+            "data/validation-00000-of-00001.parquet",
+            "data/test-00000-of-00001.arrow",
+            "contest-00000.parquet",
+        ];
+        for p in yes {
+            assert!(is_split_shard(Path::new(p), "test"), "{p}");
+        }
+        for p in no {
+            assert!(!is_split_shard(Path::new(p), "test"), "{p}");
+        }
+    }
+
+    #[test]
+    fn data_dir_shards_are_sorted_and_other_splits_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("org/set/data");
+        std::fs::create_dir_all(&data).unwrap();
+        for name in [
+            "test-00001-of-00002.parquet",
+            "test-00000-of-00002.parquet",
+            "dev-00000-of-00001.parquet",
+        ] {
+            std::fs::write(data.join(name), b"").unwrap();
+        }
+        let found = locate("org/set", "test", Some(dir.path())).unwrap();
+        let names: Vec<_> = found
+            .files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["test-00000-of-00002.parquet", "test-00001-of-00002.parquet"]
+        );
+        assert_eq!(found.origin, Origin::DataDir(dir.path().join("org/set")));
+    }
+}
