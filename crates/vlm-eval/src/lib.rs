@@ -6,4 +6,5 @@ pub mod dataset;
 pub mod python_literal;
 pub mod python_random;
 pub mod python_str;
+pub mod reasoning;
 pub mod tasks;

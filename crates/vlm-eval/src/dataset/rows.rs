@@ -175,13 +175,23 @@ mod tests {
             names,
             ["question_id", "image", "question", "answer", "category"]
         );
-        assert!(first.str("question").unwrap().ends_with("Please answer yes or no."));
+        assert!(first
+            .str("question")
+            .unwrap()
+            .ends_with("Please answer yes or no."));
         let png = first.image("image").unwrap().unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert_eq!(ds.rows.last().unwrap().doc_id, ds.rows.len() - 1);
         let err = first.str("image").unwrap_err().to_string();
-        assert!(err.contains("row 0: column `image` is not a string"), "{err}");
-        assert!(first.str("nope").unwrap_err().to_string().contains("missing"));
+        assert!(
+            err.contains("row 0: column `image` is not a string"),
+            "{err}"
+        );
+        assert!(first
+            .str("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
     }
 
     #[test]
@@ -212,7 +222,10 @@ mod tests {
         assert!(msg.contains(&dir.path().join("lmms-lab/MME").display().to_string()));
         assert!(msg.contains("datasets--lmms-lab--MME"), "{msg}");
         assert!(msg.contains("HF_HUB_OFFLINE"), "{msg}");
-        assert!(msg.contains("huggingface-cli download lmms-lab/MME"), "{msg}");
+        assert!(
+            msg.contains("huggingface-cli download lmms-lab/MME"),
+            "{msg}"
+        );
 
         // A cached snapshot, laid out as huggingface_hub writes it, is found next.
         let repo = dir.path().join("datasets--lmms-lab--MME");
@@ -224,7 +237,10 @@ mod tests {
         std::fs::copy(&shipped, snapshot.join("test-00000-of-00001.parquet")).unwrap();
         let ds = Dataset::load("lmms-lab/MME", "test", None).unwrap();
         assert_eq!(ds.located.revision.as_deref(), Some("abc123"));
-        assert!(matches!(ds.located.origin, crate::dataset::Origin::HfCache(_)));
+        assert!(matches!(
+            ds.located.origin,
+            crate::dataset::Origin::HfCache(_)
+        ));
         assert!(!ds.rows.is_empty());
     }
 }

@@ -71,9 +71,24 @@ pub fn parse_yes_no(response: &str) -> YesNo {
     }
 }
 
+impl YesNo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            YesNo::Yes => "yes",
+            YesNo::No => "no",
+            YesNo::Other => "other",
+        }
+    }
+}
+
 /// The gold answer, normalised as lmms-eval does (`lower().strip()` without periods).
+pub fn gold_text(answer: &str) -> String {
+    py_strip(&py_lower(answer)).replace('.', "")
+}
+
+/// The gold answer as yes/no, where it is one.
 pub fn gold(answer: &str) -> Option<YesNo> {
-    match py_strip(&py_lower(answer)).replace('.', "").as_str() {
+    match gold_text(answer).as_str() {
         "yes" => Some(YesNo::Yes),
         "no" => Some(YesNo::No),
         _ => None,

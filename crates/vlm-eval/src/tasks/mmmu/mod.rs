@@ -1,0 +1,285 @@
+//! lmms-eval's `mmmu_val`: multiple-choice and open questions over up to seven images,
+//! micro accuracy per subject, per domain and overall.
+
+mod rules;
+
+use serde_json::{json, Map, Value};
+
+pub use rules::*;
+
+use super::{row_error, Metric, Prompt, PromptPart, SampleScore, Task, TaskError, TaskScores};
+use crate::dataset::Row;
+use crate::python_literal::parse_string_list;
+use crate::python_random::PythonRandom;
+
+pub const MC_PROMPT: &str = "Answer with the option's letter from the given choices directly.";
+pub const OPEN_PROMPT: &str = "Answer the question using a single word or phrase.";
+const METRIC: &str = "mmmu_acc";
+
+pub struct MmmuVal;
+
+fn is_multiple_choice(doc: &Row) -> Result<bool, TaskError> {
+    Ok(doc.str("question_type")? == "multiple-choice")
+}
+
+fn options(doc: &Row) -> Result<Vec<String>, TaskError> {
+    parse_string_list(doc.str("options")?).map_err(|e| {
+        row_error(
+            doc,
+            format!("column `options` is not a list of strings: {e}"),
+        )
+    })
+}
+
+/// lmms-eval's `mmmu_doc_to_messages`: `<image 1>`..`<image 7>` become one placeholder, the
+/// text is split there, and segment `i` is followed by the `i`-th image of the sorted,
+/// de-duplicated list (paired by position, not by number; empty segments are skipped, the
+/// last segment is always kept).
+pub fn interleave(input: &str, images: Vec<(String, std::sync::Arc<[u8]>)>) -> Vec<PromptPart> {
+    let mut text = input.to_string();
+    for k in 1..=7 {
+        text = text.replace(&format!("<image {k}>"), "<image>");
+    }
+    let segments: Vec<&str> = text.split("<image>").collect();
+    let mut parts = Vec::new();
+    for (i, (column, bytes)) in images.into_iter().enumerate() {
+        if i + 1 < segments.len() {
+            let t = crate::python_str::py_strip(segments[i]);
+            if !t.is_empty() {
+                parts.push(PromptPart::Text(t.to_string()));
+            }
+        }
+        parts.push(PromptPart::Image { column, bytes });
+    }
+    if let Some(last) = segments.last() {
+        parts.push(PromptPart::Text(
+            crate::python_str::py_strip(last).to_string(),
+        ));
+    }
+    parts
+}
+
+/// How lmms-eval >= 0.4 scores an open answer: `mmmu_process_results` keeps only
+/// `str(candidates[0])`, and `eval_open` then iterates that string's characters, so only a
+/// gold answer that normalises to text contained in one character can match.
+fn open_correct_lmms_eval_0_4(gold: &str, preds: &[OpenPred]) -> bool {
+    let Some(first) = preds.first() else {
+        return false;
+    };
+    let shown = match first {
+        OpenPred::Number(v) => py_float_repr(*v),
+        OpenPred::Text(t) => t.clone(),
+    };
+    let golds = normalize(gold);
+    shown.chars().any(|c| {
+        golds
+            .iter()
+            .any(|g| matches!(g, OpenPred::Text(t) if c.to_string().contains(t.as_str())))
+    })
+}
+
+/// Python's `str(float)` for the values `round(x, 2)` produces.
+fn py_float_repr(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf" } else { "-inf" }.into()
+    } else if v == v.trunc() && v.abs() < 1e16 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Task for MmmuVal {
+    fn name(&self) -> &'static str {
+        "mmmu_val"
+    }
+
+    fn dataset(&self) -> (&'static str, &'static str) {
+        ("lmms-lab/MMMU", "validation")
+    }
+
+    fn max_new_tokens(&self) -> usize {
+        128
+    }
+
+    fn metric_names(&self) -> &'static [&'static str] {
+        &[METRIC]
+    }
+
+    fn version(&self) -> Value {
+        json!(0.0)
+    }
+
+    fn config(&self) -> Value {
+        json!({
+            "task": "mmmu_val",
+            "dataset_path": self.dataset().0,
+            "test_split": self.dataset().1,
+            "output_type": "generate_until",
+            "doc_to_target": "answer",
+            "generation_kwargs": {"max_new_tokens": 128},
+            "lmms_eval_specific_kwargs": {"prompt_type": "format",
+                                          "multiple_choice_prompt": MC_PROMPT,
+                                          "open_ended_prompt": OPEN_PROMPT},
+            "metric_list": [{"metric": METRIC, "aggregation": "mmmu_aggregate_results",
+                             "higher_is_better": true}],
+            "metadata": {"version": 0.0, "interleaved_format": false},
+        })
+    }
+
+    fn prompt(&self, doc: &Row) -> Result<Prompt, TaskError> {
+        let opts = if is_multiple_choice(doc)? {
+            Some(options(doc)?)
+        } else {
+            None
+        };
+        let input = prompt(
+            doc.str("question")?,
+            opts.as_deref(),
+            MC_PROMPT,
+            OPEN_PROMPT,
+        );
+        let mut images = Vec::new();
+        for column in image_columns(&input) {
+            let bytes = doc
+                .image(&column)?
+                .ok_or_else(|| row_error(doc, format!("the text refers to empty `{column}`")))?;
+            images.push((column, bytes));
+        }
+        Ok(Prompt {
+            parts: interleave(&input, images),
+            input,
+        })
+    }
+
+    fn score(&self, docs: &[&Row], responses: &[&str]) -> Result<TaskScores, TaskError> {
+        // lmms-eval seeds Python's `random` with 0 once per run; every multiple-choice
+        // response without a candidate draws from that one stream, in document order.
+        let mut rng = PythonRandom::seed(0);
+        let mut samples = Vec::with_capacity(docs.len());
+        let mut by_subject = Vec::with_capacity(docs.len());
+        let mut compat = Vec::with_capacity(docs.len());
+        let (mut fallbacks, mut open_questions) = (0usize, 0usize);
+        for (doc, response) in docs.iter().zip(responses) {
+            let id = doc.str("id")?;
+            let answer = doc.str("answer")?;
+            let question_type = doc.str("question_type")?;
+            let subject = subject_of(id)
+                .ok_or_else(|| row_error(doc, format!("id `{id}` names no subject")))?
+                .to_string();
+            let mut fields = Map::new();
+            let (parsed, correct, correct_compat) = if is_multiple_choice(doc)? {
+                let opts = options(doc)?;
+                if opts.is_empty() {
+                    (Value::Null, false, false)
+                } else {
+                    let (letter, source) = parse_multi_choice(response, &opts, &mut rng);
+                    if source == ChoiceSource::RandomFallback {
+                        fallbacks += 1;
+                        fields.insert("random_fallback".into(), json!(true));
+                    }
+                    let ok = letter.to_string() == answer;
+                    (json!(letter.to_string()), ok, ok)
+                }
+            } else {
+                open_questions += 1;
+                let preds = parse_open(response);
+                let ok = open_correct(answer, &preds);
+                let ok_compat = open_correct_lmms_eval_0_4(answer, &preds);
+                (json!(preds), ok, ok_compat)
+            };
+            fields.insert(
+                METRIC.into(),
+                json!({"id": id, "subdomain": subject, "question_type": question_type,
+                       "answer": answer, "parsed_pred": [parsed.clone()]}),
+            );
+            by_subject.push((subject.clone(), correct));
+            compat.push((subject, correct_compat));
+            samples.push(SampleScore {
+                id: id.to_string(),
+                target: answer.to_string(),
+                parsed,
+                score: if correct { 1.0 } else { 0.0 },
+                fields,
+            });
+        }
+        let breakdown = aggregate(&by_subject);
+        let overall = breakdown.get("Overall").map_or(0.0, |a| a.acc);
+        let compat_overall = aggregate(&compat).get("Overall").map_or(0.0, |a| a.acc);
+        Ok(TaskScores {
+            samples,
+            metrics: vec![Metric {
+                name: METRIC,
+                value: overall,
+                stderr_clt: None,
+            }],
+            details: json!({
+                "breakdown": breakdown,
+                "random_fallbacks": fallbacks,
+                "open_questions": open_questions,
+                "mmmu_acc_lmms_eval_0_4_open_scoring": compat_overall,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn img(n: u8) -> Arc<[u8]> {
+        Arc::from(vec![n])
+    }
+
+    fn shape(parts: &[PromptPart]) -> Vec<String> {
+        parts
+            .iter()
+            .map(|p| match p {
+                PromptPart::Text(t) => format!("T:{t}"),
+                PromptPart::Image { column, .. } => format!("I:{column}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn images_interleave_by_position_like_lmms_eval() {
+        // Expected shapes from lmms-eval's mmmu_doc_to_messages in python3.
+        let parts = interleave(
+            "<image 2> shows the output of <image 1>. What?\nA. 3\n\nAnswer.",
+            vec![("image_1".into(), img(1)), ("image_2".into(), img(2))],
+        );
+        assert_eq!(
+            shape(&parts),
+            [
+                "I:image_1",
+                "T:shows the output of",
+                "I:image_2",
+                "T:. What?\nA. 3\n\nAnswer."
+            ]
+        );
+        let parts = interleave(
+            "Which?\nA. <image 1>\nB. <image 2>\n\nP",
+            vec![("image_1".into(), img(1)), ("image_2".into(), img(2))],
+        );
+        assert_eq!(
+            shape(&parts),
+            ["T:Which?\nA.", "I:image_1", "T:B.", "I:image_2", "T:P"]
+        );
+        // The same image twice: the middle text is dropped; a trailing tag leaves "" last.
+        let parts = interleave("a <image 1> b <image 1>", vec![("image_1".into(), img(1))]);
+        assert_eq!(shape(&parts), ["T:a", "I:image_1", "T:"]);
+    }
+
+    #[test]
+    fn lmms_eval_0_4_open_scoring_only_matches_through_single_characters() {
+        assert!(!open_correct_lmms_eval_0_4("12", &parse_open("12")));
+        assert!(!open_correct_lmms_eval_0_4("paris", &parse_open("Paris")));
+        assert!(open_correct("12", &parse_open("12")));
+        assert_eq!(py_float_repr(12.0), "12.0");
+        assert_eq!(py_float_repr(0.25), "0.25");
+    }
+}
