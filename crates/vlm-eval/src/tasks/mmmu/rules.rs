@@ -184,11 +184,23 @@ pub fn parse_multi_choice(
 }
 
 /// A normalised open answer: a number (rounded to 2 places) or lower-cased text.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OpenPred {
     Number(f64),
     Text(String),
+}
+
+/// Numbers as JSON numbers; `inf`/`-inf`/`nan` (which JSON cannot hold) as Python prints
+/// them. No text candidate can read so: those strings normalise to numbers.
+impl serde::Serialize for OpenPred {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OpenPred::Number(v) if v.is_finite() => s.serialize_f64(*v),
+            OpenPred::Number(v) if v.is_nan() => s.serialize_str("nan"),
+            OpenPred::Number(v) => s.serialize_str(if *v > 0.0 { "inf" } else { "-inf" }),
+            OpenPred::Text(t) => s.serialize_str(t),
+        }
+    }
 }
 
 /// Python's `float(s)`: surrounding whitespace, signs, `inf`/`infinity`/`nan` in any case,

@@ -1,0 +1,91 @@
+//! Images as lmms-eval hands them to a model: `PIL.Image.convert("RGB")` (alpha dropped,
+//! not composited; palettes and grey expanded), then PNG for an OpenAI-style request.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use vlm_models::preprocess::{decode_rgb, DEFAULT_MAX_PIXELS};
+
+/// Bytes whose decoded pixels already equal `convert("RGB")`: JPEG (decoded by
+/// libjpeg-turbo either way) and 8-bit RGB PNG. Anything else is converted and re-encoded.
+fn already_rgb(bytes: &[u8]) -> bool {
+    let jpeg = bytes.starts_with(&[0xFF, 0xD8, 0xFF]);
+    // IHDR follows the 8-byte signature: bit depth at byte 24, colour type (2 = RGB) at 25.
+    let rgb_png = bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        && bytes.len() > 25
+        && bytes[24] == 8
+        && bytes[25] == 2;
+    jpeg || rgb_png
+}
+
+fn decode_dropping_alpha(bytes: &[u8]) -> Result<image::RgbImage, String> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS).map_err(|e| e.to_string())?;
+        return image::RgbImage::from_raw(rgb.width as u32, rgb.height as u32, rgb.data)
+            .ok_or_else(|| "decoded JPEG has the wrong size".to_string());
+    }
+    let image = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+    Ok(image.to_rgb8())
+}
+
+fn png(rgb: &image::RgbImage) -> Result<Arc<[u8]>, String> {
+    let mut out = Vec::new();
+    rgb.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .map_err(|e| format!("cannot encode PNG: {e}"))?;
+    Ok(out.into())
+}
+
+/// The image as the model should see it (`convert("RGB")`), in the cheapest exact encoding.
+pub fn rgb_image(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+    if already_rgb(bytes) {
+        return Ok(bytes.clone());
+    }
+    png(&decode_dropping_alpha(bytes)?)
+}
+
+/// The image as a PNG (lmms-eval's `data:image/png;base64,` payload), same pixels as
+/// [`rgb_image`].
+pub fn rgb_png(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && already_rgb(bytes) {
+        return Ok(bytes.clone());
+    }
+    png(&decode_dropping_alpha(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Arc<[u8]> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images");
+        std::fs::read(dir.join(name)).unwrap().into()
+    }
+
+    fn pixels(bytes: &[u8]) -> Vec<u8> {
+        decode_rgb(bytes, DEFAULT_MAX_PIXELS).unwrap().data
+    }
+
+    #[test]
+    fn jpeg_to_png_keeps_the_pixels() {
+        let jpeg = fixture("landscape.jpg");
+        assert!(Arc::ptr_eq(&rgb_image(&jpeg).unwrap(), &jpeg));
+        let png = rgb_png(&jpeg).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        assert_eq!(pixels(&png), pixels(&jpeg));
+    }
+
+    #[test]
+    fn alpha_is_dropped_not_composited() {
+        let rgba = fixture("rgba.png");
+        let converted = rgb_image(&rgba).unwrap();
+        let expected = image::load_from_memory(&rgba).unwrap().to_rgba8();
+        let got = pixels(&converted);
+        for (i, px) in expected.pixels().enumerate() {
+            assert_eq!(&got[i * 3..i * 3 + 3], &px.0[..3], "pixel {i}");
+        }
+        // Grey expands to three equal channels.
+        let gray = rgb_png(&fixture("gray.png")).unwrap();
+        let g = pixels(&gray);
+        assert!(g.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    }
+}

@@ -1,0 +1,281 @@
+//! `vlm-eval`: benchmark a vision-language model (MME, MMMU-val) with lmms-eval's prompts,
+//! parsers and aggregation, in-process or against any OpenAI-compatible server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use vlm_engine::{Engine, EngineConfig};
+use vlm_eval::backend::{Backend, InProcess, OpenAiBackend, OpenAiOptions};
+use vlm_eval::reasoning::{default_tags, parse_tags};
+use vlm_eval::report::{details, results_json, table, RunInfo};
+use vlm_eval::run::{evaluate, rescore, Progress, RunOptions, TaskRun};
+use vlm_eval::tasks::{self, Task};
+
+#[path = "../cli/model_args.rs"]
+mod model_args;
+use model_args::ModelArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vlm-eval",
+    version,
+    about = "Evaluate a vision-language model on MME and MMMU-val, scored as lmms-eval scores them",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Score a predictions JSONL (`{"doc_id": ..., "response": ...}` per line, or an
+    /// lmms-eval samples file) without running a model.
+    Score(ScoreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct Common {
+    /// Comma-separated tasks: mme, mmmu_val.
+    #[arg(long, value_delimiter = ',', required = true)]
+    tasks: Vec<String>,
+    /// Directory holding dataset snapshots as `DIR/<repo id>/` (e.g. DIR/lmms-lab/MME/data/
+    /// test-00000-of-00004.parquet); the Hugging Face cache and hub are tried after it.
+    #[arg(long, env = "VLM_EVAL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Only the first N rows of each task (MME: widened to whole image pairs).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Where results.json, samples_<task>.jsonl and predictions_<task>.jsonl go.
+    #[arg(long, default_value = "vlm-eval-out")]
+    output_dir: PathBuf,
+    /// Reasoning blocks removed before scoring: `none`, or JSON pairs
+    /// (default lmms-eval's: [["<think>","</think>"],["<analysis>","</analysis>"]]).
+    #[arg(long)]
+    reasoning_tags: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The model to load; with --base-url, the `model` name sent to the server.
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Evaluate against an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)
+    /// instead of loading the model here.
+    #[arg(long)]
+    base_url: Option<String>,
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Requests in flight against --base-url.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Attempts per request against --base-url (transport errors, timeouts, 408/429/5xx).
+    #[arg(long, default_value_t = 5)]
+    max_retries: usize,
+    /// Seconds before a request to --base-url times out.
+    #[arg(long, default_value_t = 600)]
+    request_timeout: u64,
+    /// Keep the answers already in --output-dir and only ask for the missing or failed ones.
+    #[arg(long)]
+    resume: bool,
+    /// In-process: memory for the KV cache in GiB.
+    #[arg(long, env = "VLM_KV_CACHE_GB", default_value_t = 4.0)]
+    kv_cache_gb: f64,
+    /// In-process: longest prompt + completion (default: the model's).
+    #[arg(long)]
+    max_model_len: Option<usize>,
+    /// In-process: sequences decoded together.
+    #[arg(long, default_value_t = 64)]
+    max_num_seqs: usize,
+    /// In-process: most tokens one engine step computes.
+    #[arg(long, default_value_t = 2048)]
+    max_batched_tokens: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct ScoreArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The predictions to score (one task per file).
+    #[arg(long)]
+    predictions: PathBuf,
+    /// Recorded as `config.model` in results.json.
+    #[arg(long, default_value = "predictions")]
+    model: String,
+}
+
+fn parse_tasks(names: &[String]) -> Result<Vec<Box<dyn Task>>> {
+    names
+        .iter()
+        .map(|n| {
+            tasks::by_name(n.trim()).with_context(|| {
+                format!("unknown task `{n}`; known: {}", tasks::NAMES.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn run_options(common: &Common, resume: bool) -> Result<RunOptions> {
+    let reasoning_tags = match &common.reasoning_tags {
+        Some(spec) => parse_tags(spec).map_err(anyhow::Error::msg)?,
+        None => default_tags(),
+    };
+    Ok(RunOptions {
+        data_dir: common.data_dir.clone(),
+        limit: common.limit,
+        output_dir: common.output_dir.clone(),
+        resume,
+        reasoning_tags,
+    })
+}
+
+fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> {
+    let results = results_json(runs, info);
+    let path = options.output_dir.join("results.json");
+    std::fs::write(&path, format!("{results:#}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", table(runs));
+    print!("{}", details(runs));
+    for run in runs {
+        let answered = run.effective - run.resumed;
+        if run.generation_seconds > 0.0 {
+            println!(
+                "{}: {} samples ({} resumed) in {:.1} s generation ({:.2} samples/s), {} prompt + {} completion tokens",
+                run.name,
+                run.effective,
+                run.resumed,
+                run.generation_seconds,
+                answered as f64 / run.generation_seconds,
+                run.prompt_tokens,
+                run.completion_tokens
+            );
+        }
+    }
+    println!("results: {}", path.display());
+    Ok(())
+}
+
+/// One bar per task: samples done, rate and ETA.
+fn progress_bars() -> impl FnMut(Progress<'_>) {
+    let mut bar: Option<ProgressBar> = None;
+    let style = ProgressStyle::with_template(
+        "{prefix:>10} [{elapsed_precise}] {bar:32} {pos}/{len} {per_sec} ETA {eta} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let mut failed = 0usize;
+    move |event| match event {
+        Progress::TaskStarted {
+            task,
+            total,
+            already_done,
+        } => {
+            let b = ProgressBar::new(total as u64).with_style(style.clone());
+            b.set_prefix(task.to_string());
+            b.set_position(already_done as u64);
+            b.reset_eta();
+            failed = 0;
+            bar = Some(b);
+        }
+        Progress::SampleDone { failed: f, .. } => {
+            if let Some(b) = &bar {
+                if f {
+                    failed += 1;
+                    b.set_message(format!("{failed} failed"));
+                }
+                b.inc(1);
+            }
+        }
+        Progress::TaskFinished { .. } => {
+            if let Some(b) = bar.take() {
+                b.finish();
+            }
+        }
+    }
+}
+
+fn evaluate_command(args: RunArgs) -> Result<()> {
+    let started = Instant::now();
+    let tasks = parse_tasks(&args.common.tasks)?;
+    let options = run_options(&args.common, args.resume)?;
+    let (backend, identity): (Box<dyn Backend>, _) = match &args.base_url {
+        Some(url) => {
+            let backend = OpenAiBackend::connect(OpenAiOptions {
+                base_url: url.clone(),
+                api_key: args.api_key.clone(),
+                model: Some(args.model.model.clone()),
+                concurrency: args.concurrency,
+                attempts: args.max_retries,
+                timeout: Duration::from_secs(args.request_timeout),
+                backoff: Duration::from_secs(1),
+            })?;
+            let identity = json!({"model": args.model.model, "backend": "openai"});
+            (Box::new(backend), identity)
+        }
+        None => {
+            let model = Arc::new(args.model.load()?);
+            let engine = Arc::new(Engine::start(
+                model,
+                EngineConfig {
+                    kv_cache_gb: args.kv_cache_gb,
+                    max_model_len: args.max_model_len,
+                    max_num_seqs: args.max_num_seqs,
+                    max_batched_tokens: args.max_batched_tokens,
+                    ..EngineConfig::default()
+                },
+            )?);
+            let window = args.max_num_seqs.saturating_mul(4).max(16);
+            let identity = json!({"model": args.model.model, "backend": "in-process"});
+            (Box::new(InProcess::new(engine, window)), identity)
+        }
+    };
+    let mut progress = progress_bars();
+    let runs = evaluate(&tasks, backend.as_ref(), &options, &identity, &mut progress)?;
+    let info = RunInfo {
+        model: args.model.model.clone(),
+        backend: backend.describe(),
+        limit: options.limit,
+        reasoning_tags: options.reasoning_tags.clone(),
+        total_seconds: started.elapsed().as_secs_f64(),
+        mode: "evaluate",
+    };
+    report(&runs, &info, &options)
+}
+
+fn score_command(args: ScoreArgs) -> Result<()> {
+    let started = Instant::now();
+    let tasks = parse_tasks(&args.common.tasks)?;
+    if tasks.len() != 1 {
+        bail!("score reads one task's predictions per call; pass one --tasks name");
+    }
+    let options = run_options(&args.common, false)?;
+    let run = rescore(tasks[0].as_ref(), &args.predictions, &options)?;
+    let info = RunInfo {
+        model: args.model,
+        backend: json!({"backend": "predictions", "file": args.predictions.display().to_string()}),
+        limit: options.limit,
+        reasoning_tags: options.reasoning_tags.clone(),
+        total_seconds: started.elapsed().as_secs_f64(),
+        mode: "score",
+    };
+    report(&[run], &info, &options)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    model_args::main_with("vlm-eval", "warn", || match cli.command {
+        Some(Command::Score(args)) => score_command(args),
+        None => evaluate_command(cli.run),
+    })
+}
