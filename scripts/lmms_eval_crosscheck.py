@@ -18,7 +18,10 @@ CLI default tags), `.strip()` (ConfigurableTask.process_results), the task's
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import importlib.util
+import io
 import json
 import random
 import sys
@@ -103,7 +106,13 @@ def run_mme(mme, reasoning, docs, responses):
         per_metric.setdefault(metric, []).append(item)
         samples.append({"parsed": mme.parse_pred_ans(filtered), "score": item["score"]})
     metrics = {m: mme.mme_aggregate_results(items) for m, items in per_metric.items()}
-    return {"samples": samples, "metrics": metrics}
+    # The per-category scores lmms-eval logs, from the same per-image rule.
+    categories: dict[str, list] = {}
+    for items in per_metric.values():
+        for item in items:
+            categories.setdefault(item["category"], []).append(item)
+    breakdown = {c: mme.mme_aggregate_results(items) for c, items in categories.items()}
+    return {"samples": samples, "metrics": metrics, "breakdown": breakdown}
 
 
 def run_mmmu(mmmu, reasoning, docs, responses):
@@ -131,9 +140,14 @@ def run_mmmu(mmmu, reasoning, docs, responses):
             correct = mmmu.eval_open(doc["answer"], candidates)
         samples.append({"parsed": parsed, "score": 1.0 if correct else 0.0})
     # mmmu_aggregate_results consumes no randomness; the stream was used in process_results.
+    # It prints its per-subject/domain breakdown as a dict and returns the overall accuracy.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        overall = mmmu.mmmu_aggregate_results(official)
     return {
         "samples": samples,
-        "metrics": {"mmmu_acc": mmmu.mmmu_aggregate_results(official)},
+        "metrics": {"mmmu_acc": overall},
+        "breakdown": ast.literal_eval(printed.getvalue().strip()),
         "lmms_eval_0_4_mmmu_acc": mmmu.mmmu_aggregate_results(items),
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -22,26 +22,29 @@ use vlm_eval::tasks::{self, Task};
 mod model_args;
 use model_args::ModelArgs;
 
+/// `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved predictions.
 #[derive(Parser, Debug)]
 #[command(
     name = "vlm-eval",
     version,
     about = "Evaluate a vision-language model on MME and MMMU-val, scored as lmms-eval scores them",
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    after_help = "Rescore saved predictions without a model: vlm-eval score --help"
 )]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+struct RunCli {
     #[command(flatten)]
     run: RunArgs,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Score a predictions JSONL (`{"doc_id": ..., "response": ...}` per line, or an
-    /// lmms-eval samples file) without running a model.
-    Score(ScoreArgs),
+#[derive(Parser, Debug)]
+#[command(
+    name = "vlm-eval score",
+    version,
+    about = "Score a predictions JSONL ({\"doc_id\": ..., \"response\": ...} per line, or an \
+             lmms-eval samples file) without running a model"
+)]
+struct ScoreCli {
+    #[command(flatten)]
+    score: ScoreArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -120,9 +123,8 @@ fn parse_tasks(names: &[String]) -> Result<Vec<Box<dyn Task>>> {
     names
         .iter()
         .map(|n| {
-            tasks::by_name(n.trim()).with_context(|| {
-                format!("unknown task `{n}`; known: {}", tasks::NAMES.join(", "))
-            })
+            tasks::by_name(n.trim())
+                .with_context(|| format!("unknown task `{n}`; known: {}", tasks::NAMES.join(", ")))
         })
         .collect()
 }
@@ -273,9 +275,13 @@ fn score_command(args: ScoreArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    model_args::main_with("vlm-eval", "warn", || match cli.command {
-        Some(Command::Score(args)) => score_command(args),
-        None => evaluate_command(cli.run),
-    })
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "score") {
+        argv.remove(1);
+        let cli = ScoreCli::parse_from(argv);
+        model_args::main_with("vlm-eval", "warn", || score_command(cli.score))
+    } else {
+        let cli = RunCli::parse_from(argv);
+        model_args::main_with("vlm-eval", "warn", || evaluate_command(cli.run))
+    }
 }

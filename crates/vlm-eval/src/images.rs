@@ -57,7 +57,8 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Arc<[u8]> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images");
         std::fs::read(dir.join(name)).unwrap().into()
     }
 

@@ -200,7 +200,10 @@ mod tests {
         j.record(&pred(1, "No")).unwrap();
         drop(j);
         // A kill mid-write leaves half a line.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(br#"{"doc_id": 2, "respo"#).unwrap();
         drop(f);
         let got = read_predictions(&path).unwrap();
@@ -234,8 +237,15 @@ mod tests {
         let got = read_predictions(&path).unwrap();
         assert_eq!(got[&4].response, "B");
         assert_eq!(got[&5].response, "No");
-        std::fs::write(&path, "{\"doc_id\": 1}\n{\"doc_id\": 2, \"response\": \"\"}\n").unwrap();
+        std::fs::write(
+            &path,
+            "{\"doc_id\": 1}\n{\"doc_id\": 2, \"response\": \"\"}\n",
+        )
+        .unwrap();
         let err = read_predictions(&path).unwrap_err().to_string();
-        assert!(err.contains(":1:") && err.contains("no `response`"), "{err}");
+        assert!(
+            err.contains(":1:") && err.contains("no `response`"),
+            "{err}"
+        );
     }
 }

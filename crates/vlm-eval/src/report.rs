@@ -50,7 +50,12 @@ pub fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
         n_shot.insert(run.name.into(), json!(0));
         higher.insert(
             run.name.into(),
-            Value::Object(run.higher_is_better.iter().map(|m| (m.to_string(), json!(true))).collect()),
+            Value::Object(
+                run.higher_is_better
+                    .iter()
+                    .map(|m| (m.to_string(), json!(true)))
+                    .collect(),
+            ),
         );
         n_samples.insert(
             run.name.into(),
@@ -119,7 +124,11 @@ pub fn table(runs: &[TaskRun]) -> String {
         for (i, m) in metrics.iter().enumerate() {
             any_clt |= m.stderr_clt.is_some();
             rows.push(vec![
-                if i == 0 { run.name.to_string() } else { String::new() },
+                if i == 0 {
+                    run.name.to_string()
+                } else {
+                    String::new()
+                },
                 "none".into(),
                 "0".into(),
                 m.name.into(),
@@ -131,7 +140,9 @@ pub fn table(runs: &[TaskRun]) -> String {
             ]);
         }
     }
-    let mut headers = vec!["Tasks", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr"];
+    let mut headers = vec![
+        "Tasks", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr",
+    ];
     let mut right = vec![false, false, true, false, false, true, false, true];
     if any_clt {
         headers.push("Stderr_CLT");
@@ -162,14 +173,26 @@ pub fn table(runs: &[TaskRun]) -> String {
         widths
             .iter()
             .zip(&right)
-            .map(|(&w, &r)| if r { format!("{}:", "-".repeat(w - 1)) } else { "-".repeat(w) })
+            .map(|(&w, &r)| {
+                if r {
+                    format!("{}:", "-".repeat(w - 1))
+                } else {
+                    "-".repeat(w)
+                }
+            })
             .collect(),
     );
     for row in &rows {
         out += &line(
             row.iter()
                 .zip(widths.iter().zip(&right))
-                .map(|(cell, (&w, &r))| if r { format!("{cell:>w$}") } else { format!("{cell:<w$}") })
+                .map(|(cell, (&w, &r))| {
+                    if r {
+                        format!("{cell:>w$}")
+                    } else {
+                        format!("{cell:<w$}")
+                    }
+                })
                 .collect(),
         );
     }
@@ -189,12 +212,22 @@ pub fn details(runs: &[TaskRun]) -> String {
         }
         if let Some(breakdown) = d.get("breakdown").and_then(Value::as_object) {
             out += &format!("{} accuracy (num, acc):\n", run.name);
-            for (name, acc) in breakdown {
+            // lmms-eval's order: each domain, then its subjects; overall last.
+            let mut names = Vec::new();
+            for (domain, subjects) in crate::tasks::mmmu::DOMAINS {
+                names.push(format!("Overall-{domain}"));
+                names.extend(subjects.iter().map(|s| format!("  {s}")));
+            }
+            names.push("Overall".into());
+            for name in names {
+                let Some(acc) = breakdown.get(name.trim_start()) else {
+                    continue;
+                };
                 if acc["num"].as_u64() == Some(0) {
                     continue;
                 }
                 out += &format!(
-                    "  {name:<36} {:>5} {:>8.5}\n",
+                    "  {name:<40} {:>5} {:>8.5}\n",
                     acc["num"].as_u64().unwrap_or(0),
                     acc["acc"].as_f64().unwrap_or(0.0)
                 );

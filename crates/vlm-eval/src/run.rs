@@ -120,7 +120,11 @@ fn selected(task: &dyn Task, ds: &Dataset, limit: Option<usize>) -> Vec<usize> {
 
 /// Records which model and backend an output directory's predictions came from, so a
 /// `--resume` never mixes two runs' answers.
-fn check_resume_identity(output_dir: &Path, identity: &Value, resume: bool) -> Result<(), RunError> {
+fn check_resume_identity(
+    output_dir: &Path,
+    identity: &Value,
+    resume: bool,
+) -> Result<(), RunError> {
     let path = output_dir.join("run.json");
     if resume {
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -135,9 +139,8 @@ fn check_resume_identity(output_dir: &Path, identity: &Value, resume: bool) -> R
         }
     }
     std::fs::create_dir_all(output_dir).map_err(|e| RunError::Io(e.to_string()))?;
-    std::fs::write(&path, format!("{identity:#}\n")).map_err(|e| {
-        RunError::Io(format!("cannot write {}: {e}", path.display()))
-    })
+    std::fs::write(&path, format!("{identity:#}\n"))
+        .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))
 }
 
 fn build_job(task: &dyn Task, backend: &dyn Backend, doc: &Row) -> Result<Job, String> {
@@ -148,7 +151,10 @@ fn build_job(task: &dyn Task, backend: &dyn Backend, doc: &Row) -> Result<Job, S
         .map(|part| match part {
             PromptPart::Image { column, bytes } => backend
                 .prepare_image(&bytes)
-                .map(|bytes| PromptPart::Image { column: column.clone(), bytes })
+                .map(|bytes| PromptPart::Image {
+                    column: column.clone(),
+                    bytes,
+                })
                 .map_err(|e| format!("row {}: `{column}`: {e}", doc.doc_id)),
             text => Ok(text),
         })
@@ -243,7 +249,14 @@ pub fn evaluate(
         let generation_seconds = started.elapsed().as_secs_f64();
         progress(Progress::TaskFinished { task: task.name() });
         let predictions = read_predictions(&journal_path)?;
-        let mut run = score(task.as_ref(), &ds, &picked, &predictions, &journal_path, options)?;
+        let mut run = score(
+            task.as_ref(),
+            &ds,
+            &picked,
+            &predictions,
+            &journal_path,
+            options,
+        )?;
         run.generation_seconds = generation_seconds;
         run.resumed = resumed;
         runs.push(run);
@@ -260,11 +273,21 @@ pub fn rescore(
     let (repo, split) = task.dataset();
     let ds = Dataset::load(repo, split, options.data_dir.as_deref())?;
     let predictions = read_predictions(predictions_file)?;
+    if predictions.is_empty() {
+        return Err(RunError::Io(format!(
+            "{} holds no predictions (one JSON object per line with `doc_id` and `response`)",
+            predictions_file.display()
+        )));
+    }
     let picked: Vec<usize> = match options.limit {
         Some(_) => selected(task, &ds, options.limit),
         // Every document the file answers: lmms-eval samples files from a --limit run
         // cover a prefix of the split.
-        None => predictions.keys().copied().filter(|&d| d < ds.rows.len()).collect(),
+        None => predictions
+            .keys()
+            .copied()
+            .filter(|&d| d < ds.rows.len())
+            .collect(),
     };
     if let Some(&bad) = predictions.keys().find(|&&d| d >= ds.rows.len()) {
         return Err(RunError::Io(format!(

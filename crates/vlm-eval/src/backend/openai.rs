@@ -123,7 +123,10 @@ impl OpenAiBackend {
             Ok(r) => r,
             Err(ureq::Error::Status(code, r)) => {
                 let text = r.into_string().unwrap_or_default();
-                let msg = format!("HTTP {code}: {}", text.chars().take(300).collect::<String>());
+                let msg = format!(
+                    "HTTP {code}: {}",
+                    text.chars().take(300).collect::<String>()
+                );
                 return Err(if code >= 500 || code == 408 || code == 429 {
                     Failure::Retryable(msg)
                 } else {

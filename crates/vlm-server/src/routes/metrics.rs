@@ -142,9 +142,11 @@ mod tests {
 
     #[test]
     fn exposition_has_every_family_once() {
-        let mut s = EngineStats::default();
-        s.kv_blocks_total = 8;
-        s.kv_blocks_used = 2;
+        let s = EngineStats {
+            kv_blocks_total: 8,
+            kv_blocks_used: 2,
+            ..EngineStats::default()
+        };
         let text = render(&s, "m");
         assert!(text.contains("vlm:kv_cache_blocks_used{model_name=\"m\"} 2\n"));
         assert!(text.contains("vlm:kv_cache_usage_perc{model_name=\"m\"} 0.25\n"));

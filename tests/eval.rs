@@ -1,0 +1,406 @@
+//! `vlm-eval` end to end: the shipped sample sets through the tiny fixture model, in-process
+//! and against a running `vlm-serve`; resume, failures, rescoring, and scoring against
+//! lmms-eval's own functions on fixed predictions.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{fixtures, Server};
+use serde_json::Value;
+
+fn eval_datasets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval-datasets")
+}
+
+/// Runs vlm-eval offline (no hub, an empty HF cache) with the shipped data.
+fn vlm_eval(args: &[&str], hf_cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(eval_datasets())
+        .env("RUST_LOG", "error")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", hf_cache)
+        .output()
+        .expect("run vlm-eval")
+}
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vlm-eval failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn in_process(dir: &Path, hf: &Path, extra: &[&str]) -> String {
+    let model = fixtures().join("llava-tiny-hub");
+    let mut args = vec![
+        "--model",
+        model.to_str().unwrap(),
+        "--kv-cache-gb",
+        "0.05",
+        "--output-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(vlm_eval(&args, hf))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&read(path)).unwrap()
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    read(path)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn in_process_and_served_runs_write_identical_samples_and_rescoring_reproduces_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let local = tmp.path().join("local");
+    let stdout = in_process(&local, &hf, &["--tasks", "mme,mmmu_val"]);
+    // lmms-eval's table layout.
+    assert!(
+        stdout.contains(" Tasks ") && stdout.contains("|mme ") && stdout.contains("|mmmu_val|"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mme_perception_score") && stdout.contains("mmmu_acc"));
+
+    let server = Server::start("llava-tiny-hub", &[]);
+    let served = tmp.path().join("served");
+    let v1 = server.v1();
+    ok(vlm_eval(
+        &[
+            "--model",
+            "tiny",
+            "--base-url",
+            &v1,
+            "--concurrency",
+            "3",
+            "--tasks",
+            "mme,mmmu_val",
+            "--output-dir",
+            served.to_str().unwrap(),
+        ],
+        &hf,
+    ));
+    for task in ["mme", "mmmu_val"] {
+        let file = format!("samples_{task}.jsonl");
+        assert_eq!(
+            read(&local.join(&file)),
+            read(&served.join(&file)),
+            "{file} differs between in-process and /v1"
+        );
+    }
+
+    // results.json in lmms-eval's layout, plus our extras.
+    let results = json(&local.join("results.json"));
+    let mme = &results["results"]["mme"];
+    for key in [
+        "mme_perception_score,none",
+        "mme_cognition_score,none",
+        "mme_perception_score_stderr_clt,none",
+    ] {
+        assert!(mme[key].is_f64(), "{key}: {mme}");
+    }
+    assert_eq!(mme["mme_perception_score_stderr,none"], "N/A");
+    assert!(results["results"]["mmmu_val"]["mmmu_acc,none"].is_f64());
+    assert_eq!(results["n-samples"]["mme"]["effective"], 20);
+    assert_eq!(results["n-samples"]["mmmu_val"]["original"], 12);
+    assert_eq!(results["versions"]["mme"], "Yaml");
+    assert_eq!(
+        results["configs"]["mmmu_val"]["generation_kwargs"]["max_new_tokens"],
+        128
+    );
+    let extras = &results["vlm"]["tasks"]["mmmu_val"];
+    assert_eq!(extras["dataset"]["repo"], "lmms-lab/MMMU");
+    assert!(extras["tokens"]["completion"].as_u64().unwrap() > 0);
+    assert!(extras["details"]["breakdown"]["Overall-Science"]["num"].is_u64());
+    assert!(extras["details"]["random_fallbacks"].is_u64());
+
+    let samples = lines(&local.join("samples_mmmu_val.jsonl"));
+    assert_eq!(samples.len(), 12);
+    let first = &samples[0];
+    for key in [
+        "doc_id", "id", "input", "target", "response", "parsed", "score", "mmmu_acc",
+    ] {
+        assert!(
+            first.get(key).is_some(),
+            "samples line lacks {key}: {first}"
+        );
+    }
+    // The prompt keeps `<image k>` and ends with lmms-eval's multiple-choice instruction.
+    let input = first["input"].as_str().unwrap();
+    assert!(input.contains("<image 1>"));
+    assert!(input.ends_with("Answer with the option's letter from the given choices directly."));
+
+    // Rescoring the run's own predictions writes the same samples and scores.
+    let rescored = tmp.path().join("rescored");
+    for task in ["mme", "mmmu_val"] {
+        let predictions = local.join(format!("predictions_{task}.jsonl"));
+        ok(vlm_eval(
+            &[
+                "score",
+                "--tasks",
+                task,
+                "--predictions",
+                predictions.to_str().unwrap(),
+                "--output-dir",
+                rescored.to_str().unwrap(),
+            ],
+            &hf,
+        ));
+        let file = format!("samples_{task}.jsonl");
+        assert_eq!(read(&local.join(&file)), read(&rescored.join(&file)));
+        let again = json(&rescored.join("results.json"));
+        assert_eq!(again["results"][task], results["results"][task]);
+    }
+}
+
+#[test]
+fn resume_completes_a_killed_run_without_losing_or_repeating_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let full = tmp.path().join("full");
+    in_process(&full, &hf, &["--tasks", "mme"]);
+
+    // What a kill leaves: 7 answers, half of an eighth line.
+    let killed = tmp.path().join("killed");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::copy(full.join("run.json"), killed.join("run.json")).unwrap();
+    let answers = read(&full.join("predictions_mme.jsonl"));
+    let kept: Vec<&str> = answers.lines().take(8).collect();
+    let torn = &kept[7][..kept[7].len() / 2];
+    std::fs::write(
+        killed.join("predictions_mme.jsonl"),
+        format!("{}\n{torn}", kept[..7].join("\n")),
+    )
+    .unwrap();
+    let stdout = in_process(&killed, &hf, &["--tasks", "mme", "--resume"]);
+    assert!(stdout.contains("20 samples (7 resumed)"), "{stdout}");
+    assert_eq!(
+        read(&full.join("samples_mme.jsonl")),
+        read(&killed.join("samples_mme.jsonl"))
+    );
+    let journal = lines(&killed.join("predictions_mme.jsonl"));
+    let mut ids: Vec<u64> = journal
+        .iter()
+        .map(|l| l["doc_id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..20).collect::<Vec<_>>(),
+        "each sample answered once"
+    );
+
+    // Resuming someone else's run is refused.
+    let out = vlm_eval(
+        &[
+            "--model",
+            "other-model",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--tasks",
+            "mme",
+            "--resume",
+            "--output-dir",
+            killed.to_str().unwrap(),
+        ],
+        &hf,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("drop --resume"), "{err}");
+}
+
+#[test]
+fn unreachable_server_records_failures_and_resume_retries_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let dir = tmp.path().join("run");
+    let args = |url: &str| -> Vec<String> {
+        [
+            "--model",
+            "tiny",
+            "--base-url",
+            url,
+            "--tasks",
+            "mme",
+            // Widened to whole image pairs: 4 rows.
+            "--limit",
+            "3",
+            "--max-retries",
+            "2",
+            "--output-dir",
+            dir.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a = args(&dead_url);
+    let stdout = ok(vlm_eval(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        &hf,
+    ));
+    assert!(
+        stdout.contains("WARNING mme: 4 of 4 samples got no response"),
+        "{stdout}"
+    );
+    let samples = lines(&dir.join("samples_mme.jsonl"));
+    assert_eq!(samples.len(), 4);
+    assert!(samples
+        .iter()
+        .all(|s| s["error"].is_string() && s["score"] == 0.0));
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["vlm"]["tasks"]["mme"]["failures"], 4);
+    assert_eq!(results["n-samples"]["mme"]["effective"], 4);
+
+    // The server comes back: --resume asks again for exactly the failed samples.
+    let server = Server::start("llava-tiny-hub", &[]);
+    let mut b = args(&server.v1());
+    b.push("--resume".into());
+    let stdout = ok(vlm_eval(
+        &b.iter().map(String::as_str).collect::<Vec<_>>(),
+        &hf,
+    ));
+    assert!(
+        stdout.contains("4 samples (0 resumed)") && !stdout.contains("WARNING"),
+        "{stdout}"
+    );
+    let local = tmp.path().join("local");
+    in_process(&local, &hf, &["--tasks", "mme", "--limit", "3"]);
+    assert_eq!(
+        read(&local.join("samples_mme.jsonl")),
+        read(&dir.join("samples_mme.jsonl"))
+    );
+}
+
+#[test]
+fn missing_data_is_one_clear_line_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
+        .args(["score", "--tasks", "mme", "--predictions", "/dev/null"])
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("vlm-eval: error: dataset lmms-lab/MME (split `test`) not found"),
+        "{err}"
+    );
+    assert!(err.contains("huggingface-cli download lmms-lab/MME --repo-type dataset"));
+    let out = Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
+        .args(["score", "--tasks", "mmu", "--predictions", "/dev/null"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown task `mmu`; known: mme, mmmu_val"),
+        "{err}"
+    );
+}
+
+/// The same value, with lmms-eval's `{"float": "inf"}` spelling of non-finite numbers read
+/// as ours (`"inf"`), and open-answer candidates compared as sets.
+fn normalize_parsed(v: &Value) -> Value {
+    match v {
+        Value::Object(o) if o.contains_key("float") => o["float"].clone(),
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(normalize_parsed).collect();
+            items.sort_by_key(|i| (i.is_string(), i.to_string()));
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn scoring_fixed_predictions_matches_lmms_eval_functions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let dir = fixtures().join("eval-crosscheck");
+    let expected = json(&dir.join("expected.json"));
+    let sets = expected.as_object().unwrap();
+    assert_eq!(sets.len(), 6);
+    for (name, want) in sets {
+        let task = name.rsplit_once('_').unwrap().0;
+        let out = tmp.path().join(name);
+        let predictions = dir.join(format!("predictions_{name}.jsonl"));
+        ok(vlm_eval(
+            &[
+                "score",
+                "--tasks",
+                task,
+                "--predictions",
+                predictions.to_str().unwrap(),
+                "--output-dir",
+                out.to_str().unwrap(),
+            ],
+            &hf,
+        ));
+        let results = json(&out.join("results.json"));
+        for (metric, value) in want["metrics"].as_object().unwrap() {
+            assert_eq!(
+                &results["results"][task][format!("{metric},none")],
+                value,
+                "{name} {metric}"
+            );
+        }
+        let details = &results["vlm"]["tasks"][task]["details"];
+        if let Some(compat) = want.get("lmms_eval_0_4_mmmu_acc") {
+            assert_eq!(
+                &details["mmmu_acc_lmms_eval_0_4_open_scoring"], compat,
+                "{name}: lmms-eval 0.4's open-question scoring"
+            );
+        }
+        // MMMU's printed per-subject/domain dict, MME's logged category scores.
+        let ours = if task == "mme" {
+            &details["categories"]
+        } else {
+            &details["breakdown"]
+        };
+        let breakdown = want["breakdown"].as_object().unwrap();
+        assert_eq!(
+            ours.as_object().unwrap().len(),
+            breakdown.len(),
+            "{name}: {ours}"
+        );
+        for (key, value) in breakdown {
+            assert_eq!(&ours[key], value, "{name} {key}");
+        }
+        let samples = lines(&out.join(format!("samples_{task}.jsonl")));
+        let want_samples = want["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), want_samples.len());
+        for (i, (got, exp)) in samples.iter().zip(want_samples).enumerate() {
+            assert_eq!(
+                normalize_parsed(&got["parsed"]),
+                normalize_parsed(&exp["parsed"]),
+                "{name} doc {i}: {}",
+                got["response"]
+            );
+            assert_eq!(got["score"], exp["score"], "{name} doc {i}");
+        }
+    }
+}
