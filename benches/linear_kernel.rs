@@ -1,6 +1,6 @@
 //! The decoder's packed linear kernel against candle's matmul on the shapes of the bench
 //! model (hidden 768, MLP 2048, vocab 32000) at decode (1 and 16 rows) and prefill (512
-//! rows). Prints GFLOP/s of both, measured back to back. `cargo bench --bench linear_kernel`
+//! and 2048 rows). Prints GFLOP/s of both, measured back to back. `cargo bench --bench linear_kernel`
 
 use candle_core::{Device, Tensor};
 use std::time::Instant;
@@ -24,6 +24,8 @@ fn main() -> candle_core::Result<()> {
         (1, 32000, 768),
         (16, 32000, 768),
         (512, 2048, 768),
+        (2048, 2048, 768),
+        (2048, 768, 2048),
     ];
     println!("rows  out    in     packed GFLOP/s  candle GFLOP/s  ratio");
     for (m, n, k) in shapes {
