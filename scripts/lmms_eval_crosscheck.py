@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scores fixed predictions with lmms-eval's own task functions, for tests/eval_scoring.rs.
+"""Scores fixed predictions with lmms-eval's own task functions, for tests/eval.rs.
 
 Writes tests/fixtures/eval-crosscheck/: hand-made responses (the parsers' tricky cases) for
 the shipped sample sets in eval-datasets/, as predictions files `vlm-eval score` reads, and
@@ -28,6 +28,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +113,12 @@ def run_mme(mme, reasoning, docs, responses):
         for item in items:
             categories.setdefault(item["category"], []).append(item)
     breakdown = {c: mme.mme_aggregate_results(items) for c, items in categories.items()}
-    return {"samples": samples, "metrics": metrics, "breakdown": breakdown}
+    # The evaluator's CLT standard error over the items' `score` (evaluator_utils.py).
+    stderr = {
+        m: float(np.std([i["score"] for i in items], ddof=1) / np.sqrt(len(items)))
+        for m, items in per_metric.items()
+    }
+    return {"samples": samples, "metrics": metrics, "breakdown": breakdown, "stderr_clt": stderr}
 
 
 def run_mmmu(mmmu, reasoning, docs, responses):

@@ -183,12 +183,9 @@ fn resume_completes_a_killed_run_without_losing_or_repeating_samples() {
     std::fs::copy(full.join("run.json"), killed.join("run.json")).unwrap();
     let answers = read(&full.join("predictions_mme.jsonl"));
     let kept: Vec<&str> = answers.lines().take(8).collect();
-    let torn = &kept[7][..kept[7].len() / 2];
-    std::fs::write(
-        killed.join("predictions_mme.jsonl"),
-        format!("{}\n{torn}", kept[..7].join("\n")),
-    )
-    .unwrap();
+    let mut bytes = format!("{}\n", kept[..7].join("\n")).into_bytes();
+    bytes.extend_from_slice(&kept[7].as_bytes()[..kept[7].len() / 2]);
+    std::fs::write(killed.join("predictions_mme.jsonl"), bytes).unwrap();
     let stdout = in_process(&killed, &hf, &["--tasks", "mme", "--resume"]);
     assert!(stdout.contains("20 samples (7 resumed)"), "{stdout}");
     assert_eq!(
@@ -208,12 +205,11 @@ fn resume_completes_a_killed_run_without_losing_or_repeating_samples() {
     );
 
     // Resuming someone else's run is refused.
+    let other = fixtures().join("qwen2-vl-tiny");
     let out = vlm_eval(
         &[
             "--model",
-            "other-model",
-            "--base-url",
-            "http://127.0.0.1:9/v1",
+            other.to_str().unwrap(),
             "--tasks",
             "mme",
             "--resume",
@@ -227,13 +223,78 @@ fn resume_completes_a_killed_run_without_losing_or_repeating_samples() {
     assert!(err.contains("drop --resume"), "{err}");
 }
 
+/// `GET /v1/models` lists `tiny`; everything else is a 503. Returns its `/v1` URL.
+fn failing_server() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let (status, text) = if head.starts_with("GET /v1/models") {
+                (
+                    "200 OK",
+                    r#"{"object":"list","data":[{"id":"tiny","object":"model"}]}"#,
+                )
+            } else {
+                (
+                    "503 Service Unavailable",
+                    r#"{"error":{"message":"overloaded"}}"#,
+                )
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            let _ = reader.get_mut().write_all(reply.as_bytes());
+        }
+    });
+    url
+}
+
 #[test]
 fn unreachable_server_records_failures_and_resume_retries_them() {
     let tmp = tempfile::tempdir().unwrap();
     let hf = tmp.path().join("hf");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
-    drop(dead);
+    // A listener that never answers: the preflight GET /models times out.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}/v1", silent.local_addr().unwrap());
+    let out = vlm_eval(
+        &[
+            "--model",
+            "tiny",
+            "--base-url",
+            &silent_url,
+            "--request-timeout",
+            "1",
+            "--tasks",
+            "mme",
+        ],
+        &hf,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot reach") && err.contains("--base-url"),
+        "{err}"
+    );
+    drop(silent);
+    // A server that lists the model but answers every completion with 503.
+    let failing = failing_server();
     let dir = tmp.path().join("run");
     let args = |url: &str| -> Vec<String> {
         [
@@ -248,31 +309,39 @@ fn unreachable_server_records_failures_and_resume_retries_them() {
             "3",
             "--max-retries",
             "2",
+            "--concurrency",
+            "4",
             "--output-dir",
             dir.to_str().unwrap(),
         ]
         .map(String::from)
         .to_vec()
     };
-    let a = args(&dead_url);
-    let stdout = ok(vlm_eval(
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-        &hf,
-    ));
+    let a = args(&failing);
+    let out = vlm_eval(&a.iter().map(String::as_str).collect::<Vec<_>>(), &hf);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Completed, written, and reported as incomplete.
+    assert!(!out.status.success(), "{stdout}");
     assert!(
-        stdout.contains("WARNING mme: 4 of 4 samples got no response"),
-        "{stdout}"
+        String::from_utf8_lossy(&out.stderr).contains("rerun with --resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let results = json(&dir.join("results.json"));
+    let failures = results["vlm"]["tasks"]["mme"]["failures"].as_u64().unwrap();
+    assert_eq!(failures, 4, "{stdout}");
+    assert!(stdout.contains(&format!(
+        "WARNING mme: {failures} of 4 samples got no response"
+    )));
     let samples = lines(&dir.join("samples_mme.jsonl"));
     assert_eq!(samples.len(), 4);
-    assert!(samples
-        .iter()
-        .all(|s| s["error"].is_string() && s["score"] == 0.0));
-    let results = json(&dir.join("results.json"));
-    assert_eq!(results["vlm"]["tasks"]["mme"]["failures"], 4);
+    assert_eq!(
+        samples.iter().filter(|s| s["error"].is_string()).count() as u64,
+        failures
+    );
     assert_eq!(results["n-samples"]["mme"]["effective"], 4);
 
-    // The server comes back: --resume asks again for exactly the failed samples.
+    // A working server: --resume asks again for exactly the failed samples.
     let server = Server::start("llava-tiny-hub", &[]);
     let mut b = args(&server.v1());
     b.push("--resume".into());
@@ -366,6 +435,18 @@ fn scoring_fixed_predictions_matches_lmms_eval_functions() {
                 &results["results"][task][format!("{metric},none")],
                 value,
                 "{name} {metric}"
+            );
+        }
+        for (metric, value) in want
+            .get("stderr_clt")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                &results["results"][task][format!("{metric}_stderr_clt,none")],
+                value,
+                "{name} {metric} stderr_clt"
             );
         }
         let details = &results["vlm"]["tasks"][task]["details"];

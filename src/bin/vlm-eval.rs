@@ -150,7 +150,7 @@ fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> 
     std::fs::write(&path, format!("{results:#}\n"))
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!("{}", table(runs));
-    print!("{}", details(runs));
+    print!("{}", details(runs, info.mode));
     for run in runs {
         let answered = run.effective - run.resumed;
         if run.generation_seconds > 0.0 {
@@ -167,6 +167,10 @@ fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> 
         }
     }
     println!("results: {}", path.display());
+    let failed: usize = runs.iter().map(|r| r.failures).sum();
+    if failed > 0 && info.mode == "evaluate" {
+        bail!("{failed} samples got no response (scored as empty answers); rerun with --resume to retry them");
+    }
     Ok(())
 }
 
@@ -235,12 +239,18 @@ fn evaluate_command(args: RunArgs) -> Result<()> {
                     max_model_len: args.max_model_len,
                     max_num_seqs: args.max_num_seqs,
                     max_batched_tokens: args.max_batched_tokens.unwrap_or(
-                        if args.model.device.starts_with("cuda") { 4096 } else { 512 },
+                        if args.model.device.starts_with("cuda") {
+                            4096
+                        } else {
+                            512
+                        },
                     ),
                     ..EngineConfig::default()
                 },
             )?);
-            let window = args.max_num_seqs.saturating_mul(4).max(16);
+            // A little more than the engine runs at once, so a finished sequence's slot
+            // is refilled immediately; each waiting request holds its pixels.
+            let window = args.max_num_seqs + 8;
             let identity = json!({"model": args.model.model, "backend": "in-process"});
             (Box::new(InProcess::new(engine, window)), identity)
         }

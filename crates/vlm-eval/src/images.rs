@@ -14,8 +14,25 @@ fn already_rgb(bytes: &[u8]) -> bool {
     let rgb_png = bytes.starts_with(b"\x89PNG\r\n\x1a\n")
         && bytes.len() > 25
         && bytes[24] == 8
-        && bytes[25] == 2;
+        && bytes[25] == 2
+        && !has_transparency_chunk(bytes);
     jpeg || rgb_png
+}
+
+/// Whether an RGB PNG carries a `tRNS` colour key before its pixel data: decoders then
+/// make those pixels transparent (and our preprocessing composites them onto white),
+/// while `convert("RGB")` ignores it.
+fn has_transparency_chunk(png: &[u8]) -> bool {
+    let mut at = 8;
+    while at + 8 <= png.len() {
+        let len = u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]) as usize;
+        match &png[at + 4..at + 8] {
+            b"tRNS" => return true,
+            b"IDAT" | b"IEND" => return false,
+            _ => at = at.saturating_add(12).saturating_add(len),
+        }
+    }
+    false
 }
 
 fn decode_dropping_alpha(bytes: &[u8]) -> Result<image::RgbImage, String> {
@@ -73,6 +90,25 @@ mod tests {
         let png = rgb_png(&jpeg).unwrap();
         assert!(png.starts_with(b"\x89PNG"));
         assert_eq!(pixels(&png), pixels(&jpeg));
+    }
+
+    #[test]
+    fn a_colour_key_is_ignored_like_convert_rgb() {
+        let mut rgb = image::RgbImage::new(2, 1);
+        rgb.put_pixel(0, 0, image::Rgb([10, 20, 30]));
+        rgb.put_pixel(1, 0, image::Rgb([200, 100, 50]));
+        let mut plain = Vec::new();
+        rgb.write_to(&mut Cursor::new(&mut plain), image::ImageFormat::Png)
+            .unwrap();
+        assert!(!has_transparency_chunk(&plain));
+        // Insert `tRNS` (key 10,20,30) after IHDR (8 + 25 bytes); the CRC is not checked.
+        let chunk = [
+            0, 0, 0, 6, b't', b'R', b'N', b'S', 0, 10, 0, 20, 0, 30, 0, 0, 0, 0,
+        ];
+        let keyed: Vec<u8> = [&plain[..33], &chunk[..], &plain[33..]].concat();
+        assert!(has_transparency_chunk(&keyed));
+        let keyed: Arc<[u8]> = keyed.into();
+        assert!(!Arc::ptr_eq(&rgb_image(&keyed).unwrap(), &keyed));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! is what `vlm-eval score --predictions` reads.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ pub struct Prediction {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read or write {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -60,43 +60,32 @@ fn first_string(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Every prediction in a file, the last line for a doc winning. A final line cut short by
-/// a kill is ignored; any other bad line is an error naming it.
+/// Every prediction in a file, the last line for a doc winning. A final line without its
+/// newline (cut short by a kill) is ignored; any other bad line is an error naming it.
 pub fn read_predictions(path: &Path) -> Result<BTreeMap<usize, Prediction>, JournalError> {
-    let io = |source| JournalError::Io {
+    let bytes = std::fs::read(path).map_err(|source| JournalError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
+    })?;
+    let complete = bytes.last() == Some(&b'\n');
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     let mut out = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
+        let torn = i + 1 == lines.len() && !complete;
+        if line.iter().all(u8::is_ascii_whitespace) || torn {
             continue;
         }
-        let parsed: AnyLine = match serde_json::from_str(line) {
-            Ok(p) => p,
-            Err(_) if i + 1 == lines.len() => break,
-            Err(e) => {
-                return Err(JournalError::Line {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    reason: e.to_string(),
-                })
-            }
+        let bad = |reason: String| JournalError::Line {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason,
         };
+        let parsed: AnyLine = serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?;
         let response = parsed
             .response
             .or_else(|| parsed.filtered_resps.as_ref().and_then(first_string))
             .or_else(|| parsed.resps.as_ref().and_then(first_string))
-            .ok_or_else(|| JournalError::Line {
-                path: path.to_path_buf(),
-                line: i + 1,
-                reason: "no `response` (or lmms-eval `filtered_resps`/`resps`)".into(),
-            })?;
+            .ok_or_else(|| bad("no `response` (or lmms-eval `filtered_resps`/`resps`)".into()))?;
         out.insert(
             parsed.doc_id,
             Prediction {
@@ -204,7 +193,9 @@ mod tests {
             .append(true)
             .open(&path)
             .unwrap();
-        f.write_all(br#"{"doc_id": 2, "respo"#).unwrap();
+        // ... here in the middle of a two-byte character.
+        f.write_all(b"{\"doc_id\": 2, \"response\": \"No \xc3")
+            .unwrap();
         drop(f);
         let got = read_predictions(&path).unwrap();
         assert_eq!(got.keys().copied().collect::<Vec<_>>(), [0, 1]);
@@ -213,7 +204,7 @@ mod tests {
         j.record(&pred(1, "Yes, retried")).unwrap();
         drop(j);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("respo\""), "the torn line is gone: {text}");
+        assert!(!text.contains("No "), "the torn line is gone: {text}");
         assert_eq!(text.lines().count(), 4);
         let got = read_predictions(&path).unwrap();
         assert_eq!(got.len(), 3);

@@ -41,9 +41,13 @@ pub fn parse_tags(spec: &str) -> Result<Vec<(String, String)>, String> {
     if spec.trim().eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
-    serde_json::from_str::<Vec<(String, String)>>(spec).map_err(|e| {
+    let tags = serde_json::from_str::<Vec<(String, String)>>(spec).map_err(|e| {
         format!("--reasoning-tags must be `none` or JSON like [[\"<think>\", \"</think>\"]]: {e}")
-    })
+    })?;
+    if tags.iter().any(|(a, b)| a.is_empty() || b.is_empty()) {
+        return Err("--reasoning-tags: a tag cannot be empty".into());
+    }
+    Ok(tags)
 }
 
 #[cfg(test)]
@@ -83,5 +87,6 @@ mod tests {
             vec![("<r>".to_string(), "</r>".to_string())]
         );
         assert!(parse_tags("<think>").is_err());
+        assert!(parse_tags(r#"[["<think>", ""]]"#).is_err());
     }
 }

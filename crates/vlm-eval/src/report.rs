@@ -200,7 +200,7 @@ pub fn table(runs: &[TaskRun]) -> String {
 }
 
 /// The per-category / per-subject lines lmms-eval logs below its table, and our counters.
-pub fn details(runs: &[TaskRun]) -> String {
+pub fn details(runs: &[TaskRun], mode: &str) -> String {
     let mut out = String::new();
     for run in runs {
         let d = &run.scores.details;
@@ -244,9 +244,14 @@ pub fn details(runs: &[TaskRun]) -> String {
             }
         }
         if run.failures > 0 {
+            let next = if mode == "score" {
+                "they are marked `error` in the predictions file"
+            } else {
+                "vlm-eval --resume with the same flags retries them"
+            };
             out += &format!(
                 "WARNING {}: {} of {} samples got no response and were scored as empty answers \
-                 (see `error` in {}); rerun with --resume to retry them\n",
+                 (see `error` in {}); {next}\n",
                 run.name,
                 run.failures,
                 run.effective,

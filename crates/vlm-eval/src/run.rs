@@ -13,7 +13,7 @@ use crate::dataset::{Dataset, DatasetError, Origin, Row};
 use crate::journal::{read_predictions, Journal, JournalError, Prediction};
 use crate::python_str::py_strip;
 use crate::reasoning::strip_reasoning_tags;
-use crate::tasks::{PromptPart, Task, TaskError, TaskScores};
+use crate::tasks::{Task, TaskError, TaskScores};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -34,7 +34,11 @@ pub enum RunError {
     Journal(#[from] JournalError),
     #[error("{0}")]
     Io(String),
-    #[error("{task}: no prediction for doc_id {doc_id} in {}", file.display())]
+    #[error(
+        "{task}: no prediction for doc_id {doc_id} in {} (with --limit, MME takes whole \
+         image pairs: the file must answer both questions of each image)",
+        file.display()
+    )]
     MissingPrediction {
         task: String,
         doc_id: usize,
@@ -111,6 +115,18 @@ fn dataset_info(ds: &Dataset) -> DatasetInfo {
     }
 }
 
+/// The task's dataset, trying its repository id and then its aliases (the same data
+/// published under another id) in the data directory and cache before the hub.
+fn load_dataset(task: &dyn Task, options: &RunOptions) -> Result<Dataset, RunError> {
+    let (repo, split) = task.dataset();
+    Ok(Dataset::load_any(
+        repo,
+        task.dataset_aliases(),
+        split,
+        options.data_dir.as_deref(),
+    )?)
+}
+
 fn selected(task: &dyn Task, ds: &Dataset, limit: Option<usize>) -> Vec<usize> {
     match limit {
         Some(n) => task.limit(&ds.rows, n),
@@ -119,7 +135,8 @@ fn selected(task: &dyn Task, ds: &Dataset, limit: Option<usize>) -> Vec<usize> {
 }
 
 /// Records which model and backend an output directory's predictions came from, so a
-/// `--resume` never mixes two runs' answers.
+/// `--resume` never mixes two runs' answers. A fresh run removes every task's earlier
+/// predictions and samples, since they no longer belong to the directory's run.
 fn check_resume_identity(
     output_dir: &Path,
     identity: &Value,
@@ -128,7 +145,12 @@ fn check_resume_identity(
     let path = output_dir.join("run.json");
     if resume {
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let before: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let before: Value = serde_json::from_str(&text).map_err(|e| {
+                RunError::Resume(format!(
+                    "{} is not valid JSON ({e}); drop --resume to start over",
+                    path.display()
+                ))
+            })?;
             if &before != identity {
                 return Err(RunError::Resume(format!(
                     "{} holds a run of {before}, not {identity}; pass another --output-dir or \
@@ -138,32 +160,42 @@ fn check_resume_identity(
             }
         }
     }
-    std::fs::create_dir_all(output_dir).map_err(|e| RunError::Io(e.to_string()))?;
+    create_dir(output_dir)?;
+    if !resume {
+        for entry in std::fs::read_dir(output_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with("predictions_") || name.starts_with("samples_"))
+                && name.ends_with(".jsonl")
+            {
+                std::fs::remove_file(entry.path()).map_err(|e| {
+                    RunError::Io(format!("cannot remove {}: {e}", entry.path().display()))
+                })?;
+            }
+        }
+    }
     std::fs::write(&path, format!("{identity:#}\n"))
         .map_err(|e| RunError::Io(format!("cannot write {}: {e}", path.display())))
 }
 
+fn create_dir(dir: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| RunError::Io(format!("cannot create {}: {e}", dir.display())))
+}
+
 fn build_job(task: &dyn Task, backend: &dyn Backend, doc: &Row) -> Result<Job, String> {
     let prompt = task.prompt(doc).map_err(|e| e.to_string())?;
-    let parts = prompt
-        .parts
-        .into_iter()
-        .map(|part| match part {
-            PromptPart::Image { column, bytes } => backend
-                .prepare_image(&bytes)
-                .map(|bytes| PromptPart::Image {
-                    column: column.clone(),
-                    bytes,
-                })
-                .map_err(|e| format!("row {}: `{column}`: {e}", doc.doc_id)),
-            text => Ok(text),
+    backend
+        .prepare(Job {
+            doc_id: doc.doc_id,
+            parts: prompt.parts,
+            max_tokens: task.max_new_tokens(),
+            prepared: None,
         })
-        .collect::<Result<_, _>>()?;
-    Ok(Job {
-        doc_id: doc.doc_id,
-        parts,
-        max_tokens: task.max_new_tokens(),
-    })
+        .map_err(|e| format!("row {}: {e}", doc.doc_id))
 }
 
 /// Gets every missing response of every task from `backend`, then scores each task.
@@ -175,12 +207,15 @@ pub fn evaluate(
     identity: &Value,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<TaskRun>, RunError> {
+    // Every dataset first: a missing one must not surface after hours of generation.
+    let datasets = tasks
+        .iter()
+        .map(|t| load_dataset(t.as_ref(), options))
+        .collect::<Result<Vec<_>, _>>()?;
     check_resume_identity(&options.output_dir, identity, options.resume)?;
     let mut runs = Vec::new();
-    for task in tasks {
-        let (repo, split) = task.dataset();
-        let ds = Dataset::load(repo, split, options.data_dir.as_deref())?;
-        let picked = selected(task.as_ref(), &ds, options.limit);
+    for (task, ds) in tasks.iter().zip(&datasets) {
+        let picked = selected(task.as_ref(), ds, options.limit);
         let journal_path = predictions_path(&options.output_dir, task.name());
         let earlier = if options.resume && journal_path.exists() {
             read_predictions(&journal_path)?
@@ -201,7 +236,7 @@ pub fn evaluate(
         let mut journal = Journal::open(&journal_path, options.resume)?;
         let started = Instant::now();
         let mut write_error = None;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(backend.queue_depth());
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(backend.queue_depth().max(1));
         std::thread::scope(|scope| {
             let rows = &ds.rows;
             let task = task.as_ref();
@@ -211,7 +246,7 @@ pub fn evaluate(
                 for &doc_id in todo {
                     match build_job(task, backend, &rows[doc_id]) {
                         Ok(job) => {
-                            if tx.send(job).is_err() {
+                            if tx.blocking_send(job).is_err() {
                                 break;
                             }
                         }
@@ -251,7 +286,7 @@ pub fn evaluate(
         let predictions = read_predictions(&journal_path)?;
         let mut run = score(
             task.as_ref(),
-            &ds,
+            ds,
             &picked,
             &predictions,
             &journal_path,
@@ -270,8 +305,8 @@ pub fn rescore(
     predictions_file: &Path,
     options: &RunOptions,
 ) -> Result<TaskRun, RunError> {
-    let (repo, split) = task.dataset();
-    let ds = Dataset::load(repo, split, options.data_dir.as_deref())?;
+    let ds = load_dataset(task, options)?;
+    let (repo, split) = (ds.repo.as_str(), ds.split.as_str());
     let predictions = read_predictions(predictions_file)?;
     if predictions.is_empty() {
         return Err(RunError::Io(format!(
@@ -296,7 +331,7 @@ pub fn rescore(
             ds.rows.len()
         )));
     }
-    std::fs::create_dir_all(&options.output_dir).map_err(|e| RunError::Io(e.to_string()))?;
+    create_dir(&options.output_dir)?;
     score(task, &ds, &picked, &predictions, predictions_file, options)
 }
 

@@ -1,11 +1,13 @@
-//! The engine in this process: every job is submitted as soon as it is prepared (up to a
-//! window that bounds memory), so continuous batching sees the whole run at once.
+//! The engine in this process. Jobs arrive already templated and preprocessed (the
+//! producer thread does that), and are submitted as soon as the engine has room for them,
+//! so continuous batching always has the next requests queued.
 
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::mpsc::Receiver;
 use vlm_core::{ChatMessage, ContentPart, FinishReason, ImageData, Role, SamplingParams};
-use vlm_engine::{EngineHandle, GenerationRequest};
+use vlm_engine::{EngineHandle, PixelBudget, RequestInput};
 
 use super::{Backend, Job};
 use crate::journal::Prediction;
@@ -13,11 +15,13 @@ use crate::tasks::PromptPart;
 
 pub struct InProcess {
     engine: Arc<EngineHandle>,
-    /// Requests held by the engine at once (running + waiting).
+    /// Requests held by the engine at once (running + waiting); each holds its pixels.
     window: usize,
 }
 
 impl InProcess {
+    /// `window` should exceed the engine's `max_num_seqs` a little, so a finished
+    /// sequence's slot is refilled at once.
     pub fn new(engine: Arc<EngineHandle>, window: usize) -> Self {
         Self {
             engine,
@@ -34,7 +38,7 @@ pub(crate) fn finish_reason_name(reason: FinishReason) -> &'static str {
     }
 }
 
-fn failed(doc_id: usize, error: String) -> Prediction {
+pub(crate) fn failed(doc_id: usize, error: String) -> Prediction {
     Prediction {
         doc_id,
         response: String::new(),
@@ -55,21 +59,6 @@ pub fn eval_sampling(max_tokens: usize) -> SamplingParams {
     }
 }
 
-fn request(job: Job) -> GenerationRequest {
-    let content = job
-        .parts
-        .into_iter()
-        .map(|p| match p {
-            PromptPart::Text(t) => ContentPart::Text(t),
-            PromptPart::Image { bytes, .. } => ContentPart::Image(ImageData(bytes)),
-        })
-        .collect();
-    GenerationRequest::chat(
-        vec![ChatMessage::new(Role::User, content)],
-        eval_sampling(job.max_tokens),
-    )
-}
-
 impl Backend for InProcess {
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
@@ -79,19 +68,34 @@ impl Backend for InProcess {
         })
     }
 
-    fn prepare_image(&self, bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
-        crate::images::rgb_image(bytes)
+    fn prepare(&self, mut job: Job) -> Result<Job, String> {
+        let content = std::mem::take(&mut job.parts)
+            .into_iter()
+            .map(|p| match p {
+                PromptPart::Text(t) => Ok(ContentPart::Text(t)),
+                PromptPart::Image { column, bytes } => crate::images::rgb_image(&bytes)
+                    .map(|b| ContentPart::Image(ImageData(b)))
+                    .map_err(|e| format!("`{column}`: {e}")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let input = RequestInput::Chat(vec![ChatMessage::new(Role::User, content)]);
+        let prepared = self
+            .engine
+            .prepare(input, PixelBudget::default())
+            .map_err(|e| e.to_string())?;
+        job.prepared = Some(prepared);
+        Ok(job)
     }
 
     fn queue_depth(&self) -> usize {
-        self.window
+        8
     }
 
-    fn run(&self, jobs: Receiver<Job>, done: &mut dyn FnMut(Prediction)) {
+    fn run(&self, mut jobs: Receiver<Job>, done: &mut dyn FnMut(Prediction)) {
         let runtime = match tokio::runtime::Builder::new_current_thread().build() {
             Ok(rt) => rt,
             Err(e) => {
-                for job in jobs {
+                while let Some(job) = jobs.blocking_recv() {
                     done(failed(job.doc_id, format!("cannot start a runtime: {e}")));
                 }
                 return;
@@ -99,59 +103,53 @@ impl Backend for InProcess {
         };
         runtime.block_on(async {
             let mut in_flight = tokio::task::JoinSet::new();
-            let mut doc_of = std::collections::HashMap::new();
-            let mut exhausted = false;
+            let mut doc_of = HashMap::new();
+            let mut open = true;
             loop {
-                while !exhausted && in_flight.len() < self.window {
-                    // Wait for the producer only when nothing is generating.
-                    let next = if in_flight.is_empty() {
-                        jobs.recv().ok()
-                    } else {
-                        match jobs.try_recv() {
-                            Ok(job) => Some(job),
-                            Err(TryRecvError::Empty) => break,
-                            Err(TryRecvError::Disconnected) => None,
+                tokio::select! {
+                    job = jobs.recv(), if open && in_flight.len() < self.window => {
+                        let Some(job) = job else {
+                            open = false;
+                            continue;
+                        };
+                        let Some(prompt) = job.prepared else {
+                            done(failed(job.doc_id, "the job was not prepared".into()));
+                            continue;
+                        };
+                        match self.engine.submit_prepared(prompt, eval_sampling(job.max_tokens)) {
+                            Ok(stream) => {
+                                let handle = in_flight.spawn(stream.collect());
+                                doc_of.insert(handle.id(), job.doc_id);
+                            }
+                            Err(e) => done(failed(job.doc_id, e.to_string())),
                         }
-                    };
-                    let Some(job) = next else {
-                        exhausted = true;
-                        break;
-                    };
-                    let doc_id = job.doc_id;
-                    match self.engine.submit(request(job)) {
-                        Ok(stream) => {
-                            let handle = in_flight.spawn(stream.collect());
-                            doc_of.insert(handle.id(), doc_id);
-                        }
-                        Err(e) => done(failed(doc_id, e.to_string())),
                     }
+                    Some(joined) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                        let id = match &joined {
+                            Ok((id, _)) => *id,
+                            Err(e) => e.id(),
+                        };
+                        let Some(doc_id) = doc_of.remove(&id) else {
+                            tracing::error!("a finished request has no document; skipped");
+                            continue;
+                        };
+                        done(match joined {
+                            Ok((_, (completions, usage))) => match completions.into_iter().next() {
+                                Some(c) if c.finish_reason != FinishReason::Abort => Prediction {
+                                    doc_id,
+                                    response: c.text,
+                                    error: None,
+                                    prompt_tokens: Some(usage.prompt_tokens),
+                                    completion_tokens: Some(usage.completion_tokens),
+                                    finish_reason: Some(finish_reason_name(c.finish_reason).into()),
+                                },
+                                _ => failed(doc_id, "the engine stopped before answering".into()),
+                            },
+                            Err(e) => failed(doc_id, format!("collector task failed: {e}")),
+                        });
+                    }
+                    else => break,
                 }
-                let Some(joined) = in_flight.join_next_with_id().await else {
-                    if exhausted {
-                        break;
-                    }
-                    continue;
-                };
-                let id = match &joined {
-                    Ok((id, _)) => *id,
-                    Err(e) => e.id(),
-                };
-                let doc_id = doc_of.remove(&id).unwrap_or_default();
-                let prediction = match joined {
-                    Ok((_, (completions, usage))) => match completions.into_iter().next() {
-                        Some(c) if c.finish_reason != FinishReason::Abort => Prediction {
-                            doc_id,
-                            response: c.text,
-                            error: None,
-                            prompt_tokens: Some(usage.prompt_tokens),
-                            completion_tokens: Some(usage.completion_tokens),
-                            finish_reason: Some(finish_reason_name(c.finish_reason).into()),
-                        },
-                        _ => failed(doc_id, "the engine stopped before answering".into()),
-                    },
-                    Err(e) => failed(doc_id, format!("collector task failed: {e}")),
-                };
-                done(prediction);
             }
         });
     }

@@ -5,8 +5,8 @@
 mod in_process;
 mod openai;
 
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
+use tokio::sync::mpsc::Receiver;
+use vlm_engine::PreparedPrompt;
 
 pub use in_process::InProcess;
 pub use openai::{OpenAiBackend, OpenAiOptions};
@@ -15,19 +15,23 @@ use crate::journal::Prediction;
 use crate::tasks::PromptPart;
 
 /// One request to answer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Job {
     pub doc_id: usize,
+    /// Images as the dataset holds them; each backend converts them as it sends them.
     pub parts: Vec<PromptPart>,
     pub max_tokens: usize,
+    /// In-process: templated, tokenized and preprocessed ahead, off the engine's path.
+    pub prepared: Option<PreparedPrompt>,
 }
 
 pub trait Backend: Sync {
     /// `config.model_backend`-style description for results.json.
     fn describe(&self) -> serde_json::Value;
 
-    /// The image bytes this backend sends for a dataset image (run on the job producer).
-    fn prepare_image(&self, bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String>;
+    /// Work done on the producer thread before the job is queued (image conversion,
+    /// templating, preprocessing); an error becomes the sample's recorded failure.
+    fn prepare(&self, job: Job) -> Result<Job, String>;
 
     /// How many prepared jobs may wait ahead of the backend (bounds memory).
     fn queue_depth(&self) -> usize;

@@ -3,13 +3,15 @@
 //! `max_tokens`, `temperature: 0`. Transport errors, timeouts, 408/429 and 5xx are retried
 //! with backoff; whatever still fails becomes a recorded per-sample failure.
 
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::Receiver;
 
+use super::in_process::failed;
 use super::{Backend, Job};
 use crate::journal::Prediction;
 use crate::tasks::PromptPart;
@@ -33,7 +35,13 @@ pub struct OpenAiBackend {
     options: OpenAiOptions,
     model: String,
     agent: ureq::Agent,
+    /// Samples in a row that failed after every retry; past [`GIVE_UP_AFTER`] the rest of
+    /// the run is recorded as failed without being sent (a dead server would otherwise
+    /// cost every sample its full retry schedule).
+    consecutive_failures: AtomicUsize,
 }
+
+const GIVE_UP_AFTER: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -45,7 +53,8 @@ enum Failure {
 }
 
 impl OpenAiBackend {
-    /// Checks the server answers (and finds the model name when none was given).
+    /// Checks the server answers `/models` (and takes the first model when none was given),
+    /// so a wrong URL or key fails at once instead of sample by sample.
     pub fn connect(mut options: OpenAiOptions) -> Result<Self, OpenAiError> {
         options.base_url = options.base_url.trim_end_matches('/').to_string();
         options.concurrency = options.concurrency.max(1);
@@ -58,11 +67,66 @@ impl OpenAiBackend {
             model: options.model.clone().unwrap_or_default(),
             options,
             agent,
+            consecutive_failures: AtomicUsize::new(0),
         };
-        if backend.options.model.is_none() {
-            backend.model = backend.first_model()?;
+        let listed = backend.list_models()?;
+        match (&backend.options.model, listed) {
+            (None, Some(models)) => {
+                backend.model = models.first().cloned().ok_or_else(|| {
+                    OpenAiError(format!(
+                        "{}/models lists no model; pass --model NAME",
+                        backend.options.base_url
+                    ))
+                })?;
+            }
+            (None, None) => {
+                return Err(OpenAiError(format!(
+                    "{}/models is not available to pick a model; pass --model NAME",
+                    backend.options.base_url
+                )))
+            }
+            (Some(name), Some(models)) if !models.contains(name) => {
+                tracing::warn!("the server lists {models:?}, not `{name}`; sending `{name}` anyway")
+            }
+            _ => {}
         }
         Ok(backend)
+    }
+
+    /// The served model names; `None` where the server has no `/models`.
+    fn list_models(&self) -> Result<Option<Vec<String>>, OpenAiError> {
+        let url = format!("{}/models", self.options.base_url);
+        let body: Value = match self.authorized(self.agent.get(&url)).call() {
+            Ok(r) => r
+                .into_json()
+                .map_err(|e| OpenAiError(format!("GET {url}: {e}")))?,
+            Err(ureq::Error::Status(code @ (401 | 403), _)) => {
+                return Err(OpenAiError(format!(
+                    "GET {url}: HTTP {code}, the server refused the API key; pass --api-key \
+                     or set OPENAI_API_KEY"
+                )))
+            }
+            Err(ureq::Error::Status(code, _)) => {
+                tracing::warn!("GET {url}: HTTP {code}; going on without the model list");
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(OpenAiError(format!(
+                    "cannot reach {url}: {e}; is the server running, and is --base-url the \
+                     address up to /v1?"
+                )))
+            }
+        };
+        Ok(Some(
+            body["data"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ))
     }
 
     pub fn model(&self) -> &str {
@@ -76,41 +140,31 @@ impl OpenAiBackend {
         }
     }
 
-    fn first_model(&self) -> Result<String, OpenAiError> {
-        let url = format!("{}/models", self.options.base_url);
-        let body: Value = self
-            .authorized(self.agent.get(&url))
-            .call()
-            .map_err(|e| OpenAiError(format!("GET {url}: {e}; pass --model NAME to skip this")))?
-            .into_json()
-            .map_err(|e| OpenAiError(format!("GET {url}: {e}")))?;
-        body["data"][0]["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| OpenAiError(format!("GET {url} listed no model; pass --model NAME")))
-    }
-
-    fn body(&self, job: &Job) -> Value {
-        let content: Vec<Value> = job
-            .parts
-            .iter()
-            .map(|p| match p {
+    /// The request body; images become PNG data URLs as lmms-eval sends them.
+    fn body(&self, job: &Job) -> Result<Value, String> {
+        let mut content = Vec::with_capacity(job.parts.len());
+        for part in &job.parts {
+            content.push(match part {
                 PromptPart::Text(t) => json!({"type": "text", "text": t}),
-                PromptPart::Image { bytes, .. } => json!({
-                    "type": "image_url",
-                    "image_url": {"url": format!(
-                        "data:image/png;base64,{}",
-                        base64::engine::general_purpose::STANDARD.encode(bytes)
-                    )},
-                }),
-            })
-            .collect();
-        json!({
+                PromptPart::Image { column, bytes } => {
+                    let png =
+                        crate::images::rgb_png(bytes).map_err(|e| format!("`{column}`: {e}"))?;
+                    json!({
+                        "type": "image_url",
+                        "image_url": {"url": format!(
+                            "data:image/png;base64,{}",
+                            base64::engine::general_purpose::STANDARD.encode(png)
+                        )},
+                    })
+                }
+            });
+        }
+        Ok(json!({
             "model": self.model,
             "messages": [{"role": "user", "content": content}],
             "max_tokens": job.max_tokens,
             "temperature": 0,
-        })
+        }))
     }
 
     fn attempt(&self, body: &str) -> Result<Prediction, Failure> {
@@ -139,9 +193,15 @@ impl OpenAiBackend {
             .into_json()
             .map_err(|e| Failure::Retryable(format!("unreadable response: {e}")))?;
         let choice = &reply["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .ok_or_else(|| Failure::Final(format!("no choices[0].message.content in {reply}")))?;
+        let text = match &choice["message"]["content"] {
+            Value::String(t) => t.as_str(),
+            // lmms-eval scores a null content as an empty answer.
+            Value::Null if choice.is_object() => "",
+            _ => {
+                let shown: String = reply.to_string().chars().take(300).collect();
+                return Err(Failure::Final(format!("no choices[0].message in {shown}")));
+            }
+        };
         let count = |k: &str| reply["usage"][k].as_u64().map(|v| v as usize);
         Ok(Prediction {
             doc_id: 0,
@@ -154,12 +214,23 @@ impl OpenAiBackend {
     }
 
     fn answer(&self, job: &Job) -> Prediction {
-        let body = self.body(job).to_string();
+        let given_up = self.consecutive_failures.load(Ordering::Relaxed);
+        if given_up >= GIVE_UP_AFTER {
+            return failed(
+                job.doc_id,
+                format!("not sent: the server failed {given_up} samples in a row"),
+            );
+        }
+        let body = match self.body(job) {
+            Ok(b) => b.to_string(),
+            Err(e) => return failed(job.doc_id, e),
+        };
         let mut wait = self.options.backoff;
         let mut last = String::new();
         for attempt in 1..=self.options.attempts {
             match self.attempt(&body) {
                 Ok(mut p) => {
+                    self.consecutive_failures.store(0, Ordering::Relaxed);
                     p.doc_id = job.doc_id;
                     return p;
                 }
@@ -177,14 +248,8 @@ impl OpenAiBackend {
                 }
             }
         }
-        Prediction {
-            doc_id: job.doc_id,
-            response: String::new(),
-            error: Some(last),
-            prompt_tokens: None,
-            completion_tokens: None,
-            finish_reason: None,
-        }
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        failed(job.doc_id, last)
     }
 }
 
@@ -198,8 +263,9 @@ impl Backend for OpenAiBackend {
         })
     }
 
-    fn prepare_image(&self, bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
-        crate::images::rgb_png(bytes)
+    fn prepare(&self, job: Job) -> Result<Job, String> {
+        // PNG encoding happens in the request threads, in parallel.
+        Ok(job)
     }
 
     fn queue_depth(&self) -> usize {
@@ -214,8 +280,11 @@ impl Backend for OpenAiBackend {
                 let tx = tx.clone();
                 let jobs = &jobs;
                 scope.spawn(move || loop {
-                    let next = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok(job) = next else { break };
+                    let next = jobs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .blocking_recv();
+                    let Some(job) = next else { break };
                     if tx.send(self.answer(&job)).is_err() {
                         break;
                     }

@@ -159,16 +159,20 @@ fn download(repo: &str, split: &str, cache: Cache) -> Result<Located, String> {
     })
 }
 
-/// Finds `split` of the dataset `repo`: `data_dir/<repo>/`, then the Hugging Face cache,
-/// then the hub (unless `HF_HUB_OFFLINE` is set).
-pub fn locate(repo: &str, split: &str, data_dir: Option<&Path>) -> Result<Located, DatasetError> {
-    let mut looked = Vec::new();
+/// `data_dir/<repo>/`, then the Hugging Face cache; where it looked goes to `looked`.
+fn locate_local(
+    repo: &str,
+    split: &str,
+    data_dir: Option<&Path>,
+    cache: &Cache,
+    looked: &mut Vec<String>,
+) -> Option<Located> {
     if let Some(dir) = data_dir {
         let root = dir.join(repo);
         let files = shards_in(&root, split);
         if !files.is_empty() {
             let revision = local_dir_revision(&root, &files[0]);
-            return Ok(Located {
+            return Some(Located {
                 files,
                 origin: Origin::DataDir(root),
                 revision,
@@ -176,12 +180,11 @@ pub fn locate(repo: &str, split: &str, data_dir: Option<&Path>) -> Result<Locate
         }
         looked.push(format!("{} (no {split} shards)", root.display()));
     }
-    let cache = hf_cache();
     match cached_snapshot(cache.path(), repo) {
         Some((dir, rev)) => {
             let files = shards_in(&dir, split);
             if !files.is_empty() {
-                return Ok(Located {
+                return Some(Located {
                     files,
                     origin: Origin::HfCache(dir),
                     revision: Some(rev),
@@ -196,6 +199,30 @@ pub fn locate(repo: &str, split: &str, data_dir: Option<&Path>) -> Result<Locate
                 .join(format!("datasets--{}", repo.replace('/', "--")))
                 .display()
         )),
+    }
+    None
+}
+
+/// Finds `split` of the dataset `repo`: `data_dir/<repo>/`, then the Hugging Face cache,
+/// then the hub (unless `HF_HUB_OFFLINE` is set).
+pub fn locate(repo: &str, split: &str, data_dir: Option<&Path>) -> Result<Located, DatasetError> {
+    locate_any(repo, &[], split, data_dir)
+}
+
+/// [`locate`], also trying `aliases` (the same data under other repository ids) locally
+/// before going to the hub for `repo`.
+pub fn locate_any(
+    repo: &str,
+    aliases: &[&str],
+    split: &str,
+    data_dir: Option<&Path>,
+) -> Result<Located, DatasetError> {
+    let mut looked = Vec::new();
+    let cache = hf_cache();
+    for id in std::iter::once(repo).chain(aliases.iter().copied()) {
+        if let Some(found) = locate_local(id, split, data_dir, &cache, &mut looked) {
+            return Ok(found);
+        }
     }
     if offline() {
         looked.push("the hub (skipped: HF_HUB_OFFLINE is set)".into());

@@ -34,6 +34,11 @@ impl Task for Mme {
         ("lmms-lab/MME", "test")
     }
 
+    /// Where newer lmms-eval releases read the same data from.
+    fn dataset_aliases(&self) -> &'static [&'static str] {
+        &["lmms-lab-encoder/MME"]
+    }
+
     fn max_new_tokens(&self) -> usize {
         16
     }

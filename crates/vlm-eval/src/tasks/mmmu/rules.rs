@@ -391,12 +391,21 @@ pub struct Accuracy {
 
 /// Per subject, per domain (`Overall-<domain>`) and `Overall`, as lmms-eval prints them.
 pub fn aggregate(samples: &[(String, bool)]) -> BTreeMap<String, Accuracy> {
-    let mut subjects: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    // Subjects in first-seen order, as lmms-eval's dict keeps them: `Overall` sums them in
+    // that order, and float sums depend on it.
+    let mut subjects: Vec<(&str, (usize, usize))> = Vec::new();
     for (subject, correct) in samples {
-        let e = subjects.entry(subject.as_str()).or_default();
-        e.0 += 1;
-        e.1 += usize::from(*correct);
+        let i = match subjects.iter().position(|(s, _)| *s == subject.as_str()) {
+            Some(i) => i,
+            None => {
+                subjects.push((subject.as_str(), (0, 0)));
+                subjects.len() - 1
+            }
+        };
+        subjects[i].1 .0 += 1;
+        subjects[i].1 .1 += usize::from(*correct);
     }
+    let lookup = |s: &str| subjects.iter().find(|(n, _)| *n == s).map(|(_, v)| *v);
     let acc_of = |(n, right): (usize, usize)| right as f64 / n as f64;
     // calculate_ins_level_acc: sum(acc * num) / sum(num), in the order given.
     let micro = |names: &mut dyn Iterator<Item = (usize, usize)>| {
@@ -411,7 +420,7 @@ pub fn aggregate(samples: &[(String, bool)]) -> BTreeMap<String, Accuracy> {
     for (domain, subs) in DOMAINS {
         let present: Vec<(&str, (usize, usize))> = subs
             .iter()
-            .filter_map(|s| subjects.get(s).map(|v| (*s, *v)))
+            .filter_map(|s| lookup(s).map(|v| (*s, v)))
             .collect();
         let (num, acc) = micro(&mut present.iter().map(|p| p.1));
         out.insert(
@@ -431,7 +440,7 @@ pub fn aggregate(samples: &[(String, bool)]) -> BTreeMap<String, Accuracy> {
             );
         }
     }
-    let (num, acc) = micro(&mut subjects.values().copied());
+    let (num, acc) = micro(&mut subjects.iter().map(|(_, v)| *v));
     out.insert(
         "Overall".into(),
         Accuracy {
