@@ -72,13 +72,13 @@ struct Common {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// The model to load; with --base-url, the `model` name sent to the server.
     #[command(flatten)]
     model: ModelArgs,
     /// Evaluate against an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)
-    /// instead of loading the model here.
+    /// instead of loading the model here; --model is then the name sent in requests.
     #[arg(long)]
     base_url: Option<String>,
+    /// Bearer key for --base-url.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Requests in flight against --base-url.
