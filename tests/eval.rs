@@ -37,6 +37,22 @@ fn ok(out: Output) -> String {
     stdout
 }
 
+/// `vlm-eval score` on one predictions file, which must succeed.
+fn score(task: &str, predictions: &Path, out: &Path, hf: &Path) -> String {
+    ok(vlm_eval(
+        &[
+            "score",
+            "--tasks",
+            task,
+            "--predictions",
+            predictions.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        hf,
+    ))
+}
+
 fn in_process(dir: &Path, hf: &Path, extra: &[&str]) -> String {
     let model = fixtures().join("llava-tiny-hub");
     let mut args = vec![
@@ -151,18 +167,7 @@ fn in_process_and_served_runs_write_identical_samples_and_rescoring_reproduces_t
     let rescored = tmp.path().join("rescored");
     for task in ["mme", "mmmu_val"] {
         let predictions = local.join(format!("predictions_{task}.jsonl"));
-        ok(vlm_eval(
-            &[
-                "score",
-                "--tasks",
-                task,
-                "--predictions",
-                predictions.to_str().unwrap(),
-                "--output-dir",
-                rescored.to_str().unwrap(),
-            ],
-            &hf,
-        ));
+        score(task, &predictions, &rescored, &hf);
         let file = format!("samples_{task}.jsonl");
         assert_eq!(read(&local.join(&file)), read(&rescored.join(&file)));
         let again = json(&rescored.join("results.json"));
@@ -223,8 +228,14 @@ fn resume_completes_a_killed_run_without_losing_or_repeating_samples() {
     assert!(err.contains("drop --resume"), "{err}");
 }
 
-/// `GET /v1/models` lists `tiny`; everything else is a 503. Returns its `/v1` URL.
-fn failing_server() -> String {
+/// `GET /v1/models` lists `tiny`; every other request gets `status` and `body`. Returns
+/// its `/v1` URL and how many such other requests it has had.
+fn fake_server(
+    status: &'static str,
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = posts.clone();
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -243,18 +254,16 @@ fn failing_server() -> String {
                 }
                 head.push_str(&line);
             }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
+            let mut request = vec![0u8; length];
+            let _ = reader.read_exact(&mut request);
             let (status, text) = if head.starts_with("GET /v1/models") {
                 (
                     "200 OK",
                     r#"{"object":"list","data":[{"id":"tiny","object":"model"}]}"#,
                 )
             } else {
-                (
-                    "503 Service Unavailable",
-                    r#"{"error":{"message":"overloaded"}}"#,
-                )
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (status, body)
             };
             let reply = format!(
                 "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
@@ -263,8 +272,13 @@ fn failing_server() -> String {
             let _ = reader.get_mut().write_all(reply.as_bytes());
         }
     });
-    url
+    (url, posts)
 }
+
+const OVERLOADED: (&str, &str) = (
+    "503 Service Unavailable",
+    r#"{"error":{"message":"overloaded"}}"#,
+);
 
 #[test]
 fn unreachable_server_records_failures_and_resume_retries_them() {
@@ -294,7 +308,7 @@ fn unreachable_server_records_failures_and_resume_retries_them() {
     );
     drop(silent);
     // A server that lists the model but answers every completion with 503.
-    let failing = failing_server();
+    let (failing, _) = fake_server(OVERLOADED.0, OVERLOADED.1);
     let dir = tmp.path().join("run");
     let args = |url: &str| -> Vec<String> {
         [
@@ -417,18 +431,7 @@ fn scoring_fixed_predictions_matches_lmms_eval_functions() {
         let task = name.rsplit_once('_').unwrap().0;
         let out = tmp.path().join(name);
         let predictions = dir.join(format!("predictions_{name}.jsonl"));
-        ok(vlm_eval(
-            &[
-                "score",
-                "--tasks",
-                task,
-                "--predictions",
-                predictions.to_str().unwrap(),
-                "--output-dir",
-                out.to_str().unwrap(),
-            ],
-            &hf,
-        ));
+        score(task, &predictions, &out, &hf);
         let results = json(&out.join("results.json"));
         for (metric, value) in want["metrics"].as_object().unwrap() {
             assert_eq!(
@@ -483,5 +486,66 @@ fn scoring_fixed_predictions_matches_lmms_eval_functions() {
             );
             assert_eq!(got["score"], exp["score"], "{name} doc {i}");
         }
+    }
+}
+
+#[test]
+fn a_dead_server_is_given_up_on_and_a_null_content_is_an_empty_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let run = |url: &str, dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--model",
+            "tiny",
+            "--base-url",
+            url,
+            "--tasks",
+            "mme",
+            "--max-retries",
+            "1",
+            "--concurrency",
+            "1",
+            "--output-dir",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        vlm_eval(&args, &hf)
+    };
+
+    // 20 samples against a server that always fails: after 16 failures in a row the rest
+    // are recorded without being sent.
+    let (url, posts) = fake_server(OVERLOADED.0, OVERLOADED.1);
+    let dead = tmp.path().join("dead");
+    let out = run(&url, &dead, &[]);
+    assert!(!out.status.success());
+    assert_eq!(posts.load(std::sync::atomic::Ordering::SeqCst), 16);
+    let samples = lines(&dead.join("samples_mme.jsonl"));
+    assert_eq!(samples.len(), 20);
+    let errors: Vec<&str> = samples
+        .iter()
+        .map(|s| s["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        errors.iter().filter(|e| e.starts_with("HTTP 503")).count(),
+        16
+    );
+    assert_eq!(
+        errors.iter().filter(|e| e.starts_with("not sent")).count(),
+        4
+    );
+
+    // `"content": null` is an empty answer, as lmms-eval scores it, not a failure.
+    let (url, _) = fake_server(
+        "200 OK",
+        r#"{"id":"x","object":"chat.completion","created":0,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":0,"total_tokens":5}}"#,
+    );
+    let empty = tmp.path().join("empty");
+    ok(run(&url, &empty, &["--limit", "1"]));
+    let samples = lines(&empty.join("samples_mme.jsonl"));
+    assert_eq!(samples.len(), 2);
+    for s in &samples {
+        assert!(s.get("error").is_none(), "{s}");
+        assert_eq!(s["response"], "");
+        assert_eq!(s["parsed"], "other");
     }
 }

@@ -11,15 +11,18 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use vlm_engine::{Engine, EngineConfig};
+use vlm_engine::Engine;
 use vlm_eval::backend::{Backend, InProcess, OpenAiBackend, OpenAiOptions};
 use vlm_eval::reasoning::{default_tags, parse_tags};
 use vlm_eval::report::{details, results_json, table, RunInfo};
 use vlm_eval::run::{evaluate, rescore, Progress, RunOptions, TaskRun};
 use vlm_eval::tasks::{self, Task};
 
+#[path = "../cli/engine_args.rs"]
+mod engine_args;
 #[path = "../cli/model_args.rs"]
 mod model_args;
+use engine_args::EngineArgs;
 use model_args::ModelArgs;
 
 /// `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved predictions.
@@ -93,19 +96,9 @@ struct RunArgs {
     /// Keep the answers already in --output-dir and only ask for the missing or failed ones.
     #[arg(long)]
     resume: bool,
-    /// In-process: memory for the KV cache in GiB.
-    #[arg(long, env = "VLM_KV_CACHE_GB", default_value_t = 4.0)]
-    kv_cache_gb: f64,
-    /// In-process: longest prompt + completion (default: the model's).
-    #[arg(long)]
-    max_model_len: Option<usize>,
-    /// In-process: sequences decoded together.
-    #[arg(long, default_value_t = 64)]
-    max_num_seqs: usize,
-    /// In-process: most tokens one engine step computes (default 512 on CPU, where larger
-    /// prefill chunks measured slower per token; 4096 on CUDA).
-    #[arg(long)]
-    max_batched_tokens: Option<usize>,
+    /// The in-process engine.
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -234,23 +227,16 @@ fn evaluate_command(args: RunArgs) -> Result<()> {
             let model = Arc::new(args.model.load()?);
             let engine = Arc::new(Engine::start(
                 model,
-                EngineConfig {
-                    kv_cache_gb: args.kv_cache_gb,
-                    max_model_len: args.max_model_len,
-                    max_num_seqs: args.max_num_seqs,
-                    max_batched_tokens: args.max_batched_tokens.unwrap_or(
-                        if args.model.device.starts_with("cuda") {
-                            4096
-                        } else {
-                            512
-                        },
-                    ),
-                    ..EngineConfig::default()
-                },
+                args.engine
+                    .config(if args.model.device.starts_with("cuda") {
+                        4096
+                    } else {
+                        512
+                    }),
             )?);
             // A little more than the engine runs at once, so a finished sequence's slot
             // is refilled immediately; each waiting request holds its pixels.
-            let window = args.max_num_seqs + 8;
+            let window = args.engine.max_num_seqs + 8;
             let identity = json!({"model": args.model.model, "backend": "in-process"});
             (Box::new(InProcess::new(engine, window)), identity)
         }

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use vlm_engine::{Engine, EngineConfig};
+use vlm_engine::Engine;
 use vlm_server::{router, AppState, ServerConfig};
 
+#[path = "../cli/engine_args.rs"]
+mod engine_args;
 #[path = "../cli/model_args.rs"]
 mod model_args;
+use engine_args::EngineArgs;
 use model_args::ModelArgs;
 
 #[derive(Parser, Debug)]
@@ -35,17 +38,8 @@ struct Args {
     /// Require `Authorization: Bearer <key>` on /v1/*.
     #[arg(long, env = "VLM_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Memory for the KV cache in GiB (as vLLM's VLLM_CPU_KVCACHE_SPACE).
-    #[arg(long, env = "VLM_KV_CACHE_GB", default_value_t = 4.0)]
-    kv_cache_gb: f64,
-    /// Longest prompt + completion (default: the model's max_position_embeddings).
-    #[arg(long)]
-    max_model_len: Option<usize>,
-    #[arg(long, default_value_t = 64)]
-    max_num_seqs: usize,
-    /// Most tokens one engine step computes (decodes plus prefill chunks).
-    #[arg(long, default_value_t = 2048)]
-    max_batched_tokens: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[arg(long, default_value_t = 8)]
     limit_images_per_prompt: usize,
     /// Allow `file://` and plain-path image URLs under this directory.
@@ -77,16 +71,7 @@ fn run(args: Args) -> Result<()> {
         );
     }
     let model = Arc::new(args.model.load()?);
-    let engine = Arc::new(Engine::start(
-        model,
-        EngineConfig {
-            kv_cache_gb: args.kv_cache_gb,
-            max_model_len: args.max_model_len,
-            max_num_seqs: args.max_num_seqs,
-            max_batched_tokens: args.max_batched_tokens,
-            ..EngineConfig::default()
-        },
-    )?);
+    let engine = Arc::new(Engine::start(model, args.engine.config(2048))?);
     let names = if args.served_model_name.is_empty() {
         vec![args.model.model.clone()]
     } else {

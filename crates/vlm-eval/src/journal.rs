@@ -24,6 +24,20 @@ pub struct Prediction {
     pub finish_reason: Option<String>,
 }
 
+impl Prediction {
+    /// A sample with no response: scored as an empty answer, retried by `--resume`.
+    pub fn failed(doc_id: usize, error: String) -> Self {
+        Self {
+            doc_id,
+            response: String::new(),
+            error: Some(error),
+            prompt_tokens: None,
+            completion_tokens: None,
+            finish_reason: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot read or write {}", path.display())]

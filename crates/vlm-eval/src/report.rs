@@ -199,50 +199,11 @@ pub fn table(runs: &[TaskRun]) -> String {
     out
 }
 
-/// The per-category / per-subject lines lmms-eval logs below its table, and our counters.
+/// Each task's breakdown (what lmms-eval logs below its table) and failure warnings.
 pub fn details(runs: &[TaskRun], mode: &str) -> String {
     let mut out = String::new();
     for run in runs {
-        let d = &run.scores.details;
-        if let Some(categories) = d.get("categories").and_then(Value::as_object) {
-            out += &format!("{} categories:\n", run.name);
-            for (name, score) in categories {
-                out += &format!("  {name:<24} {:>8.2}\n", score.as_f64().unwrap_or(0.0));
-            }
-        }
-        if let Some(breakdown) = d.get("breakdown").and_then(Value::as_object) {
-            out += &format!("{} accuracy (num, acc):\n", run.name);
-            // lmms-eval's order: each domain, then its subjects; overall last.
-            let mut names = Vec::new();
-            for (domain, subjects) in crate::tasks::mmmu::DOMAINS {
-                names.push(format!("Overall-{domain}"));
-                names.extend(subjects.iter().map(|s| format!("  {s}")));
-            }
-            names.push("Overall".into());
-            for name in names {
-                let Some(acc) = breakdown.get(name.trim_start()) else {
-                    continue;
-                };
-                if acc["num"].as_u64() == Some(0) {
-                    continue;
-                }
-                out += &format!(
-                    "  {name:<40} {:>5} {:>8.5}\n",
-                    acc["num"].as_u64().unwrap_or(0),
-                    acc["acc"].as_f64().unwrap_or(0.0)
-                );
-            }
-            out += &format!(
-                "  random fallbacks (no option letter found): {}\n",
-                d["random_fallbacks"].as_u64().unwrap_or(0)
-            );
-            if d["open_questions"].as_u64().unwrap_or(0) > 0 {
-                out += &format!(
-                    "  mmmu_acc as lmms-eval >= 0.4 computes it (every open question wrong): {:.5}\n",
-                    d["mmmu_acc_lmms_eval_0_4_open_scoring"].as_f64().unwrap_or(0.0)
-                );
-            }
-        }
+        out += &run.scores.summary;
         if run.failures > 0 {
             let next = if mode == "score" {
                 "they are marked `error` in the predictions file"

@@ -119,7 +119,7 @@ fn dataset_info(ds: &Dataset) -> DatasetInfo {
 /// published under another id) in the data directory and cache before the hub.
 fn load_dataset(task: &dyn Task, options: &RunOptions) -> Result<Dataset, RunError> {
     let (repo, split) = task.dataset();
-    Ok(Dataset::load_any(
+    Ok(Dataset::load(
         repo,
         task.dataset_aliases(),
         split,
@@ -251,14 +251,7 @@ pub fn evaluate(
                             }
                         }
                         Err(error) => {
-                            let _ = fail_tx.send(Prediction {
-                                doc_id,
-                                response: String::new(),
-                                error: Some(error),
-                                prompt_tokens: None,
-                                completion_tokens: None,
-                                finish_reason: None,
-                            });
+                            let _ = fail_tx.send(Prediction::failed(doc_id, error));
                         }
                     }
                 }

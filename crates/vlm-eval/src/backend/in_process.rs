@@ -38,17 +38,6 @@ pub(crate) fn finish_reason_name(reason: FinishReason) -> &'static str {
     }
 }
 
-pub(crate) fn failed(doc_id: usize, error: String) -> Prediction {
-    Prediction {
-        doc_id,
-        response: String::new(),
-        error: Some(error),
-        prompt_tokens: None,
-        completion_tokens: None,
-        finish_reason: None,
-    }
-}
-
 /// The same sampling a `/v1/chat/completions` request with `max_tokens` and
 /// `temperature: 0` gets from vlm-serve.
 pub fn eval_sampling(max_tokens: usize) -> SamplingParams {
@@ -96,7 +85,10 @@ impl Backend for InProcess {
             Ok(rt) => rt,
             Err(e) => {
                 while let Some(job) = jobs.blocking_recv() {
-                    done(failed(job.doc_id, format!("cannot start a runtime: {e}")));
+                    done(Prediction::failed(
+                        job.doc_id,
+                        format!("cannot start a runtime: {e}"),
+                    ));
                 }
                 return;
             }
@@ -113,7 +105,7 @@ impl Backend for InProcess {
                             continue;
                         };
                         let Some(prompt) = job.prepared else {
-                            done(failed(job.doc_id, "the job was not prepared".into()));
+                            done(Prediction::failed(job.doc_id, "the job was not prepared".into()));
                             continue;
                         };
                         match self.engine.submit_prepared(prompt, eval_sampling(job.max_tokens)) {
@@ -121,7 +113,7 @@ impl Backend for InProcess {
                                 let handle = in_flight.spawn(stream.collect());
                                 doc_of.insert(handle.id(), job.doc_id);
                             }
-                            Err(e) => done(failed(job.doc_id, e.to_string())),
+                            Err(e) => done(Prediction::failed(job.doc_id, e.to_string())),
                         }
                     }
                     Some(joined) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
@@ -143,9 +135,9 @@ impl Backend for InProcess {
                                     completion_tokens: Some(usage.completion_tokens),
                                     finish_reason: Some(finish_reason_name(c.finish_reason).into()),
                                 },
-                                _ => failed(doc_id, "the engine stopped before answering".into()),
+                                _ => Prediction::failed(doc_id, "the engine stopped before answering".into()),
                             },
-                            Err(e) => failed(doc_id, format!("collector task failed: {e}")),
+                            Err(e) => Prediction::failed(doc_id, format!("collector task failed: {e}")),
                         });
                     }
                     else => break,

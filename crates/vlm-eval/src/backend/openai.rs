@@ -11,7 +11,6 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::Receiver;
 
-use super::in_process::failed;
 use super::{Backend, Job};
 use crate::journal::Prediction;
 use crate::tasks::PromptPart;
@@ -216,14 +215,14 @@ impl OpenAiBackend {
     fn answer(&self, job: &Job) -> Prediction {
         let given_up = self.consecutive_failures.load(Ordering::Relaxed);
         if given_up >= GIVE_UP_AFTER {
-            return failed(
+            return Prediction::failed(
                 job.doc_id,
                 format!("not sent: the server failed {given_up} samples in a row"),
             );
         }
         let body = match self.body(job) {
             Ok(b) => b.to_string(),
-            Err(e) => return failed(job.doc_id, e),
+            Err(e) => return Prediction::failed(job.doc_id, e),
         };
         let mut wait = self.options.backoff;
         let mut last = String::new();
@@ -249,7 +248,7 @@ impl OpenAiBackend {
             }
         }
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-        failed(job.doc_id, last)
+        Prediction::failed(job.doc_id, last)
     }
 }
 

@@ -94,19 +94,6 @@ fn local_dir_revision(root: &Path, file: &Path) -> Option<String> {
     (first.len() == 40 && first.chars().all(|c| c.is_ascii_hexdigit())).then(|| first.into())
 }
 
-/// The hub cache as huggingface_hub finds it: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
-/// `~/.cache/huggingface/hub`.
-fn hf_cache() -> Cache {
-    match std::env::var_os("HF_HUB_CACHE") {
-        Some(dir) if !dir.is_empty() => Cache::new(PathBuf::from(dir)),
-        _ => Cache::from_env(),
-    }
-}
-
-fn offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 /// The snapshot `refs/main` points at in the cache, else the only snapshot there is.
 fn cached_snapshot(cache: &Path, repo: &str) -> Option<(PathBuf, String)> {
     let folder = cache.join(format!("datasets--{}", repo.replace('/', "--")));
@@ -203,28 +190,23 @@ fn locate_local(
     None
 }
 
-/// Finds `split` of the dataset `repo`: `data_dir/<repo>/`, then the Hugging Face cache,
-/// then the hub (unless `HF_HUB_OFFLINE` is set).
-pub fn locate(repo: &str, split: &str, data_dir: Option<&Path>) -> Result<Located, DatasetError> {
-    locate_any(repo, &[], split, data_dir)
-}
-
-/// [`locate`], also trying `aliases` (the same data under other repository ids) locally
-/// before going to the hub for `repo`.
-pub fn locate_any(
+/// Finds `split` of the dataset `repo`: `data_dir/<repo>/`, then the Hugging Face cache
+/// (each also under `aliases`, the same data published under other ids), then the hub for
+/// `repo` (unless `HF_HUB_OFFLINE` is set).
+pub fn locate(
     repo: &str,
     aliases: &[&str],
     split: &str,
     data_dir: Option<&Path>,
 ) -> Result<Located, DatasetError> {
     let mut looked = Vec::new();
-    let cache = hf_cache();
+    let cache = vlm_models::loader::hf_cache();
     for id in std::iter::once(repo).chain(aliases.iter().copied()) {
         if let Some(found) = locate_local(id, split, data_dir, &cache, &mut looked) {
             return Ok(found);
         }
     }
-    if offline() {
+    if vlm_models::loader::hub_offline() {
         looked.push("the hub (skipped: HF_HUB_OFFLINE is set)".into());
     } else {
         match download(repo, split, cache) {
@@ -278,7 +260,7 @@ mod tests {
         ] {
             std::fs::write(data.join(name), b"").unwrap();
         }
-        let found = locate("org/set", "test", Some(dir.path())).unwrap();
+        let found = locate("org/set", &[], "test", Some(dir.path())).unwrap();
         let names: Vec<_> = found
             .files
             .iter()

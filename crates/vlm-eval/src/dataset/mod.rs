@@ -6,7 +6,7 @@ mod rows;
 
 use std::path::{Path, PathBuf};
 
-pub use locate::{locate, locate_any, shards_in, Located, Origin};
+pub use locate::{locate, shards_in, Located, Origin};
 pub use rows::{read_rows, Cell, Row};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,19 +42,14 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Finds and reads `split` of `repo` (see [`locate`]).
-    pub fn load(repo: &str, split: &str, data_dir: Option<&Path>) -> Result<Self, DatasetError> {
-        Self::load_any(repo, &[], split, data_dir)
-    }
-
-    /// [`load`](Self::load), also looking for `aliases` locally (see [`locate_any`]).
-    pub fn load_any(
+    /// Finds (see [`locate`]) and reads `split` of `repo`.
+    pub fn load(
         repo: &str,
         aliases: &[&str],
         split: &str,
         data_dir: Option<&Path>,
     ) -> Result<Self, DatasetError> {
-        let located = locate_any(repo, aliases, split, data_dir)?;
+        let located = locate(repo, aliases, split, data_dir)?;
         let mut rows = Vec::new();
         for file in &located.files {
             rows.extend(read_rows(file, rows.len())?);

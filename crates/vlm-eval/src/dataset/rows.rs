@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn reads_the_shipped_mme_sample_in_the_hub_schema() {
-        let ds = Dataset::load("lmms-lab/MME", "test", Some(&eval_datasets())).unwrap();
+        let ds = Dataset::load("lmms-lab/MME", &[], "test", Some(&eval_datasets())).unwrap();
         assert_eq!(ds.rows.len(), 20);
         let first = &ds.rows[0];
         assert_eq!(first.doc_id, 0);
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn reads_mmmu_image_columns_with_nulls() {
-        let ds = Dataset::load("lmms-lab/MMMU", "validation", Some(&eval_datasets())).unwrap();
+        let ds = Dataset::load("lmms-lab/MMMU", &[], "validation", Some(&eval_datasets())).unwrap();
         let multi = ds
             .rows
             .iter()
@@ -217,7 +217,7 @@ mod tests {
             std::env::set_var("HF_HUB_CACHE", dir.path());
             std::env::set_var("HF_HUB_OFFLINE", "1");
         }
-        let err = Dataset::load("lmms-lab/MME", "test", Some(dir.path())).unwrap_err();
+        let err = Dataset::load("lmms-lab/MME", &[], "test", Some(dir.path())).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&dir.path().join("lmms-lab/MME").display().to_string()));
         assert!(msg.contains("datasets--lmms-lab--MME"), "{msg}");
@@ -235,12 +235,30 @@ mod tests {
         std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
         let shipped = eval_datasets().join("lmms-lab/MME/data/test-00000-of-00001.parquet");
         std::fs::copy(&shipped, snapshot.join("test-00000-of-00001.parquet")).unwrap();
-        let ds = Dataset::load("lmms-lab/MME", "test", None).unwrap();
+        let ds = Dataset::load("lmms-lab/MME", &[], "test", None).unwrap();
         assert_eq!(ds.located.revision.as_deref(), Some("abc123"));
         assert!(matches!(
             ds.located.origin,
             crate::dataset::Origin::HfCache(_)
         ));
         assert!(!ds.rows.is_empty());
+
+        // The same data under an alias id is found locally before the hub is tried.
+        let data_dir = dir.path().join("data");
+        let alias = data_dir.join("lmms-lab-encoder/MMMU/data");
+        std::fs::create_dir_all(&alias).unwrap();
+        let shipped = eval_datasets().join("lmms-lab/MMMU/data/validation-00000-of-00001.parquet");
+        std::fs::copy(&shipped, alias.join("validation-00000-of-00001.parquet")).unwrap();
+        let ds = Dataset::load(
+            "lmms-lab/MMMU",
+            &["lmms-lab-encoder/MMMU"],
+            "validation",
+            Some(&data_dir),
+        )
+        .unwrap();
+        assert_eq!(
+            ds.located.origin,
+            crate::dataset::Origin::DataDir(data_dir.join("lmms-lab-encoder/MMMU"))
+        );
     }
 }

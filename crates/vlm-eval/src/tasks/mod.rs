@@ -62,6 +62,8 @@ pub struct TaskScores {
     pub metrics: Vec<Metric>,
     /// Breakdown (categories, subjects, domains) and counters (random fallbacks).
     pub details: Value,
+    /// The same breakdown as text for stdout, laid out as lmms-eval logs it.
+    pub summary: String,
 }
 
 #[derive(Debug, thiserror::Error)]

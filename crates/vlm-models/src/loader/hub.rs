@@ -56,19 +56,20 @@ fn wanted(file: &str) -> bool {
 
 /// The hub cache as huggingface_hub finds it: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
 /// `~/.cache/huggingface/hub` (hf-hub's own `Cache::from_env` skips `HF_HUB_CACHE`).
-fn cache() -> Cache {
+pub fn hf_cache() -> Cache {
     match std::env::var_os("HF_HUB_CACHE") {
         Some(dir) if !dir.is_empty() => Cache::new(PathBuf::from(dir)),
         _ => Cache::from_env(),
     }
 }
 
-fn offline() -> bool {
+/// `HF_HUB_OFFLINE` set to anything but `0`: nothing may be downloaded.
+pub fn hub_offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 pub(super) fn snapshot_for(alias: &str, repo: &str) -> Result<Snapshot> {
-    let cache = cache();
+    let cache = hf_cache();
     if let Some(config) = cache.model(repo.to_string()).get("config.json") {
         if let Some(dir) = config.parent() {
             return Snapshot::open(dir);
@@ -79,7 +80,7 @@ pub(super) fn snapshot_for(alias: &str, repo: &str) -> Result<Snapshot> {
         repo: repo.to_string(),
         reason,
     };
-    if offline() {
+    if hub_offline() {
         return Err(unreachable(format!(
             "HF_HUB_OFFLINE is set; looked in {}",
             cache.path().display()

@@ -5,7 +5,7 @@ mod hub;
 mod snapshot;
 mod weights;
 
-pub use hub::{known_aliases, resolve_repo_id, ALIASES};
+pub use hub::{hf_cache, hub_offline, known_aliases, resolve_repo_id, ALIASES};
 pub use snapshot::{ChatTemplateSource, Snapshot};
 pub use weights::{KeyLayout, Weights};
 

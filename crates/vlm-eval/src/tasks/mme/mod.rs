@@ -161,6 +161,14 @@ impl Task for Mme {
         Ok(TaskScores {
             samples,
             metrics,
+            summary: std::iter::once("mme categories:\n".to_string())
+                .chain(
+                    scores
+                        .categories
+                        .iter()
+                        .map(|(name, score)| format!("  {name:<24} {score:>8.2}\n")),
+                )
+                .collect(),
             details: json!({ "categories": scores.categories }),
         })
     }

@@ -91,6 +91,39 @@ fn py_float_repr(v: f64) -> String {
     }
 }
 
+/// The accuracy lines for stdout: each domain, then its subjects, overall last (lmms-eval's
+/// order), and the counters a reader needs to trust the number.
+fn summary(
+    breakdown: &std::collections::BTreeMap<String, Accuracy>,
+    fallbacks: usize,
+    open_questions: usize,
+    compat_overall: f64,
+) -> String {
+    let mut out = String::from("mmmu_val accuracy (num, acc):\n");
+    let mut names = Vec::new();
+    for (domain, subjects) in DOMAINS {
+        names.push(format!("Overall-{domain}"));
+        names.extend(subjects.iter().map(|s| format!("  {s}")));
+    }
+    names.push("Overall".into());
+    for name in names {
+        match breakdown.get(name.trim_start()) {
+            Some(a) if a.num > 0 => {
+                out += &format!("  {name:<40} {:>5} {:>8.5}\n", a.num, a.acc);
+            }
+            _ => {}
+        }
+    }
+    out += &format!("  random fallbacks (no option letter found): {fallbacks}\n");
+    if open_questions > 0 {
+        out += &format!(
+            "  mmmu_acc as lmms-eval >= 0.4 computes it (every open question wrong): \
+             {compat_overall:.5}\n"
+        );
+    }
+    out
+}
+
 impl Task for MmmuVal {
     fn name(&self) -> &'static str {
         "mmmu_val"
@@ -222,6 +255,7 @@ impl Task for MmmuVal {
                 value: overall,
                 stderr_clt: None,
             }],
+            summary: summary(&breakdown, fallbacks, open_questions, compat_overall),
             details: json!({
                 "breakdown": breakdown,
                 "random_fallbacks": fallbacks,
