@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use std::time::Instant;
-use vlm_models::decoder::Linear;
+use vlm_models::layers::Linear;
 
 fn gflops(m: usize, n: usize, k: usize, iters: usize, f: impl Fn()) -> f64 {
     f();

@@ -9,7 +9,7 @@ use clap::Parser;
 use std::sync::Arc;
 use vlm_core::{ChatMessage, ImageData, SamplingParams};
 
-use vlm_engine::{Engine, EngineConfig};
+use vlm_engine::{Engine, EngineConfig, KvLayout};
 use vlm_models::preprocess::PixelBudget;
 
 #[path = "../cli/model_args.rs"]
@@ -77,12 +77,7 @@ fn run(args: Args) -> Result<()> {
     };
     params.validate()?;
     // Room for this one prompt: its tokens plus max_tokens, in KV blocks.
-    let text = model.text_config();
-    let bytes_per_token = 2
-        * text.num_hidden_layers
-        * text.num_kv_heads()
-        * text.head_dim()
-        * model.load_options().dtype.size_in_bytes();
+    let bytes_per_token = KvLayout::for_model(&model).bytes_per_block(1);
     let tokens =
         (prompt.token_ids.len() + params.max_tokens).min(model.max_position_embeddings()) + 16;
     let config = EngineConfig {

@@ -1,3 +1,6 @@
+//! Chat messages as every layer passes them: roles, and content parts of text and images
+//! (encoded bytes as supplied, or pixels already decoded to RGB).
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -21,18 +24,61 @@ impl Role {
     }
 }
 
-/// Encoded image bytes (PNG, JPEG, ...) exactly as the caller supplied them.
-/// Shared, because one image is often asked about several times.
+/// An image as the caller supplied it: encoded bytes (PNG, JPEG, ...) exactly as given, or
+/// pixels the caller already decoded to 8-bit RGB (an evaluator holding
+/// `PIL.Image.convert("RGB")` pixels need not encode them again). Shared, because one image
+/// is often asked about several times.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageData(pub Arc<[u8]>);
+pub enum ImageData {
+    Encoded(Arc<[u8]>),
+    Rgb(RgbPixels),
+}
 
 impl ImageData {
+    /// Encoded bytes.
     pub fn new(bytes: impl Into<Arc<[u8]>>) -> Self {
-        Self(bytes.into())
+        Self::Encoded(bytes.into())
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
+    /// The encoded bytes, when the image came encoded.
+    pub fn encoded(&self) -> Option<&[u8]> {
+        match self {
+            Self::Encoded(bytes) => Some(bytes),
+            Self::Rgb(_) => None,
+        }
+    }
+}
+
+/// Decoded 8-bit RGB pixels, row-major, three bytes a pixel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbPixels {
+    width: usize,
+    height: usize,
+    data: Arc<[u8]>,
+}
+
+impl RgbPixels {
+    /// `None` unless `data` holds exactly `width * height * 3` bytes.
+    pub fn new(width: usize, height: usize, data: impl Into<Arc<[u8]>>) -> Option<Self> {
+        let data = data.into();
+        let expected = width.checked_mul(height)?.checked_mul(3)?;
+        (data.len() == expected).then_some(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data
     }
 }
 
@@ -67,5 +113,20 @@ impl ChatMessage {
             ContentPart::Image(image) => Some(image),
             ContentPart::Text(_) => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rgb_pixels_must_fill_their_size() {
+        assert!(RgbPixels::new(2, 1, vec![0u8; 6]).is_some());
+        assert!(RgbPixels::new(2, 1, vec![0u8; 5]).is_none());
+        assert!(RgbPixels::new(usize::MAX, 2, vec![0u8; 6]).is_none());
+        let image = ImageData::Rgb(RgbPixels::new(1, 1, vec![1u8, 2, 3]).unwrap());
+        assert_eq!(image.encoded(), None);
+        assert_eq!(ImageData::new(vec![9u8]).encoded(), Some(&[9u8][..]));
     }
 }

@@ -1,3 +1,6 @@
+//! What the engine streams back: one event per generated token, with every string a
+//! caller shows already made (text delta, logprob token texts), and token counts.
+
 use serde::{Deserialize, Serialize};
 
 use crate::FinishReason;
@@ -24,10 +27,21 @@ pub struct TokenEvent {
     /// back), or when a token completes no character yet.
     pub text: String,
     pub logprob: f32,
-    /// The most likely alternatives and their log-probabilities, when asked for.
-    pub top_logprobs: Vec<(u32, f32)>,
+    /// The token's own text as logprobs show it (special tokens included, with the
+    /// leading space it has mid-sentence); empty unless the request asked for logprobs.
+    pub token: String,
+    /// The most likely alternatives, when asked for.
+    pub top_logprobs: Vec<TokenLogprob>,
     /// Set on the completion's last event.
     pub finish_reason: Option<FinishReason>,
     /// Set on the completion's last event.
     pub usage: Option<Usage>,
+}
+
+/// One candidate token and its log-probability, with its text as logprobs show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub token_id: u32,
+    pub token: String,
+    pub logprob: f32,
 }

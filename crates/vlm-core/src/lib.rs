@@ -5,6 +5,6 @@ mod chat;
 mod events;
 mod sampling;
 
-pub use chat::{ChatMessage, ContentPart, ImageData, Role};
-pub use events::{TokenEvent, Usage};
+pub use chat::{ChatMessage, ContentPart, ImageData, RgbPixels, Role};
+pub use events::{TokenEvent, TokenLogprob, Usage};
 pub use sampling::{FinishReason, SamplingParams, SamplingParamsError, MAX_TOP_LOGPROBS};

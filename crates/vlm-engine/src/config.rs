@@ -1,3 +1,5 @@
+//! How the engine sizes its KV cache and batches.
+
 /// How the engine sizes its KV cache and batches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {

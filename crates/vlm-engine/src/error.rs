@@ -1,3 +1,5 @@
+//! What can go wrong submitting to or running the engine, and which of it is the client's fault.
+
 use vlm_core::SamplingParamsError;
 use vlm_models::ModelError;
 

@@ -1,3 +1,5 @@
+//! Vision features of recently seen images, by content and preprocessing key, so a repeated image is encoded once.
+
 use std::collections::HashMap;
 
 use candle_core::Tensor;

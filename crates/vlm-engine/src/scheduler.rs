@@ -7,9 +7,10 @@ use crate::kv_cache::BlockPool;
 use crate::sequence::Sequence;
 
 /// Sequences waiting for admission (FCFS; preempted ones go back to the front) and running.
+/// The scheduler alone changes its queues; the worker reads them and asks for changes.
 pub(crate) struct Scheduler {
-    pub waiting: VecDeque<Sequence>,
-    pub running: Vec<Sequence>,
+    waiting: VecDeque<Sequence>,
+    running: Vec<Sequence>,
     max_num_seqs: usize,
     max_batched_tokens: usize,
 }
@@ -33,6 +34,68 @@ impl Scheduler {
 
     pub fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.running.is_empty()
+    }
+
+    /// Queues new sequences behind those already waiting.
+    pub fn submit(&mut self, seqs: Vec<Sequence>) {
+        self.waiting.extend(seqs);
+    }
+
+    pub fn running(&self) -> &[Sequence] {
+        &self.running
+    }
+
+    pub fn running_mut(&mut self, index: usize) -> &mut Sequence {
+        &mut self.running[index]
+    }
+
+    pub fn num_running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Ids of the requests with a sequence running now.
+    pub fn running_requests(&self) -> Vec<u64> {
+        self.running.iter().map(|s| s.request.id).collect()
+    }
+
+    /// Whether any sequence of `request` is still running or waiting.
+    pub fn has_request(&self, request: u64) -> bool {
+        self.running
+            .iter()
+            .chain(&self.waiting)
+            .any(|s| s.request.id == request)
+    }
+
+    /// Takes the finished `running[index]`s out (in any order); the caller retires them.
+    pub fn finish(&mut self, mut indices: Vec<usize>) -> Vec<Sequence> {
+        indices.sort_unstable();
+        indices.dedup();
+        indices
+            .into_iter()
+            .rev()
+            .map(|i| self.running.remove(i))
+            .collect()
+    }
+
+    /// Takes every running and waiting sequence that `matches` out; the caller retires them.
+    pub fn remove_where(&mut self, matches: impl Fn(&Sequence) -> bool) -> Vec<Sequence> {
+        let mut removed = Vec::new();
+        let mut i = 0;
+        while i < self.running.len() {
+            if matches(&self.running[i]) {
+                removed.push(self.running.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        let (keep, drop): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|s| !matches(s));
+        self.waiting = keep.into();
+        removed.extend(drop);
+        removed
     }
 
     /// Plans the next step: every decode first, then prefill chunks, then newly admitted

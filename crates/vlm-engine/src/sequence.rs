@@ -1,3 +1,5 @@
+//! One request and its sequences as the engine thread tracks them: prompt, output so far, KV blocks, sampler and text state.
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -5,8 +7,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use vlm_core::{SamplingParams, TokenEvent};
 use vlm_models::PreparedPrompt;
 
+use crate::output::TextStream;
 use crate::sampler::Sampler;
-use crate::text_stream::TextStream;
 
 /// What the `n` sequences of one request share.
 pub(crate) struct Request {

@@ -75,8 +75,16 @@ pub fn current_thread_cores() -> Vec<usize> {
     }
 }
 
+/// A thread could not be pinned to its core.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot pin to core {core}: {source}")]
+pub struct PinError {
+    pub core: usize,
+    pub source: std::io::Error,
+}
+
 /// Pins the calling thread to one core.
-pub fn pin_current_thread(core: usize) -> Result<(), String> {
+pub fn pin_current_thread(core: usize) -> Result<(), PinError> {
     // SAFETY: a zeroed cpu_set_t with one core set, passed with its own size.
     let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -86,10 +94,10 @@ pub fn pin_current_thread(core: usize) -> Result<(), String> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "cannot pin to core {core}: {}",
-            std::io::Error::last_os_error()
-        ))
+        Err(PinError {
+            core,
+            source: std::io::Error::last_os_error(),
+        })
     }
 }
 

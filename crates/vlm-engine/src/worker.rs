@@ -11,9 +11,11 @@ use vlm_core::{FinishReason, TokenEvent, Usage};
 use vlm_models::decoder::KvCache;
 use vlm_models::{LogitRows, ModelError, SeqStep, VlmModel};
 
+use crate::config::EngineConfig;
 use crate::image_cache::ImageCache;
 use crate::kv_cache::{BlockPool, PagedKvCache};
 use crate::metrics::EngineStats;
+use crate::output::LogprobText;
 use crate::scheduler::{Planned, Scheduler};
 use crate::sequence::Sequence;
 
@@ -27,19 +29,43 @@ pub(crate) enum Command {
 }
 
 pub(crate) struct Worker {
-    pub model: Arc<VlmModel>,
-    pub scheduler: Scheduler,
-    pub pool: BlockPool,
-    pub kv: PagedKvCache,
-    pub images: ImageCache,
+    model: Arc<VlmModel>,
+    scheduler: Scheduler,
+    pool: BlockPool,
+    kv: PagedKvCache,
+    images: ImageCache,
     /// Stacked image features of requests being prefilled, by request id.
-    pub features: HashMap<u64, Option<Tensor>>,
-    pub stats: Arc<Mutex<EngineStats>>,
-    pub max_model_len: usize,
-    pub commands: Receiver<Command>,
+    features: HashMap<u64, Option<Tensor>>,
+    logprob_text: LogprobText,
+    stats: Arc<Mutex<EngineStats>>,
+    max_model_len: usize,
+    commands: Receiver<Command>,
 }
 
 impl Worker {
+    pub fn new(
+        model: Arc<VlmModel>,
+        config: &EngineConfig,
+        blocks: usize,
+        kv: PagedKvCache,
+        stats: Arc<Mutex<EngineStats>>,
+        max_model_len: usize,
+        commands: Receiver<Command>,
+    ) -> Self {
+        Self {
+            logprob_text: LogprobText::new(model.tokenizer()),
+            model,
+            scheduler: Scheduler::new(config.max_num_seqs, config.max_batched_tokens),
+            pool: BlockPool::new(blocks, config.block_size),
+            kv,
+            images: ImageCache::new(config.image_cache_entries),
+            features: HashMap::new(),
+            stats,
+            max_model_len,
+            commands,
+        }
+    }
+
     pub fn run(mut self) {
         let mut draining = false;
         loop {
@@ -64,7 +90,7 @@ impl Worker {
             };
             if let Some(command) = command {
                 match command {
-                    Command::Submit(seqs) => self.scheduler.waiting.extend(seqs),
+                    Command::Submit(seqs) => self.scheduler.submit(seqs),
                     Command::Abort(request) => self.abort(|s| s.request.id == request),
                     Command::Shutdown { drain } => {
                         draining = true;
@@ -79,12 +105,7 @@ impl Worker {
             self.abort(|s| s.request.events.is_closed());
             if let Err(e) = self.step() {
                 tracing::error!(error = %e, "engine step failed; aborting the batch");
-                let running: Vec<u64> = self
-                    .scheduler
-                    .running
-                    .iter()
-                    .map(|s| s.request.id)
-                    .collect();
+                let running = self.scheduler.running_requests();
                 self.abort(|s| running.contains(&s.request.id));
             }
             self.publish_stats();
@@ -95,31 +116,27 @@ impl Worker {
 
     fn publish_stats(&self) {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        stats.running = self.scheduler.running.len();
-        stats.waiting = self.scheduler.waiting.len();
+        stats.running = self.scheduler.num_running();
+        stats.waiting = self.scheduler.num_waiting();
         stats.kv_blocks_used = self.pool.used();
         stats.kv_blocks_total = self.pool.total();
         stats.block_size = self.pool.block_size();
     }
 
-    /// Removes matching sequences, frees their blocks, and ends their streams.
+    /// Removes matching sequences and retires them as aborted.
     fn abort(&mut self, matches: impl Fn(&Sequence) -> bool) {
-        let mut removed = Vec::new();
-        let sched = &mut self.scheduler;
-        let mut i = 0;
-        while i < sched.running.len() {
-            if matches(&sched.running[i]) {
-                removed.push(sched.running.remove(i));
-            } else {
-                i += 1;
-            }
+        for seq in self.scheduler.remove_where(matches) {
+            self.retire(seq, FinishReason::Abort);
         }
-        let (keep, drop): (Vec<_>, Vec<_>) = sched.waiting.drain(..).partition(|s| !matches(s));
-        sched.waiting = keep.into();
-        removed.extend(drop);
-        for mut seq in removed {
-            self.pool.release(&mut seq.blocks);
-            self.kv.remove(seq.id);
+    }
+
+    /// The one way a sequence leaves the engine: its KV blocks go back to the pool, its
+    /// request's image features are dropped once no sequence of it remains, it is counted,
+    /// and an aborted one's stream ends (a finished one's last token event already did).
+    fn retire(&mut self, mut seq: Sequence, reason: FinishReason) {
+        self.pool.release(&mut seq.blocks);
+        self.kv.remove(seq.id);
+        if reason == FinishReason::Abort {
             let usage = Usage {
                 prompt_tokens: seq.prompt_len(),
                 completion_tokens: seq.output.len(),
@@ -129,30 +146,28 @@ impl Worker {
                 token_id: 0,
                 text: seq.text.flush(),
                 logprob: 0.0,
+                token: String::new(),
                 top_logprobs: Vec::new(),
                 finish_reason: Some(FinishReason::Abort),
                 usage: Some(usage),
             });
-            self.stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .aborted_requests += 1;
-            if !self
-                .scheduler
-                .running
-                .iter()
-                .chain(&self.scheduler.waiting)
-                .any(|s| s.request.id == seq.request.id)
-            {
-                self.features.remove(&seq.request.id);
+        }
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            match reason {
+                FinishReason::Abort => stats.aborted_requests += 1,
+                _ => stats.finished_requests += 1,
             }
+        }
+        if !self.scheduler.has_request(seq.request.id) {
+            self.features.remove(&seq.request.id);
         }
     }
 
     /// Features of every image of the request, stacked in prompt order, from the cache or
     /// encoded now (all missing images of the request in one batch).
     fn request_features(&mut self, seq_index: usize) -> Result<Option<Tensor>, ModelError> {
-        let request = self.scheduler.running[seq_index].request.clone();
+        let request = self.scheduler.running()[seq_index].request.clone();
         if let Some(f) = self.features.get(&request.id) {
             return Ok(f.clone());
         }
@@ -221,7 +236,7 @@ impl Worker {
         // The step row whose logits finish each planned sequence (if it is complete).
         let mut last_step = Vec::with_capacity(plan.len());
         for (p, features) in plan.iter().zip(chunk_features) {
-            let seq = &self.scheduler.running[p.seq];
+            let seq = &self.scheduler.running()[p.seq];
             self.kv.set_table(seq.id, &seq.blocks);
             let prompt = &seq.request.prompt;
             let prompt_len = prompt.token_ids.len();
@@ -246,7 +261,7 @@ impl Worker {
         let now = Instant::now();
         let mut finished = Vec::new();
         for (p, row) in plan.iter().zip(last_step) {
-            let seq = &mut self.scheduler.running[p.seq];
+            let seq = self.scheduler.running_mut(p.seq);
             let prompt_len = seq.prompt_len();
             if seq.computed < prompt_len {
                 self.stats
@@ -263,32 +278,15 @@ impl Worker {
                 finished.push(p.seq);
             }
         }
-        finished.sort_unstable();
-        for index in finished.into_iter().rev() {
-            let mut seq = self.scheduler.running.remove(index);
-            self.pool.release(&mut seq.blocks);
-            self.kv.remove(seq.id);
-            let request = seq.request.id;
-            self.stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .finished_requests += 1;
-            if !self
-                .scheduler
-                .running
-                .iter()
-                .chain(&self.scheduler.waiting)
-                .any(|s| s.request.id == request)
-            {
-                self.features.remove(&request);
-            }
+        for seq in self.scheduler.finish(finished) {
+            self.retire(seq, FinishReason::Stop);
         }
         Ok(())
     }
 
     /// The image-feature rows a planned chunk needs (its image tokens, in order).
     fn chunk_features(&mut self, p: &Planned) -> Result<Option<Tensor>, ModelError> {
-        let seq = &self.scheduler.running[p.seq];
+        let seq = &self.scheduler.running()[p.seq];
         let prompt = &seq.request.prompt;
         let image_token = self.model.image_token_id();
         let end = p.range.end.min(prompt.token_ids.len());
@@ -317,7 +315,7 @@ impl Worker {
     fn sample(&mut self, index: usize, logits: &[f32], now: Instant) -> bool {
         let model = self.model.clone();
         let eos = model.eos_token_ids();
-        let seq = &mut self.scheduler.running[index];
+        let seq = self.scheduler.running_mut(index);
         let params = &seq.request.params;
         let early = seq.output.len() < params.min_tokens;
         let mut banned = Vec::new();
@@ -368,12 +366,23 @@ impl Worker {
             prompt_tokens: seq.prompt_len(),
             completion_tokens: seq.output.len(),
         });
+        let tokenizer = model.tokenizer();
+        let (token, top_logprobs) = if params.logprobs.is_some() {
+            (
+                self.logprob_text.token(tokenizer, sampled.token),
+                self.logprob_text
+                    .alternatives(tokenizer, &sampled.top_logprobs),
+            )
+        } else {
+            (String::new(), Vec::new())
+        };
         let _ = seq.request.events.send(TokenEvent {
             index: seq.index,
             token_id: sampled.token,
             text,
             logprob: sampled.logprob,
-            top_logprobs: sampled.top_logprobs,
+            token,
+            top_logprobs,
             finish_reason: finish,
             usage,
         });

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use vlm_core::{ChatMessage, ContentPart, FinishReason, ImageData, Role, SamplingParams};
-use vlm_engine::{
-    Engine, EngineConfig, EngineError, EngineHandle, GenerationRequest, RequestInput,
-};
+use vlm_engine::{Engine, EngineConfig, EngineError, GenerationRequest, RequestInput};
 use vlm_models::loader::Snapshot;
 use vlm_models::{LoadOptions, VlmModel};
 
@@ -25,7 +23,7 @@ fn image(name: &str) -> ImageData {
     ImageData::new(std::fs::read(fixtures().join("images").join(name)).unwrap())
 }
 
-fn engine(model: &Arc<VlmModel>, kv_cache_gb: f64, max_batched_tokens: usize) -> EngineHandle {
+fn engine(model: &Arc<VlmModel>, kv_cache_gb: f64, max_batched_tokens: usize) -> Engine {
     let config = EngineConfig {
         kv_cache_gb,
         max_batched_tokens,
@@ -133,7 +131,7 @@ fn mixed_requests(name: &str) -> Vec<Vec<ChatMessage>> {
 
 /// The engine's stats once it has nothing running or waiting (the last step's bookkeeping
 /// lands just after its final token is sent).
-fn wait_idle(engine: &EngineHandle) -> vlm_engine::EngineStats {
+fn wait_idle(engine: &Engine) -> vlm_engine::EngineStats {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let stats = engine.stats();
@@ -149,7 +147,7 @@ fn wait_idle(engine: &EngineHandle) -> vlm_engine::EngineStats {
 }
 
 fn greedy_alone(
-    engine: &EngineHandle,
+    engine: &Engine,
     messages: &[Vec<ChatMessage>],
     max_tokens: usize,
 ) -> Vec<Vec<u32>> {
@@ -169,7 +167,7 @@ fn greedy_alone(
 }
 
 fn greedy_together(
-    engine: &EngineHandle,
+    engine: &Engine,
     messages: &[Vec<ChatMessage>],
     max_tokens: usize,
 ) -> Vec<Vec<u32>> {
@@ -492,11 +490,11 @@ fn logprobs_with_alternatives() {
     for (i, top) in c[0].top_logprobs.iter().enumerate() {
         assert_eq!(top.len(), 3);
         assert_eq!(
-            top[0].0, c[0].token_ids[i],
+            top[0].token_id, c[0].token_ids[i],
             "greedy picks the top alternative"
         );
         assert!((f64::from(c[0].logprobs[i]) - expected[i]).abs() < 1e-4);
-        assert!(top[0].1 >= top[1].1 && top[1].1 >= top[2].1);
+        assert!(top[0].logprob >= top[1].logprob && top[1].logprob >= top[2].logprob);
     }
 }
 
@@ -538,6 +536,6 @@ fn shutdown_drains_or_aborts() {
     assert_eq!(c[0].finish_reason, FinishReason::Abort);
 }
 
-fn engine_for_abort(model: &Arc<VlmModel>) -> EngineHandle {
+fn engine_for_abort(model: &Arc<VlmModel>) -> Engine {
     engine(model, 0.05, 4096)
 }

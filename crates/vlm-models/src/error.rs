@@ -1,13 +1,16 @@
+//! Everything that can go wrong turning a checkpoint and a request into logits, as typed
+//! errors whose messages say what is wrong and what to do about it.
+
 use std::path::PathBuf;
 
-use crate::preprocess::DecodeError;
+use crate::preprocess::{DecodeError, PreprocessError};
 
 /// Everything that can go wrong turning a checkpoint and a request into logits. Each message
 /// says what is wrong and, where there is one, what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("model directory {0} does not exist; pass a local snapshot directory or a known alias ({aliases})", aliases = crate::loader::known_aliases())]
-    NoSuchModel(PathBuf),
+    #[error("model directory {} does not exist; pass a local snapshot directory or a known alias ({aliases})", path.display())]
+    NoSuchModel { path: PathBuf, aliases: String },
     #[error("{file} is missing from {dir}; the model directory must be a complete Hugging Face snapshot ({hint})")]
     MissingFile {
         dir: PathBuf,
@@ -51,16 +54,33 @@ pub enum ModelError {
     ChatTemplate(String),
     #[error("image {index}: {source}")]
     Image { index: usize, source: DecodeError },
-    #[error("image {index}: {message}")]
-    ImageProcessing { index: usize, message: String },
+    #[error("image {index}: {source}")]
+    ImageProcessing {
+        index: usize,
+        source: PreprocessError,
+    },
     #[error("{0}")]
     InvalidRequest(String),
     #[error("the prompt has {placeholders} image placeholder(s) after templating but {images} image(s) were given; the chat template must emit one image token per image")]
     ImageCountMismatch { placeholders: usize, images: usize },
     #[error("invalid forward step: {0}")]
     InvalidStep(String),
+    #[error("{0}")]
+    BadOption(String),
     #[error("tensor computation failed: {0}")]
     Compute(#[from] candle_core::Error),
+}
+
+/// A `config.json` setting this crate cannot run; the message names the setting. The
+/// loader turns it into [`ModelError::Unsupported`] with the file's path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnsupportedConfig(pub String);
+
+impl From<String> for UnsupportedConfig {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
@@ -70,6 +90,13 @@ impl ModelError {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn unsupported(path: impl Into<PathBuf>, reason: UnsupportedConfig) -> Self {
+        Self::Unsupported {
+            path: path.into(),
+            message: reason.0,
         }
     }
 

@@ -2,9 +2,10 @@
 //! preprocessing, chat templates and tokenization, and the LLaVA and Qwen2-VL networks over a
 //! decoder that reads and writes a caller-owned KV cache.
 
-mod activation;
 pub mod decoder;
 mod error;
+mod family;
+pub mod layers;
 pub mod llava;
 pub mod loader;
 mod model;
@@ -12,7 +13,8 @@ pub mod preprocess;
 pub mod qwen2_vl;
 pub mod text;
 
-pub use error::{ModelError, Result};
-pub use model::{
-    ImagePixels, LoadOptions, LogitRows, PreparedImage, PreparedPrompt, SeqStep, VlmModel,
-};
+pub use decoder::{LogitRows, MropePositions, SeqStep};
+pub use error::{ModelError, Result, UnsupportedConfig};
+pub use family::{ImagePixels, PreparedImage, PreparedPrompt};
+pub use loader::LoadOptions;
+pub use model::VlmModel;

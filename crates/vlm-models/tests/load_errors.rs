@@ -37,7 +37,7 @@ fn edit_config(dir: &Path, edit: impl FnOnce(&mut Value)) {
 #[test]
 fn missing_directory() {
     let err = loader::resolve("/no/such/model/dir").unwrap_err();
-    assert!(matches!(err, ModelError::NoSuchModel(_)), "{err}");
+    assert!(matches!(err, ModelError::NoSuchModel { .. }), "{err}");
     assert!(
         err.to_string().contains("llava-1.5-7b"),
         "lists the aliases: {err}"

@@ -1,4 +1,4 @@
-//! The OpenAI-compatible HTTP server over an [`EngineHandle`](vlm_engine::EngineHandle):
+//! The OpenAI-compatible HTTP server over an [`Engine`](vlm_engine::Engine):
 //! `/v1/chat/completions`, `/v1/completions`, `/v1/models`, plus vLLM's `/tokenize`,
 //! `/detokenize`, `/health`, `/version` and Prometheus `/metrics`. Every error a client can
 //! cause is a 4xx in OpenAI's error shape; nothing a request carries can panic the server.

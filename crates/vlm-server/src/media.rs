@@ -166,7 +166,7 @@ mod tests {
     fn data_urls_and_their_failures() {
         let config = ServerConfig::default();
         let ok = load_image(&data_url(&png(4, 3)), &config, "p").unwrap();
-        assert_eq!(ok.bytes(), png(4, 3).as_slice());
+        assert_eq!(ok.encoded(), Some(png(4, 3).as_slice()));
         let e = load_image("data:image/png;base64,@@@", &config, "p").unwrap_err();
         assert!(e.message.contains("invalid base64"), "{}", e.message);
         let e = load_image(&data_url(b"not an image"), &config, "p").unwrap_err();

@@ -1,21 +1,21 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use vlm_engine::EngineHandle;
+use vlm_engine::Engine;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 
 /// Shared by every handler.
 pub struct AppState {
-    pub engine: Arc<EngineHandle>,
+    pub engine: Arc<Engine>,
     pub config: ServerConfig,
     /// Unix seconds when the server started (`/v1/models`' `created`).
     pub started: u64,
 }
 
 impl AppState {
-    pub fn new(engine: Arc<EngineHandle>, config: ServerConfig) -> Arc<Self> {
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Arc<Self> {
         Arc::new(Self {
             engine,
             config,

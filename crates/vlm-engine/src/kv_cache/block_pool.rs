@@ -1,3 +1,5 @@
+//! Free-list allocator of KV blocks and the per-sequence block tables it fills.
+
 /// Free-list allocator of KV blocks. Block `b` holds token slots `b * block_size ..
 /// (b + 1) * block_size` in every layer's storage.
 #[derive(Debug)]

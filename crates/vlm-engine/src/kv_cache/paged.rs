@@ -1,7 +1,11 @@
+//! The paged KV cache's storage: per-layer key and value tensors addressed through
+//! per-sequence block tables, and the layout that sizes them.
+
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Result, Tensor};
 use vlm_models::decoder::{KvCache, PagedLayer};
+use vlm_models::VlmModel;
 
 /// Shape of one layer's keys (and values) per token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +17,17 @@ pub struct KvLayout {
 }
 
 impl KvLayout {
+    /// The layout of `model`'s text decoder, in the dtype its weights were loaded with.
+    pub fn for_model(model: &VlmModel) -> Self {
+        let text = model.text_config();
+        Self {
+            layers: text.num_hidden_layers,
+            kv_heads: text.num_kv_heads(),
+            head_dim: text.head_dim(),
+            dtype: model.load_options().dtype,
+        }
+    }
+
     /// Bytes one block of `block_size` tokens takes across all layers, keys and values.
     pub fn bytes_per_block(&self, block_size: usize) -> usize {
         2 * self.layers * self.kv_heads * self.head_dim * block_size * self.dtype.size_in_bytes()

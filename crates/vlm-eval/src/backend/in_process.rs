@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::Receiver;
 use vlm_core::{ChatMessage, ContentPart, FinishReason, ImageData, Role, SamplingParams};
-use vlm_engine::{EngineHandle, PixelBudget, RequestInput};
+use vlm_engine::{Engine, PixelBudget, RequestInput};
 
 use super::{Backend, Job};
 use crate::journal::Prediction;
 use crate::tasks::PromptPart;
 
 pub struct InProcess {
-    engine: Arc<EngineHandle>,
+    engine: Arc<Engine>,
     /// Requests held by the engine at once (running + waiting); each holds its pixels.
     window: usize,
 }
@@ -22,7 +22,7 @@ pub struct InProcess {
 impl InProcess {
     /// `window` should exceed the engine's `max_num_seqs` a little, so a finished
     /// sequence's slot is refilled at once.
-    pub fn new(engine: Arc<EngineHandle>, window: usize) -> Self {
+    pub fn new(engine: Arc<Engine>, window: usize) -> Self {
         Self {
             engine,
             window: window.max(1),
@@ -63,7 +63,7 @@ impl Backend for InProcess {
             .map(|p| match p {
                 PromptPart::Text(t) => Ok(ContentPart::Text(t)),
                 PromptPart::Image { column, bytes } => crate::images::rgb_image(&bytes)
-                    .map(|b| ContentPart::Image(ImageData(b)))
+                    .map(|b| ContentPart::Image(ImageData::Encoded(b)))
                     .map_err(|e| format!("`{column}`: {e}")),
             })
             .collect::<Result<Vec<_>, _>>()?;

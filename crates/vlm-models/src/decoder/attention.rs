@@ -1,9 +1,12 @@
-use super::Linear;
+//! Self-attention of the decoder layers over a batch of sequences: causal prefill against
+//! the KV cache, and decode through the paged kernel where the cache allows.
+
 use candle_core::{DType, Tensor};
 
 use super::paged_attention::{self, PagedSeq};
 use super::{DecoderConfig, DecoderInput, Flavor, KvCache};
 use crate::error::Result;
+use crate::layers::Linear;
 use crate::loader::Weights;
 
 /// Where one sequence's new tokens sit in a batched step.

@@ -1,5 +1,9 @@
+//! The text decoder's config (Llama / Qwen2 fields as transformers names them) and its validation.
+
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::error::UnsupportedConfig;
 
 /// The text decoder's shape, read from a config's `text_config` (or the top level for Qwen2-VL
 /// hub configs). Absent fields take transformers' `LlamaConfig` defaults, because hub configs
@@ -79,7 +83,7 @@ impl DecoderConfig {
 
     /// RoPE base and type: transformers 5 writes `rope_parameters`, older configs
     /// `rope_theta` and `rope_scaling`.
-    pub fn rope(&self, default_theta: f64) -> Result<f64, String> {
+    pub fn rope(&self, default_theta: f64) -> Result<f64, UnsupportedConfig> {
         let declared = [self.rope_parameters.as_ref(), self.rope_scaling.as_ref()];
         for params in declared.into_iter().flatten() {
             let kind = params
@@ -89,9 +93,9 @@ impl DecoderConfig {
                 .unwrap_or("default");
             // Qwen2-VL's M-RoPE is declared as type "mrope" / "default" plus `mrope_section`.
             if !matches!(kind, "default" | "mrope") {
-                return Err(format!(
+                return Err(UnsupportedConfig(format!(
                     "rope type {kind:?} is not supported (only the default rotary embedding is)"
-                ));
+                )));
             }
         }
         Ok(declared
@@ -102,28 +106,28 @@ impl DecoderConfig {
             .unwrap_or(default_theta))
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), UnsupportedConfig> {
         if self.hidden_act != "silu" {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "text hidden_act {:?} is not supported (silu is)",
                 self.hidden_act
-            ));
+            )));
         }
         if self.num_attention_heads == 0 || self.num_kv_heads() == 0 {
-            return Err("attention heads must be positive".into());
+            return Err(UnsupportedConfig("attention heads must be positive".into()));
         }
         if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads,
                 self.num_kv_heads()
-            ));
+            )));
         }
         if !self.head_dim().is_multiple_of(2) {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "head_dim {} must be even for rotary embeddings",
                 self.head_dim()
-            ));
+            )));
         }
         Ok(())
     }
@@ -165,10 +169,10 @@ mod tests {
         let c: DecoderConfig =
             serde_json::from_str(r#"{"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}"#)
                 .unwrap();
-        assert!(c.rope(10000.0).unwrap_err().contains("llama3"));
+        assert!(c.rope(10000.0).unwrap_err().to_string().contains("llama3"));
         let c: DecoderConfig =
             serde_json::from_str(r#"{"num_attention_heads": 6, "num_key_value_heads": 4}"#)
                 .unwrap();
-        assert!(c.validate().unwrap_err().contains("multiple"));
+        assert!(c.validate().unwrap_err().to_string().contains("multiple"));
     }
 }

@@ -1,3 +1,5 @@
+//! The KV cache as the decoder sees it: a trait the engine implements over its block pool, and a contiguous cache for tests and single prompts.
+
 use std::collections::HashMap;
 
 use candle_core::{Result, Tensor};

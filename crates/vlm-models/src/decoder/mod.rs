@@ -5,7 +5,6 @@
 mod attention;
 mod config;
 mod kv;
-mod linear;
 mod paged_attention;
 mod rotary;
 mod steps;
@@ -13,14 +12,15 @@ mod steps;
 pub use attention::SeqSlice;
 pub use config::DecoderConfig;
 pub use kv::{ContiguousKvCache, KvCache};
-pub use linear::Linear;
 pub use paged_attention::PagedLayer;
-pub use rotary::RotaryEmbedding;
+pub use rotary::{MropePositions, RotaryEmbedding};
+pub use steps::{LogitRows, SeqStep};
 
 use candle_core::{Module, Tensor};
 use candle_nn::Embedding;
 
 use crate::error::Result;
+use crate::layers::Linear;
 use crate::loader::Weights;
 use attention::Attention;
 

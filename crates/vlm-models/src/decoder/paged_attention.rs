@@ -1,9 +1,10 @@
-//! Decode attention read in place from a paged KV cache (f32, CPU): each (sequence, kv
-//! head) pair is one work item on candle's pinned pool, so a decode step neither copies
-//! keys and values into a padded batch nor runs attention on one core. A sequence's
-//! numbers depend only on its own query, keys and values, never on the rest of the batch.
+//! Decode attention read in place from a paged KV cache: the tensor side of
+//! `vlm_kernels::cpu::decode_attention` (f32 on the CPU), which holds the kernel. Other
+//! dtypes and devices return `None` and the caller gathers keys and values instead.
 
 use candle_core::{DType, Storage, Tensor};
+pub use vlm_kernels::cpu::PagedSeq;
+use vlm_kernels::cpu::{decode_attention, PagedKv};
 
 /// One layer of a paged cache: `[slots, kv_heads, head_dim]` keys and values, where
 /// position `p` of a sequence lives in slot `table[p / block_size] * block_size + p %
@@ -13,13 +14,6 @@ pub struct PagedLayer {
     pub keys: Tensor,
     pub values: Tensor,
     pub block_size: usize,
-}
-
-/// One decoding sequence: its block table and how many positions (including the token
-/// just written) it attends to.
-pub struct PagedSeq<'a> {
-    pub table: &'a [u32],
-    pub context: usize,
 }
 
 /// `q`: `[seqs, heads * head_dim]` (heads kv-major: query head `h` reads kv head
@@ -36,117 +30,36 @@ pub fn decode(
     if !(on_cpu_f32(q) && on_cpu_f32(&layer.keys) && on_cpu_f32(&layer.values)) {
         return Ok(None);
     }
-    let (slots, kv_heads, hd) = layer.keys.dims3()?;
-    let group = heads / kv_heads;
-    let b = seqs.len();
-    if q.dims2()? != (b, heads * hd) || group * kv_heads != heads {
-        candle_core::bail!("paged attention: query {:?} for {b} sequences", q.dims());
-    }
-    for s in seqs {
-        let used = s.table.get(..s.context.div_ceil(layer.block_size));
-        let fits = used.is_some_and(|t| {
-            t.iter()
-                .all(|&blk| (blk as usize + 1) * layer.block_size <= slots)
-        });
-        if s.context == 0 || !fits {
-            candle_core::bail!(
-                "paged attention: a block table does not cover {} positions",
-                s.context
-            );
-        }
-    }
+    let (slots, kv_heads, head_dim) = layer.keys.dims3()?;
     let q = q.contiguous()?;
-    let mut out = vec![0f32; b * heads * hd];
-    {
-        let (q_store, q_layout) = q.storage_and_layout();
-        let (k_store, k_layout) = layer.keys.storage_and_layout();
-        let (v_store, v_layout) = layer.values.storage_and_layout();
-        let (Storage::Cpu(qs), Storage::Cpu(ks), Storage::Cpu(vs)) =
-            (&*q_store, &*k_store, &*v_store)
-        else {
-            return Ok(None);
-        };
-        if !k_layout.is_contiguous() || !v_layout.is_contiguous() {
-            return Ok(None);
-        }
-        let qd = &qs.as_slice::<f32>()?[q_layout.start_offset()..][..b * heads * hd];
-        let kd = &ks.as_slice::<f32>()?[k_layout.start_offset()..][..slots * kv_heads * hd];
-        let vd = &vs.as_slice::<f32>()?[v_layout.start_offset()..][..slots * kv_heads * hd];
-        let out_ptr = OutPtr(out.as_mut_ptr());
-        let item = |i: usize| {
-            let (s, h) = (i / kv_heads, i % kv_heads);
-            let seq = &seqs[s];
-            let mut scores = vec![0f32; seq.context];
-            let mut acc = vec![0f32; hd];
-            for g in 0..group {
-                let head = h * group + g;
-                let qv = &qd[(s * heads + head) * hd..][..hd];
-                let slot_row = |p: usize| {
-                    let slot = seq.table[p / layer.block_size] as usize * layer.block_size
-                        + p % layer.block_size;
-                    (slot * kv_heads + h) * hd
-                };
-                let mut max = f32::NEG_INFINITY;
-                for (p, sc) in scores.iter_mut().enumerate() {
-                    *sc = dot(qv, &kd[slot_row(p)..][..hd]) * scale;
-                    max = max.max(*sc);
-                }
-                let mut sum = 0f32;
-                for sc in scores.iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc;
-                }
-                acc.fill(0.0);
-                for (p, sc) in scores.iter().enumerate() {
-                    let w = sc / sum;
-                    for (a, v) in acc.iter_mut().zip(&vd[slot_row(p)..][..hd]) {
-                        *a += w * v;
-                    }
-                }
-                // SAFETY: item `(s, h)` writes only the rows of its own query heads of
-                // sequence `s`; `out` outlives the pool call.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        acc.as_ptr(),
-                        out_ptr.at((s * heads + head) * hd),
-                        hd,
-                    )
-                };
-            }
-        };
-        candle_core::utils::barrier_pool()
-            .execute_chunked(b * kv_heads, |range| range.for_each(item));
+    let (q_store, q_layout) = q.storage_and_layout();
+    let (k_store, k_layout) = layer.keys.storage_and_layout();
+    let (v_store, v_layout) = layer.values.storage_and_layout();
+    let (Storage::Cpu(qs), Storage::Cpu(ks), Storage::Cpu(vs)) = (&*q_store, &*k_store, &*v_store)
+    else {
+        return Ok(None);
+    };
+    if !k_layout.is_contiguous() || !v_layout.is_contiguous() {
+        return Ok(None);
     }
-    Ok(Some(Tensor::from_vec(out, (b, heads * hd), q.device())?))
-}
-
-/// Eight independent partial sums, so the compiler vectorises it; fixed order per call.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let chunks = a.len() / 8 * 8;
-    for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
-        for l in 0..8 {
-            lanes[l] += ca[l] * cb[l];
-        }
-    }
-    let mut s = lanes.iter().sum::<f32>();
-    for (x, y) in a[chunks..].iter().zip(&b[chunks..]) {
-        s += x * y;
-    }
-    s
-}
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: work items write disjoint rows (see `decode`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// A method rather than `.0` so closures capture the whole (`Sync`) wrapper.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
-        self.0.add(offset)
-    }
+    let cache = slots * kv_heads * head_dim;
+    let kv = PagedKv {
+        keys: &ks.as_slice::<f32>()?[k_layout.start_offset()..][..cache],
+        values: &vs.as_slice::<f32>()?[v_layout.start_offset()..][..cache],
+        slots,
+        kv_heads,
+        head_dim,
+        block_size: layer.block_size,
+    };
+    let q_data = &qs.as_slice::<f32>()?[q_layout.start_offset()..][..q.elem_count()];
+    let out = decode_attention(q_data, &kv, seqs, heads, scale)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let rows = seqs.len();
+    Ok(Some(Tensor::from_vec(
+        out,
+        (rows, heads * head_dim),
+        q.device(),
+    )?))
 }
 
 #[cfg(test)]

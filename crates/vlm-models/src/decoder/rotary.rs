@@ -1,3 +1,6 @@
+//! Rotary position embeddings: the tables for 1-D positions (Llama, Qwen2) and for
+//! Qwen2-VL's multimodal (3-D) positions, which prompts carry as [`MropePositions`].
+
 use candle_core::{DType, Device, Result, Tensor};
 
 /// Rotary position embedding tables for the "rotate half" layout Llama and Qwen2 use.
@@ -77,6 +80,14 @@ impl RotaryEmbedding {
         let sin = Tensor::from_vec(sin, (tokens, half), device)?.to_dtype(dtype)?;
         Ok((cos, sin))
     }
+}
+
+/// Positions of every prompt token, and what to add to a later token's index to get its
+/// (shared) position: `max position + 1 - prompt length`, which can be negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MropePositions {
+    pub positions: Vec<[u32; 3]>,
+    pub offset: i64,
 }
 
 #[cfg(test)]

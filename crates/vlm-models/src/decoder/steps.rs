@@ -1,10 +1,81 @@
-//! Running model-level steps (tokens, image features, positions) through the decoder.
+//! One batched forward step as the models see it: each sequence's new tokens, image
+//! features and positions ([`SeqStep`]), which rows want logits ([`LogitRows`]), and
+//! running such a step through the decoder.
 
 use candle_core::Tensor;
 
 use super::{Decoder, DecoderInput, KvCache, SeqSlice};
 use crate::error::{ModelError, Result};
-use crate::model::{last_rows, LogitRows, SeqStep};
+
+/// One sequence's share of a batched forward step.
+pub struct SeqStep<'a> {
+    /// The sequence's id in the KV cache.
+    pub seq: usize,
+    /// Tokens already in the KV cache for this sequence.
+    pub past: usize,
+    /// The new tokens.
+    pub tokens: &'a [u32],
+    /// Features for the image tokens among `tokens`, in order (`[n, hidden]`). `None`
+    /// embeds every token as text (generated tokens).
+    pub image_features: Option<Tensor>,
+    /// 3D rotary positions of `tokens` (a Qwen2-VL prompt chunk). `None`: token `i` is at
+    /// position `past + i + position_offset` on every axis.
+    pub mrope_positions: Option<&'a [[u32; 3]]>,
+    /// Shift of generated tokens' positions (Qwen2-VL's rope delta; 0 otherwise).
+    pub position_offset: i64,
+}
+
+impl SeqStep<'_> {
+    /// The step's positions on each of the three M-RoPE axes (all equal for plain text).
+    pub(crate) fn positions_3d(&self) -> Result<[Vec<u32>; 3]> {
+        if let Some(p) = self.mrope_positions {
+            if p.len() != self.tokens.len() {
+                return Err(ModelError::InvalidStep(format!(
+                    "{} positions for {} tokens",
+                    p.len(),
+                    self.tokens.len()
+                )));
+            }
+            return Ok(std::array::from_fn(|axis| {
+                p.iter().map(|t| t[axis]).collect()
+            }));
+        }
+        let flat = self.positions_1d()?;
+        Ok([flat.clone(), flat.clone(), flat])
+    }
+
+    /// `past + i + position_offset` for each new token.
+    pub(crate) fn positions_1d(&self) -> Result<Vec<u32>> {
+        (0..self.tokens.len())
+            .map(|i| {
+                let p = (self.past + i) as i64 + self.position_offset;
+                u32::try_from(p)
+                    .map_err(|_| ModelError::InvalidStep(format!("position {p} is out of range")))
+            })
+            .collect()
+    }
+}
+
+/// Which rows of a step to compute logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitRows {
+    /// The last new token of each sequence: what generation needs.
+    LastPerSeq,
+    /// Every new token (for scoring prompts and for tests).
+    All,
+}
+
+/// Row index of each sequence's last new token in a stacked step.
+fn last_rows(steps: &[SeqStep<'_>]) -> Vec<u32> {
+    let mut end = 0u32;
+    steps
+        .iter()
+        .map(|s| {
+            end += s.tokens.len() as u32;
+            end - 1
+        })
+        .collect()
+}
 
 impl Decoder {
     /// Token embeddings of one step, with its image features written over the image tokens.

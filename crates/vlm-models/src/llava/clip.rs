@@ -7,11 +7,11 @@
 use candle_core::{Module, Tensor, D};
 use candle_nn::{Conv2d, Conv2dConfig, LayerNorm};
 
-use crate::decoder::Linear;
+use crate::layers::Linear;
 
 use super::config::ClipVisionConfig;
-use crate::activation::Activation;
 use crate::error::Result;
+use crate::layers::Activation;
 use crate::loader::Weights;
 
 #[derive(Debug, Clone)]

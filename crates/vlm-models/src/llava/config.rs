@@ -1,7 +1,10 @@
+//! LLaVA's config.json (hub and transformers 5 spellings), its defaults, and what of it this crate can run.
+
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::decoder::DecoderConfig;
+use crate::error::UnsupportedConfig;
 
 /// `LlavaConfig` from config.json, with transformers' defaults for absent fields.
 #[derive(Debug, Clone, Deserialize)]
@@ -152,7 +155,7 @@ impl LlavaConfig {
     }
 
     /// Hidden-state indices (0 = embeddings, i = after layer i) the features come from.
-    pub fn feature_layer_indices(&self) -> Result<Vec<usize>, String> {
+    pub fn feature_layer_indices(&self) -> Result<Vec<usize>, UnsupportedConfig> {
         let n = self.vision_config.num_hidden_layers as i64;
         self.vision_feature_layer
             .as_slice()
@@ -163,39 +166,41 @@ impl LlavaConfig {
                     .contains(&idx)
                     .then_some(idx as usize)
                     .ok_or_else(|| {
-                        format!("vision_feature_layer {l} is outside the {n}-layer vision tower")
+                        UnsupportedConfig(format!(
+                            "vision_feature_layer {l} is outside the {n}-layer vision tower"
+                        ))
                     })
             })
             .collect()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), UnsupportedConfig> {
         self.text_config.validate()?;
         let v = &self.vision_config;
         if !matches!(
             self.vision_feature_select_strategy.as_str(),
             "default" | "full"
         ) {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "vision_feature_select_strategy {:?} is not supported (default or full)",
                 self.vision_feature_select_strategy
-            ));
+            )));
         }
         for act in [&self.projector_hidden_act, &v.hidden_act] {
             if !matches!(act.as_str(), "gelu" | "quick_gelu") {
-                return Err(format!(
+                return Err(UnsupportedConfig(format!(
                     "activation {act:?} is not supported (gelu or quick_gelu)"
-                ));
+                )));
             }
         }
         if v.patch_size == 0
             || !v.image_size.is_multiple_of(v.patch_size)
             || !v.hidden_size.is_multiple_of(v.num_attention_heads)
         {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "vision tower shape is inconsistent (image {} patch {} hidden {} heads {})",
                 v.image_size, v.patch_size, v.hidden_size, v.num_attention_heads
-            ));
+            )));
         }
         self.feature_layer_indices().map(|_| ())
     }
@@ -254,6 +259,6 @@ mod tests {
             r#"{"vision_config": {"num_hidden_layers": 4}, "vision_feature_layer": -6}"#,
         )
         .unwrap();
-        assert!(c.validate().unwrap_err().contains("-6"));
+        assert!(c.validate().unwrap_err().to_string().contains("-6"));
     }
 }

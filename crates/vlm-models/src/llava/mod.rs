@@ -2,12 +2,10 @@
 
 mod clip;
 mod config;
-mod family;
 mod model;
 mod projector;
 
 pub use config::{ClipVisionConfig, FeatureLayers, LlavaConfig};
-pub(crate) use family::load_family;
 pub use model::LlavaModel;
 
 use crate::loader::KeyLayout;

@@ -1,16 +1,22 @@
+//! LLaVA-1.5 as one model family: CLIP preprocessing, the vision tower and projector, and
+//! a Llama decoder with 1-D rotary positions.
+
 use candle_core::{DType, Device, Tensor};
 
 use super::clip::ClipVisionTower;
 use super::config::LlavaConfig;
 use super::projector::Projector;
-use crate::decoder::{Decoder, Flavor, KvCache, RotaryEmbedding};
-use crate::error::Result;
-use crate::loader::Weights;
-use crate::model::{LogitRows, SeqStep};
-use crate::preprocess::PixelValues;
+use super::KEY_LAYOUT;
+use crate::decoder::{
+    Decoder, DecoderConfig, Flavor, KvCache, LogitRows, MropePositions, RotaryEmbedding, SeqStep,
+};
+use crate::error::{ModelError, Result};
+use crate::family::{Family, FamilySource};
+use crate::preprocess::{ClipImageProcessor, Image8, PixelBudget, PixelValues, PreprocessError};
 
 pub struct LlavaModel {
     config: LlavaConfig,
+    processor: ClipImageProcessor,
     vision: ClipVisionTower,
     feature_layers: Vec<usize>,
     projector: Projector,
@@ -21,14 +27,19 @@ pub struct LlavaModel {
 }
 
 impl LlavaModel {
-    pub fn load(w: &Weights, config: LlavaConfig, rope_theta: f64) -> Result<Self> {
-        let feature_layers =
-            config
-                .feature_layer_indices()
-                .map_err(|message| crate::ModelError::Unsupported {
-                    path: "config.json".into(),
-                    message,
-                })?;
+    pub(crate) fn load(source: &FamilySource<'_>) -> Result<Self> {
+        let config: LlavaConfig = serde_json::from_value(source.config().clone())
+            .map_err(|e| source.invalid_config(e))?;
+        config.validate().map_err(|e| source.unsupported(e))?;
+        let rope_theta = config
+            .text_config
+            .rope(10000.0)
+            .map_err(|e| source.unsupported(e))?;
+        let (_, processor) = source.image_processor(ClipImageProcessor::from_json)?;
+        let w = source.weights(KEY_LAYOUT)?;
+        let feature_layers = config
+            .feature_layer_indices()
+            .map_err(|e| source.unsupported(e))?;
         let deepest = feature_layers.iter().copied().max().unwrap_or(0);
         let vision =
             ClipVisionTower::load(&w.pp("model.vision_tower"), &config.vision_config, deepest)?;
@@ -43,6 +54,7 @@ impl LlavaModel {
         let rotary = RotaryEmbedding::new(config.text_config.head_dim(), rope_theta);
         Ok(Self {
             config,
+            processor,
             vision,
             feature_layers,
             projector,
@@ -56,9 +68,33 @@ impl LlavaModel {
     pub fn config(&self) -> &LlavaConfig {
         &self.config
     }
+}
+
+impl Family for LlavaModel {
+    type Pixels = PixelValues;
+
+    fn text_config(&self) -> &DecoderConfig {
+        &self.config.text_config
+    }
+
+    fn image_token_id(&self) -> u32 {
+        self.config.image_token_id()
+    }
+
+    fn takes_pixel_budget(&self) -> bool {
+        false
+    }
+
+    fn prepare_image(
+        &self,
+        rgb: &Image8,
+        _budget: PixelBudget,
+    ) -> std::result::Result<(PixelValues, usize), PreprocessError> {
+        Ok((self.processor.process(rgb), self.config.tokens_per_image()))
+    }
 
     /// Projected features of each image, `[tokens_per_image, text_hidden]`, in input order.
-    pub fn encode_images(&self, images: &[&PixelValues]) -> Result<Vec<Tensor>> {
+    fn encode_images(&self, images: &[&PixelValues]) -> Result<Vec<Tensor>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
@@ -66,7 +102,7 @@ impl LlavaModel {
         let mut data = Vec::with_capacity(images.len() * 3 * h * w);
         for img in images {
             if (img.height, img.width) != (h, w) {
-                return Err(crate::ModelError::InvalidStep(
+                return Err(ModelError::InvalidStep(
                     "LLaVA images must share one size after preprocessing".to_string(),
                 ));
             }
@@ -90,8 +126,12 @@ impl LlavaModel {
             .collect::<candle_core::Result<Vec<_>>>()?)
     }
 
+    fn positions(&self, _: &[u32], _: &[&PixelValues]) -> Result<Option<MropePositions>> {
+        Ok(None)
+    }
+
     /// One batched decoder step over several sequences; logits for the rows asked for.
-    pub fn forward(
+    fn forward(
         &self,
         steps: &[SeqStep<'_>],
         kv: &mut dyn KvCache,

@@ -1,9 +1,11 @@
-use crate::decoder::Linear;
+//! LLaVA's two-layer projector from vision features to the text hidden size.
+
+use crate::layers::Linear;
 use candle_core::Tensor;
 
 use super::config::LlavaConfig;
-use crate::activation::Activation;
 use crate::error::Result;
+use crate::layers::Activation;
 use crate::loader::Weights;
 
 /// Two linear layers with an activation between them: vision features -> text embeddings.

@@ -1,17 +1,22 @@
 //! Finding a checkpoint: a local Hugging Face snapshot directory, or an alias / repo id
 //! resolved through the Hugging Face cache (downloading when the hub is reachable).
 
+mod aliases;
 mod hub;
+mod options;
 mod snapshot;
 mod weights;
 
-pub use hub::{hf_cache, hub_offline, known_aliases, resolve_repo_id, ALIASES};
+pub use aliases::{known_aliases, resolve_repo_id, ALIASES};
+pub use hub::{hf_cache, hub_offline};
+pub use options::LoadOptions;
 pub use snapshot::{ChatTemplateSource, Snapshot};
 pub use weights::{KeyLayout, Weights};
 
 use std::path::Path;
 
 use crate::error::{ModelError, Result};
+use hub::snapshot_for;
 
 /// Turns what a user typed after `--model` into a snapshot directory: an existing directory
 /// is used as is; anything else is an alias or a hub repo id.
@@ -21,7 +26,10 @@ pub fn resolve(model: &str) -> Result<Snapshot> {
         return Snapshot::open(path);
     }
     match resolve_repo_id(model) {
-        Some(repo) => hub::snapshot_for(model, repo),
-        None => Err(ModelError::NoSuchModel(path.to_path_buf())),
+        Some(repo) => snapshot_for(model, repo),
+        None => Err(ModelError::NoSuchModel {
+            path: path.to_path_buf(),
+            aliases: known_aliases(),
+        }),
     }
 }

@@ -1,7 +1,11 @@
+//! A Hugging Face snapshot directory and the files in it: config, weights, tokenizer,
+//! processor and chat template, generation settings.
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::aliases::known_aliases;
 use crate::error::{ModelError, Result};
 
 /// A Hugging Face snapshot directory: config.json, safetensors weights (single or sharded),
@@ -24,7 +28,10 @@ impl Snapshot {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
-            return Err(ModelError::NoSuchModel(dir));
+            return Err(ModelError::NoSuchModel {
+                path: dir,
+                aliases: known_aliases(),
+            });
         }
         let config = read_json(&dir, "config.json")?.ok_or_else(|| ModelError::MissingFile {
             dir: dir.clone(),

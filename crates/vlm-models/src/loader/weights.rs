@@ -1,12 +1,14 @@
+//! Memory-mapped safetensors with typed errors, legacy key layouts resolved, and the
+//! layer constructors (linear, layer norm, embedding) the networks load through.
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{safetensors::MmapedSafetensors, DType, Device, Shape, Tensor};
 use candle_nn::{Embedding, LayerNorm};
 
-use crate::decoder::Linear;
-
 use crate::error::{ModelError, Result};
+use crate::layers::Linear;
 
 /// How one model family's checkpoints name their tensors. Code asks for the names current
 /// transformers uses (`model.language_model.layers.0...`); each `(current, legacy)` prefix

@@ -1,24 +1,17 @@
 //! A loaded vision-language model: its prompt processing (template, tokenizer, images) and
 //! its network, behind one API the engine and `vlm-run` use for every family.
 
-mod family;
-mod options;
-mod types;
-
-pub(crate) use family::Family;
-pub use options::LoadOptions;
-pub(crate) use types::last_rows;
-pub use types::{ImagePixels, LogitRows, PreparedImage, PreparedPrompt, SeqStep};
-
 use candle_core::Tensor;
-use vlm_core::{ChatMessage, ContentPart};
+use vlm_core::{ChatMessage, ContentPart, ImageData};
 
-use crate::decoder::KvCache;
+use crate::decoder::{DecoderConfig, KvCache, LogitRows, SeqStep};
 use crate::error::{ModelError, Result};
-use crate::loader::Snapshot;
-use crate::preprocess::{decode_rgb, PixelBudget, DEFAULT_MAX_PIXELS};
+use crate::family::{FamilySource, LoadedFamily, PreparedImage, PreparedPrompt};
+use crate::llava::LlavaModel;
+use crate::loader::{LoadOptions, Snapshot};
+use crate::preprocess::{decode_rgb, rgb_from_pixels, PixelBudget, DEFAULT_MAX_PIXELS};
+use crate::qwen2_vl::Qwen2VlModel;
 use crate::text::{ChatTemplate, TemplateMessage, TemplatePart, TextTokenizer};
-use crate::{llava, qwen2_vl};
 
 const SUPPORTED: &str = "LlavaForConditionalGeneration, Qwen2VLForConditionalGeneration";
 
@@ -45,7 +38,7 @@ pub struct VlmModel {
     tokenizer: TextTokenizer,
     template: ChatTemplate,
     eos_token_ids: Vec<u32>,
-    family: Box<dyn Family>,
+    family: Box<dyn LoadedFamily>,
     options: LoadOptions,
 }
 
@@ -54,9 +47,10 @@ impl VlmModel {
         let config_path = snapshot.path("config.json");
         let arch = architecture(&snapshot);
         let tokenizer = TextTokenizer::from_file(&snapshot.tokenizer_path()?)?;
-        let family: Box<dyn Family> = match arch.as_str() {
-            "LlavaForConditionalGeneration" => llava::load_family(&snapshot, options)?,
-            "Qwen2VLForConditionalGeneration" => qwen2_vl::load_family(&snapshot, options)?,
+        let source = FamilySource::new(&snapshot, options);
+        let family: Box<dyn LoadedFamily> = match arch.as_str() {
+            "LlavaForConditionalGeneration" => Box::new(LlavaModel::load(&source)?),
+            "Qwen2VLForConditionalGeneration" => Box::new(Qwen2VlModel::load(&source)?),
             _ => {
                 return Err(ModelError::UnknownArchitecture {
                     path: config_path,
@@ -124,7 +118,7 @@ impl VlmModel {
     }
 
     /// The text decoder's shape (layers, heads, ...), e.g. to size a KV cache.
-    pub fn text_config(&self) -> &crate::decoder::DecoderConfig {
+    pub fn text_config(&self) -> &DecoderConfig {
         self.family.text_config()
     }
 
@@ -137,26 +131,44 @@ impl VlmModel {
         self.family.text_config().max_position_embeddings
     }
 
-    /// Decodes and preprocesses one encoded image.
+    /// Decodes (when encoded) and preprocesses one image.
     pub fn prepare_image(
         &self,
-        bytes: &[u8],
+        image: &ImageData,
         index: usize,
         budget: PixelBudget,
     ) -> Result<PreparedImage> {
-        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS)
-            .map_err(|source| ModelError::Image { index, source })?;
-        let mut image = self
+        let rgb = match image {
+            ImageData::Encoded(bytes) => decode_rgb(bytes, DEFAULT_MAX_PIXELS),
+            ImageData::Rgb(pixels) => rgb_from_pixels(pixels, DEFAULT_MAX_PIXELS),
+        }
+        .map_err(|source| ModelError::Image { index, source })?;
+        let (pixels, num_tokens) = self
             .family
             .prepare_image(&rgb, budget)
-            .map_err(|message| ModelError::ImageProcessing { index, message })?;
+            .map_err(|source| ModelError::ImageProcessing { index, source })?;
+        // Equal keys, equal features: the key covers what the pixels came from and the
+        // budget they were resized under.
         let mut hasher = blake3::Hasher::new();
-        hasher.update(bytes);
+        match image {
+            ImageData::Encoded(bytes) => {
+                hasher.update(bytes);
+            }
+            ImageData::Rgb(pixels) => {
+                hasher.update(b"rgb");
+                hasher.update(&(pixels.width() as u64).to_le_bytes());
+                hasher.update(&(pixels.height() as u64).to_le_bytes());
+                hasher.update(pixels.data());
+            }
+        }
         for limit in [budget.min_pixels, budget.max_pixels] {
             hasher.update(&limit.unwrap_or(u64::MAX).to_le_bytes());
         }
-        image.key = *hasher.finalize().as_bytes();
-        Ok(image)
+        Ok(PreparedImage {
+            pixels,
+            num_tokens,
+            key: *hasher.finalize().as_bytes(),
+        })
     }
 
     /// Templates the conversation (with the generation prompt), tokenizes it, preprocesses
@@ -188,7 +200,7 @@ impl VlmModel {
                     .map(|part| match part {
                         ContentPart::Text(text) => Ok(TemplatePart::Text { text: text.clone() }),
                         ContentPart::Image(data) => {
-                            images.push(self.prepare_image(data.bytes(), images.len(), budget)?);
+                            images.push(self.prepare_image(data, images.len(), budget)?);
                             Ok(TemplatePart::Image)
                         }
                     })
@@ -220,10 +232,7 @@ impl VlmModel {
                 token_ids.push(id);
             }
         }
-        let mrope = self
-            .family
-            .positions(&token_ids, &images)
-            .map_err(ModelError::InvalidRequest)?;
+        let mrope = self.family.positions(&token_ids, &images)?;
         Ok(PreparedPrompt {
             text,
             token_ids,

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::error::PreprocessError;
 use super::normalize::Normalization;
 use super::pil_resize::{resize_bicubic, resize_bicubic_window, Image8, Window};
 
@@ -53,13 +54,14 @@ mod d {
 }
 
 impl ClipImageProcessor {
-    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
-        let p: Self = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, PreprocessError> {
+        let p: Self = serde_json::from_value(value.clone())
+            .map_err(|e| PreprocessError::Config(e.to_string()))?;
         if p.resample != 3 {
-            return Err(format!(
+            return Err(PreprocessError::Config(format!(
                 "resample {} is not supported; LLaVA checkpoints use 3 (bicubic)",
                 p.resample
-            ));
+            )));
         }
         if p.do_resize
             && matches!(
@@ -67,12 +69,12 @@ impl ClipImageProcessor {
                 SizeSpec::Square(0) | SizeSpec::Shortest { shortest_edge: 0 }
             )
         {
-            return Err("size must be positive".into());
+            return Err(PreprocessError::Config("size must be positive".into()));
         }
         if p.do_center_crop {
             let (h, w) = p.crop_hw();
             if h == 0 || w == 0 {
-                return Err("crop_size must be positive".into());
+                return Err(PreprocessError::Config("crop_size must be positive".into()));
             }
         }
         Ok(p)
@@ -248,6 +250,6 @@ mod tests {
     #[test]
     fn rejects_other_resampling() {
         let err = ClipImageProcessor::from_json(&serde_json::json!({"resample": 2})).unwrap_err();
-        assert!(err.contains("resample 2"));
+        assert!(err.to_string().contains("resample 2"));
     }
 }

@@ -7,6 +7,7 @@
 //! libjpeg-turbo (the decoder Pillow bundles), so its pixels are Pillow's to the bit.
 
 use image::DynamicImage;
+use vlm_core::RgbPixels;
 
 use super::pil_resize::Image8;
 
@@ -29,6 +30,29 @@ pub enum DecodeError {
 
 /// Refuse images larger than this before decoding them: 8192 x 8192.
 pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
+
+/// Pixels a caller already decoded to 8-bit RGB, under the same size limit as encoded ones.
+pub fn rgb_from_pixels(pixels: &RgbPixels, max_pixels: u64) -> Result<Image8, DecodeError> {
+    let (width, height) = (pixels.width(), pixels.height());
+    let too_big = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    let (w, h) = (too_big(width), too_big(height));
+    let count = (width as u64).saturating_mul(height as u64);
+    if count == 0 {
+        return Err(DecodeError::NoPixels {
+            width: w,
+            height: h,
+        });
+    }
+    if count > max_pixels {
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            pixels: count,
+            limit: max_pixels,
+        });
+    }
+    Ok(Image8::new(width, height, 3, pixels.data().to_vec()))
+}
 
 /// Decodes encoded bytes into 8-bit RGB, as `convert_to_rgb(PIL.Image.open(...))` would.
 pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Image8, DecodeError> {

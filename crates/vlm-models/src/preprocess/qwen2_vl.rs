@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::error::PreprocessError;
 use super::normalize::Normalization;
 use super::pil_resize::{resize_bicubic, Image8};
 
@@ -82,13 +83,13 @@ pub fn smart_resize(
     factor: usize,
     min_pixels: u64,
     max_pixels: u64,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize), PreprocessError> {
     let (h, w, f) = (height as f64, width as f64, factor as f64);
     let ratio = h.max(w) / h.min(w);
     if ratio > 200.0 {
-        return Err(format!(
+        return Err(PreprocessError::Image(format!(
             "absolute aspect ratio must be smaller than 200, got {ratio}"
-        ));
+        )));
     }
     let mut h_bar = (h / f).round_ties_even() * f;
     let mut w_bar = (w / f).round_ties_even() * f;
@@ -105,20 +106,25 @@ pub fn smart_resize(
 }
 
 impl Qwen2VlImageProcessor {
-    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
-        let p: Self = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, PreprocessError> {
+        let p: Self = serde_json::from_value(value.clone())
+            .map_err(|e| PreprocessError::Config(e.to_string()))?;
         if p.resample != 3 {
-            return Err(format!(
+            return Err(PreprocessError::Config(format!(
                 "resample {} is not supported; Qwen2-VL uses 3 (bicubic)",
                 p.resample
-            ));
+            )));
         }
         if p.patch_size == 0 || p.merge_size == 0 || p.temporal_patch_size == 0 {
-            return Err("patch_size, merge_size and temporal_patch_size must be positive".into());
+            return Err(PreprocessError::Config(
+                "patch_size, merge_size and temporal_patch_size must be positive".into(),
+            ));
         }
         let (min, max) = p.budget(PixelBudget::default());
         if min > max {
-            return Err(format!("min_pixels {min} is above max_pixels {max}"));
+            return Err(PreprocessError::Config(format!(
+                "min_pixels {min} is above max_pixels {max}"
+            )));
         }
         Ok(p)
     }
@@ -140,10 +146,12 @@ impl Qwen2VlImageProcessor {
     }
 
     /// The 8-bit image after `smart_resize`, before any float arithmetic.
-    pub fn resize(&self, image: &Image8, request: PixelBudget) -> Result<Image8, String> {
+    pub fn resize(&self, image: &Image8, request: PixelBudget) -> Result<Image8, PreprocessError> {
         let (min, max) = self.budget(request);
         if min > max {
-            return Err(format!("min_pixels {min} is above max_pixels {max}"));
+            return Err(PreprocessError::Image(format!(
+                "min_pixels {min} is above max_pixels {max}"
+            )));
         }
         let factor = self.patch_size * self.merge_size;
         let (h, w) = if self.do_resize {
@@ -152,9 +160,9 @@ impl Qwen2VlImageProcessor {
             (image.height, image.width)
         };
         if h % factor != 0 || w % factor != 0 || h == 0 || w == 0 {
-            return Err(format!(
+            return Err(PreprocessError::Image(format!(
                 "image size {w}x{h} is not a multiple of {factor}; enable do_resize"
-            ));
+            )));
         }
         Ok(if (h, w) == (image.height, image.width) {
             image.clone()
@@ -198,7 +206,11 @@ impl Qwen2VlImageProcessor {
         }
     }
 
-    pub fn process(&self, image: &Image8, request: PixelBudget) -> Result<PatchValues, String> {
+    pub fn process(
+        &self,
+        image: &Image8,
+        request: PixelBudget,
+    ) -> Result<PatchValues, PreprocessError> {
         Ok(self.patchify(&self.resize(image, request)?))
     }
 
@@ -223,6 +235,7 @@ mod tests {
         assert_eq!(smart_resize(42, 70, 28, 0, u64::MAX), Ok((56, 56)));
         assert!(smart_resize(1, 201, 28, 3136, 12845056)
             .unwrap_err()
+            .to_string()
             .contains("aspect ratio"));
     }
 
@@ -251,6 +264,7 @@ mod tests {
         assert!(hub
             .resize(&Image8::new(1, 1, 3, vec![0; 3]), bad)
             .unwrap_err()
+            .to_string()
             .contains("above"));
     }
 

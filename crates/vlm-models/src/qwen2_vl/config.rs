@@ -1,7 +1,10 @@
+//! Qwen2-VL's config.json: the text and vision configs merged with their defaults, the M-RoPE sections, and what of it this crate can run.
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::decoder::DecoderConfig;
+use crate::error::UnsupportedConfig;
 
 /// `Qwen2VLConfig`, read from either shape it takes: the hub's flat v4 config (text fields
 /// at the top level, `rope_scaling: {type: mrope, mrope_section}`) or transformers 5's nested
@@ -103,7 +106,7 @@ fn text_defaults() -> Value {
 }
 
 impl Qwen2VlConfig {
-    pub fn from_json(config: &Value) -> Result<Self, String> {
+    pub fn from_json(config: &Value) -> Result<Self, UnsupportedConfig> {
         let text_src = config.get("text_config").unwrap_or(config);
         let mut text = text_defaults();
         if let (Some(t), Some(src)) = (text.as_object_mut(), text_src.as_object()) {
@@ -120,9 +123,9 @@ impl Qwen2VlConfig {
             }
         }
         if text.get("use_sliding_window").and_then(Value::as_bool) == Some(true) {
-            return Err(
+            return Err(UnsupportedConfig(
                 "use_sliding_window is not supported (Qwen2-VL checkpoints do not use it)".into(),
-            );
+            ));
         }
         let text_config: DecoderConfig =
             serde_json::from_value(text.clone()).map_err(|e| e.to_string())?;
@@ -140,33 +143,33 @@ impl Qwen2VlConfig {
             .unwrap_or_else(|| vec![16, 24, 24]);
         let half = text_config.head_dim() / 2;
         if mrope_section.iter().sum::<usize>() != half {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "mrope_section {mrope_section:?} must add up to head_dim / 2 = {half}"
-            ));
+            )));
         }
         let vision: VisionConfig =
             serde_json::from_value(config.get("vision_config").cloned().unwrap_or(json!({})))
                 .map_err(|e| format!("vision_config: {e}"))?;
         if vision.hidden_size != text_config.hidden_size {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "vision_config.hidden_size {} must equal the text hidden_size {}",
                 vision.hidden_size, text_config.hidden_size
-            ));
+            )));
         }
         if vision.num_heads == 0
             || !vision.embed_dim.is_multiple_of(vision.num_heads)
             || !vision.head_dim().is_multiple_of(4)
         {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "vision embed_dim {} / num_heads {} must give a head_dim divisible by 4",
                 vision.embed_dim, vision.num_heads
-            ));
+            )));
         }
         if !matches!(vision.hidden_act.as_str(), "quick_gelu" | "gelu") {
-            return Err(format!(
+            return Err(UnsupportedConfig(format!(
                 "vision hidden_act {:?} is not supported",
                 vision.hidden_act
-            ));
+            )));
         }
         let tie_word_embeddings = config
             .get("tie_word_embeddings")
@@ -243,16 +246,19 @@ mod tests {
         bad["text_config"]["rope_parameters"]["mrope_section"] = json!([2, 2, 2]);
         assert!(Qwen2VlConfig::from_json(&bad)
             .unwrap_err()
+            .to_string()
             .contains("add up"));
         let mut bad = base.clone();
         bad["vision_config"]["hidden_size"] = json!(32);
         assert!(Qwen2VlConfig::from_json(&bad)
             .unwrap_err()
+            .to_string()
             .contains("hidden_size"));
         let mut bad = base;
         bad["text_config"]["use_sliding_window"] = json!(true);
         assert!(Qwen2VlConfig::from_json(&bad)
             .unwrap_err()
+            .to_string()
             .contains("sliding"));
     }
 }

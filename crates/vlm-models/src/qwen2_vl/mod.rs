@@ -2,15 +2,13 @@
 //! merger, and a Qwen2 decoder with multimodal (3D) rotary positions.
 
 mod config;
-mod family;
 mod model;
 mod rope_index;
 mod vision;
 
 pub use config::{Qwen2VlConfig, VisionConfig};
-pub(crate) use family::load_family;
 pub use model::Qwen2VlModel;
-pub use rope_index::{mrope_positions, MropePositions};
+pub use rope_index::mrope_positions;
 
 use crate::loader::KeyLayout;
 

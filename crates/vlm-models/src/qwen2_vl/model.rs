@@ -1,15 +1,22 @@
+//! Qwen2-VL as one model family: dynamic-resolution patches, the vision transformer with
+//! its merger, and a Qwen2 decoder with multimodal (3-D) rotary positions.
+
 use candle_core::{DType, Device, Tensor};
 
 use super::config::Qwen2VlConfig;
+use super::rope_index::mrope_positions;
 use super::vision::VisionTransformer;
-use crate::decoder::{Decoder, Flavor, KvCache, RotaryEmbedding};
-use crate::error::Result;
-use crate::loader::Weights;
-use crate::model::{LogitRows, SeqStep};
-use crate::preprocess::PatchValues;
+use super::KEY_LAYOUT;
+use crate::decoder::{
+    Decoder, DecoderConfig, Flavor, KvCache, LogitRows, MropePositions, RotaryEmbedding, SeqStep,
+};
+use crate::error::{ModelError, Result};
+use crate::family::{Family, FamilySource};
+use crate::preprocess::{Image8, PatchValues, PixelBudget, PreprocessError, Qwen2VlImageProcessor};
 
 pub struct Qwen2VlModel {
     config: Qwen2VlConfig,
+    processor: Qwen2VlImageProcessor,
     vision: VisionTransformer,
     decoder: Decoder,
     rotary: RotaryEmbedding,
@@ -18,7 +25,31 @@ pub struct Qwen2VlModel {
 }
 
 impl Qwen2VlModel {
-    pub fn load(w: &Weights, config: Qwen2VlConfig) -> Result<Self> {
+    pub(crate) fn load(source: &FamilySource<'_>) -> Result<Self> {
+        let config =
+            Qwen2VlConfig::from_json(source.config()).map_err(|e| source.unsupported(e))?;
+        let (ip_path, processor) = source.image_processor(Qwen2VlImageProcessor::from_json)?;
+        let v = &config.vision;
+        if (
+            processor.patch_size,
+            processor.merge_size,
+            processor.temporal_patch_size,
+        ) != (v.patch_size, v.spatial_merge_size, v.temporal_patch_size)
+        {
+            return Err(ModelError::invalid(
+                ip_path,
+                format!(
+                    "patch {} / merge {} / temporal {} disagree with config.json's vision_config ({} / {} / {})",
+                    processor.patch_size,
+                    processor.merge_size,
+                    processor.temporal_patch_size,
+                    v.patch_size,
+                    v.spatial_merge_size,
+                    v.temporal_patch_size
+                ),
+            ));
+        }
+        let w = source.weights(KEY_LAYOUT)?;
         let vision = VisionTransformer::load(&w.pp("model.visual"), &config.vision)?;
         let decoder = Decoder::load(
             &w.pp("model.language_model"),
@@ -30,6 +61,7 @@ impl Qwen2VlModel {
         let rotary = RotaryEmbedding::new(config.text.head_dim(), config.rope_theta);
         Ok(Self {
             config,
+            processor,
             vision,
             decoder,
             rotary,
@@ -41,10 +73,36 @@ impl Qwen2VlModel {
     pub fn config(&self) -> &Qwen2VlConfig {
         &self.config
     }
+}
+
+impl Family for Qwen2VlModel {
+    type Pixels = PatchValues;
+
+    fn text_config(&self) -> &DecoderConfig {
+        &self.config.text
+    }
+
+    fn image_token_id(&self) -> u32 {
+        self.config.image_token_id
+    }
+
+    fn takes_pixel_budget(&self) -> bool {
+        true
+    }
+
+    fn prepare_image(
+        &self,
+        rgb: &Image8,
+        budget: PixelBudget,
+    ) -> std::result::Result<(PatchValues, usize), PreprocessError> {
+        let patches = self.processor.process(rgb, budget)?;
+        let tokens = self.processor.tokens_for(patches.grid_thw);
+        Ok((patches, tokens))
+    }
 
     /// Merged features of each image, `[tokens, hidden]`, in input order. All images go
     /// through the tower together; attention stays within each image.
-    pub fn encode_images(&self, images: &[&PatchValues]) -> Result<Vec<Tensor>> {
+    fn encode_images(&self, images: &[&PatchValues]) -> Result<Vec<Tensor>> {
         let Some(first) = images.first() else {
             return Ok(Vec::new());
         };
@@ -53,7 +111,7 @@ impl Qwen2VlModel {
         let mut grids = Vec::with_capacity(images.len());
         for img in images {
             if img.patch_dim != patch_dim {
-                return Err(crate::ModelError::InvalidStep(
+                return Err(ModelError::InvalidStep(
                     "images with different patch sizes".into(),
                 ));
             }
@@ -66,8 +124,23 @@ impl Qwen2VlModel {
         self.vision.forward(&patches, &grids)
     }
 
+    fn positions(
+        &self,
+        token_ids: &[u32],
+        images: &[&PatchValues],
+    ) -> Result<Option<MropePositions>> {
+        let grids: Vec<[usize; 3]> = images.iter().map(|p| p.grid_thw).collect();
+        mrope_positions(
+            token_ids,
+            self.config.image_token_id,
+            &grids,
+            self.processor.merge_size,
+        )
+        .map(Some)
+    }
+
     /// One batched decoder step with multimodal rotary positions.
-    pub fn forward(
+    fn forward(
         &self,
         steps: &[SeqStep<'_>],
         kv: &mut dyn KvCache,

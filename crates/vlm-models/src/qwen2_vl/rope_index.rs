@@ -3,13 +3,8 @@
 //! their merged-grid row and column offset from where the image starts, and the text after
 //! it resumes past the image's larger side. As transformers' `get_rope_index` computes them.
 
-/// Positions of every prompt token, and what to add to a later token's index to get its
-/// (shared) position: `max position + 1 - prompt length`, which can be negative.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MropePositions {
-    pub positions: Vec<[u32; 3]>,
-    pub offset: i64,
-}
+use crate::decoder::MropePositions;
+use crate::error::{ModelError, Result};
 
 /// `grids` are the images' `(t, h, w)` patch grids in prompt order; each image occupies
 /// `t * h * w / merge^2` consecutive `image_token`s.
@@ -18,7 +13,7 @@ pub fn mrope_positions(
     image_token: u32,
     grids: &[[usize; 3]],
     merge: usize,
-) -> Result<MropePositions, String> {
+) -> Result<MropePositions> {
     let mut positions = Vec::with_capacity(tokens.len());
     let mut next_grid = grids.iter();
     let mut current = 0usize;
@@ -30,15 +25,15 @@ pub fn mrope_positions(
             i += 1;
             continue;
         }
-        let &[t, h, w] = next_grid
-            .next()
-            .ok_or("more image placeholders than images in the prompt")?;
+        let &[t, h, w] = next_grid.next().ok_or_else(|| {
+            ModelError::InvalidRequest("more image placeholders than images in the prompt".into())
+        })?;
         let (gh, gw) = (h / merge, w / merge);
         let count = t * gh * gw;
         if i + count > tokens.len() || tokens[i..i + count].iter().any(|&tok| tok != image_token) {
-            return Err(format!(
+            return Err(ModelError::InvalidRequest(format!(
                 "image at token {i} should span {count} image tokens"
-            ));
+            )));
         }
         for tt in 0..t {
             for hh in 0..gh {
@@ -55,7 +50,9 @@ pub fn mrope_positions(
         i += count;
     }
     if next_grid.next().is_some() {
-        return Err("more images than image placeholders in the prompt".into());
+        return Err(ModelError::InvalidRequest(
+            "more images than image placeholders in the prompt".into(),
+        ));
     }
     let max = positions
         .iter()

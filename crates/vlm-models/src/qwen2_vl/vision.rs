@@ -5,12 +5,12 @@
 use candle_core::{Module, Tensor};
 use candle_nn::LayerNorm;
 
-use crate::decoder::Linear;
+use crate::layers::Linear;
 
 use super::config::VisionConfig;
-use crate::activation::Activation;
 use crate::decoder::RotaryEmbedding;
 use crate::error::Result;
+use crate::layers::Activation;
 use crate::loader::Weights;
 
 /// transformers hard-codes these epsilons for Qwen2-VL's vision layer norms.

@@ -1,3 +1,5 @@
+//! The text tokenizer: encode and decode with the checkpoint's tokenizer.json, and the vocabulary lookups.
+
 use std::path::Path;
 
 use tokenizers::Tokenizer;

@@ -73,7 +73,6 @@ pub async fn handle(
         created: unix_now(),
         model,
         logprobs: want_logprobs,
-        engine: state.engine.clone(),
     };
     if req.stream.unwrap_or(false) {
         let include_usage = req
@@ -169,27 +168,24 @@ fn convert_part(
     }
 }
 
-impl Reply {
-    fn token_logprob(&self, id: u32, logprob: f32, top: &[(u32, f32)]) -> TokenLogprob {
-        let token = self.engine.token_text(id);
-        TokenLogprob {
-            bytes: token.as_bytes().to_vec(),
-            token,
-            logprob,
-            top_logprobs: top
-                .iter()
-                .map(|&(t, lp)| {
-                    let token = self.engine.token_text(t);
-                    TopLogprob {
-                        bytes: token.as_bytes().to_vec(),
-                        token,
-                        logprob: lp,
-                    }
-                })
-                .collect(),
-        }
+/// One token's logprobs in OpenAI's chat shape, as the engine spelled its texts.
+fn token_logprob(token: &str, logprob: f32, top: &[vlm_core::TokenLogprob]) -> TokenLogprob {
+    TokenLogprob {
+        bytes: token.as_bytes().to_vec(),
+        token: token.to_string(),
+        logprob,
+        top_logprobs: top
+            .iter()
+            .map(|t| TopLogprob {
+                bytes: t.token.as_bytes().to_vec(),
+                token: t.token.clone(),
+                logprob: t.logprob,
+            })
+            .collect(),
     }
+}
 
+impl Reply {
     async fn collect(&self, stream: RequestStream) -> ChatCompletion {
         let (completions, usage) = stream.collect().await;
         let choices = completions
@@ -198,11 +194,11 @@ impl Reply {
                 index: c.index,
                 logprobs: self.logprobs.then(|| ChatLogprobs {
                     content: c
-                        .token_ids
+                        .tokens
                         .iter()
                         .zip(&c.logprobs)
                         .zip(&c.top_logprobs)
-                        .map(|((&id, &lp), top)| self.token_logprob(id, lp, top))
+                        .map(|((token, &lp), top)| token_logprob(token, lp, top))
                         .collect(),
                 }),
                 message: AssistantMessage {
@@ -248,7 +244,11 @@ impl ChunkWriter for ChatChunks {
         let reply = &self.reply;
         let real_token = event.finish_reason != Some(FinishReason::Abort);
         let logprobs = (reply.logprobs && real_token).then(|| ChatLogprobs {
-            content: vec![reply.token_logprob(event.token_id, event.logprob, &event.top_logprobs)],
+            content: vec![token_logprob(
+                &event.token,
+                event.logprob,
+                &event.top_logprobs,
+            )],
         });
         if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
             return None;

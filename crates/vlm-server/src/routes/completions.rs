@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use vlm_core::{FinishReason, TokenEvent, Usage};
+use vlm_core::{FinishReason, TokenEvent, TokenLogprob, Usage};
 use vlm_engine::{PixelBudget, RequestInput};
 
 use super::blocking;
@@ -79,7 +79,6 @@ pub async fn handle(
         created: unix_now(),
         model,
         logprobs: logprobs.is_some(),
-        engine: state.engine.clone(),
     };
     if stream_reply {
         let include_usage = req
@@ -104,9 +103,9 @@ pub async fn handle(
                 index: p * n + c.index,
                 logprobs: reply.logprobs.then(|| {
                     let mut lp = CompletionLogprobs::default();
-                    for ((&id, &l), top) in c.token_ids.iter().zip(&c.logprobs).zip(&c.top_logprobs)
+                    for ((token, &l), top) in c.tokens.iter().zip(&c.logprobs).zip(&c.top_logprobs)
                     {
-                        reply.push_logprob(&mut lp, id, l, top);
+                        push_logprob(&mut lp, token, l, top);
                     }
                     lp
                 }),
@@ -127,20 +126,21 @@ pub async fn handle(
     .into_response())
 }
 
-impl Reply {
-    fn push_logprob(&self, lp: &mut CompletionLogprobs, id: u32, logprob: f32, top: &[(u32, f32)]) {
-        let offset =
-            lp.text_offset.last().copied().unwrap_or(0) + lp.tokens.last().map_or(0, |t| t.len());
-        lp.tokens.push(self.engine.token_text(id));
-        lp.token_logprobs.push(logprob);
-        lp.top_logprobs.push(
-            top.iter()
-                .map(|&(t, l)| (self.engine.token_text(t), l))
-                .collect::<BTreeMap<_, _>>(),
-        );
-        lp.text_offset.push(offset);
-    }
+/// Appends one token's logprobs, as the engine spelled its texts.
+fn push_logprob(lp: &mut CompletionLogprobs, token: &str, logprob: f32, top: &[TokenLogprob]) {
+    let offset =
+        lp.text_offset.last().copied().unwrap_or(0) + lp.tokens.last().map_or(0, |t| t.len());
+    lp.tokens.push(token.to_string());
+    lp.token_logprobs.push(logprob);
+    lp.top_logprobs.push(
+        top.iter()
+            .map(|t| (t.token.clone(), t.logprob))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    lp.text_offset.push(offset);
+}
 
+impl Reply {
     fn text_chunk(&self, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> Event {
         let body = Completion {
             id: self.id.clone(),
@@ -165,7 +165,7 @@ impl ChunkWriter for CompletionChunks {
         let real = event.finish_reason != Some(FinishReason::Abort);
         let logprobs = (reply.logprobs && real).then(|| {
             let mut lp = CompletionLogprobs::default();
-            reply.push_logprob(&mut lp, event.token_id, event.logprob, &event.top_logprobs);
+            push_logprob(&mut lp, &event.token, event.logprob, &event.top_logprobs);
             lp
         });
         if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {

@@ -5,14 +5,13 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Serialize;
 use vlm_core::{TokenEvent, Usage};
-use vlm_engine::{EngineHandle, RequestStream};
+use vlm_engine::RequestStream;
 
 /// What every chunk or response of one request shares.
 pub(super) struct Reply {
@@ -21,7 +20,6 @@ pub(super) struct Reply {
     pub model: String,
     /// Whether the client asked for logprobs.
     pub logprobs: bool,
-    pub engine: Arc<EngineHandle>,
 }
 
 pub(super) fn event(body: &impl Serialize) -> Event {

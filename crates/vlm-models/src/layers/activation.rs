@@ -1,3 +1,5 @@
+//! The activations the vision towers and projectors use, by their transformers names.
+
 use candle_core::Tensor;
 
 /// The activations the vision towers and projectors use, by their transformers names.

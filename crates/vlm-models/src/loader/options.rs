@@ -1,4 +1,8 @@
+//! How to load a checkpoint: dtype, device, and an optional chat template override.
+
 use candle_core::{DType, Device};
+
+use crate::error::ModelError;
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -21,24 +25,25 @@ impl Default for LoadOptions {
 impl LoadOptions {
     /// `--device cpu|cuda|cuda:N` and `--dtype f32|f16|bf16|auto` as users type them. `auto`
     /// is bf16 on CUDA and f32 on CPU.
-    pub fn parse(device: &str, dtype: &str) -> std::result::Result<Self, String> {
+    pub fn parse(device: &str, dtype: &str) -> Result<Self, ModelError> {
+        let bad = ModelError::BadOption;
         let device = match device {
             "cpu" => Device::Cpu,
             d if d == "cuda" || d.starts_with("cuda:") => {
                 let ordinal = match d.strip_prefix("cuda:") {
                     Some(n) => n
                         .parse::<usize>()
-                        .map_err(|_| format!("bad device {d:?}; use cuda:0, cuda:1, ..."))?,
+                        .map_err(|_| bad(format!("bad device {d:?}; use cuda:0, cuda:1, ...")))?,
                     None => 0,
                 };
                 if !candle_core::utils::cuda_is_available() {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "device {d:?} needs a CUDA build; rebuild with `cargo build --release --features cuda` or use --device cpu"
-                    ));
+                    )));
                 }
-                Device::new_cuda(ordinal).map_err(|e| format!("cannot open {d}: {e}"))?
+                Device::new_cuda(ordinal).map_err(|e| bad(format!("cannot open {d}: {e}")))?
             }
-            other => return Err(format!("unknown device {other:?}; use cpu or cuda:N")),
+            other => return Err(bad(format!("unknown device {other:?}; use cpu or cuda:N"))),
         };
         let dtype = match dtype {
             "auto" if device.is_cuda() => DType::BF16,
@@ -46,9 +51,9 @@ impl LoadOptions {
             "f16" | "float16" | "half" => DType::F16,
             "bf16" | "bfloat16" => DType::BF16,
             other => {
-                return Err(format!(
+                return Err(bad(format!(
                     "unknown dtype {other:?}; use auto, f32, f16 or bf16"
-                ))
+                )))
             }
         };
         Ok(Self {
@@ -73,13 +78,16 @@ mod tests {
         );
         assert!(LoadOptions::parse("tpu", "f32")
             .unwrap_err()
+            .to_string()
             .contains("unknown device"));
         assert!(LoadOptions::parse("cpu", "f8")
             .unwrap_err()
+            .to_string()
             .contains("unknown dtype"));
         if !candle_core::utils::cuda_is_available() {
             assert!(LoadOptions::parse("cuda:0", "auto")
                 .unwrap_err()
+                .to_string()
                 .contains("--features cuda"));
         }
     }

@@ -1,0 +1,13 @@
+//! Which SIMD instructions this CPU has, as the kernels need to know before packing.
+
+/// Whether this CPU has the AVX2 and FMA instructions the packed GEMM needs.
+pub fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

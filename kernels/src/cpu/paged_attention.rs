@@ -1,0 +1,122 @@
+//! Decode attention read in place from a paged KV cache (f32): each (sequence, kv head)
+//! pair is one work item on candle's pinned pool, so a decode step neither copies keys and
+//! values into a padded batch nor runs attention on one core. A sequence's numbers depend
+//! only on its own query, keys and values, never on the rest of the batch.
+
+use super::disjoint::OutPtr;
+use crate::KernelError;
+
+/// One layer of a paged cache: `[slots, kv_heads, head_dim]` keys and values, where
+/// position `p` of a sequence lives in slot `table[p / block_size] * block_size + p %
+/// block_size`.
+pub struct PagedKv<'a> {
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+    pub slots: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub block_size: usize,
+}
+
+/// One decoding sequence: its block table and how many positions (including the token
+/// just written) it attends to.
+pub struct PagedSeq<'a> {
+    pub table: &'a [u32],
+    pub context: usize,
+}
+
+/// `q`: `[seqs, heads * head_dim]` (heads kv-major: query head `h` reads kv head
+/// `h / group`). Returns `[seqs, heads * head_dim]`.
+pub fn decode_attention(
+    q: &[f32],
+    kv: &PagedKv<'_>,
+    seqs: &[PagedSeq<'_>],
+    heads: usize,
+    scale: f32,
+) -> Result<Vec<f32>, KernelError> {
+    let (slots, kv_heads, hd, block_size) = (kv.slots, kv.kv_heads, kv.head_dim, kv.block_size);
+    let b = seqs.len();
+    let group = if kv_heads == 0 { 0 } else { heads / kv_heads };
+    if q.len() != b * heads * hd || group == 0 || group * kv_heads != heads {
+        return Err(KernelError(format!(
+            "paged attention: query of {} values for {b} sequences of {heads} heads",
+            q.len()
+        )));
+    }
+    let cache = slots * kv_heads * hd;
+    if kv.keys.len() < cache || kv.values.len() < cache || block_size == 0 {
+        return Err(KernelError(format!(
+            "paged attention: cache shorter than {slots} slots"
+        )));
+    }
+    for s in seqs {
+        let used = s.table.get(..s.context.div_ceil(block_size));
+        let fits = used.is_some_and(|t| {
+            t.iter()
+                .all(|&blk| (blk as usize + 1) * block_size <= slots)
+        });
+        if s.context == 0 || !fits {
+            return Err(KernelError(format!(
+                "paged attention: a block table does not cover {} positions",
+                s.context
+            )));
+        }
+    }
+    let (kd, vd) = (&kv.keys[..cache], &kv.values[..cache]);
+    let mut out = vec![0f32; b * heads * hd];
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let item = |i: usize| {
+        let (s, h) = (i / kv_heads, i % kv_heads);
+        let seq = &seqs[s];
+        let mut scores = vec![0f32; seq.context];
+        let mut acc = vec![0f32; hd];
+        for g in 0..group {
+            let head = h * group + g;
+            let qv = &q[(s * heads + head) * hd..][..hd];
+            let slot_row = |p: usize| {
+                let slot = seq.table[p / block_size] as usize * block_size + p % block_size;
+                (slot * kv_heads + h) * hd
+            };
+            let mut max = f32::NEG_INFINITY;
+            for (p, sc) in scores.iter_mut().enumerate() {
+                *sc = dot(qv, &kd[slot_row(p)..][..hd]) * scale;
+                max = max.max(*sc);
+            }
+            let mut sum = 0f32;
+            for sc in scores.iter_mut() {
+                *sc = (*sc - max).exp();
+                sum += *sc;
+            }
+            acc.fill(0.0);
+            for (p, sc) in scores.iter().enumerate() {
+                let w = sc / sum;
+                for (a, v) in acc.iter_mut().zip(&vd[slot_row(p)..][..hd]) {
+                    *a += w * v;
+                }
+            }
+            // SAFETY: item `(s, h)` writes only the rows of its own query heads of
+            // sequence `s`; `out` outlives the pool call.
+            unsafe {
+                std::ptr::copy_nonoverlapping(acc.as_ptr(), out_ptr.at((s * heads + head) * hd), hd)
+            };
+        }
+    };
+    candle_core::utils::barrier_pool().execute_chunked(b * kv_heads, |range| range.for_each(item));
+    Ok(out)
+}
+
+/// Eight independent partial sums, so the compiler vectorises it; fixed order per call.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let chunks = a.len() / 8 * 8;
+    for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+        for l in 0..8 {
+            lanes[l] += ca[l] * cb[l];
+        }
+    }
+    let mut s = lanes.iter().sum::<f32>();
+    for (x, y) in a[chunks..].iter().zip(&b[chunks..]) {
+        s += x * y;
+    }
+    s
+}
