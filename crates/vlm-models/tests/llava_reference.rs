@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use candle_core::Device;
-use common::{assert_logits_match, fixtures, greedy, load, max_abs_diff};
+use common::reference::{assert_planes_match_codes, PixelRef, ReferenceMessage, Suite};
+use common::{fixtures, load, max_abs_diff};
 use serde::Deserialize;
 use vlm_core::{ChatMessage, ImageData};
 use vlm_models::decoder::ContiguousKvCache;
@@ -15,47 +14,43 @@ use vlm_models::preprocess::{decode_rgb, ClipImageProcessor, DEFAULT_MAX_PIXELS}
 use vlm_models::{LogitRows, SeqStep};
 
 #[derive(Deserialize)]
-struct PixelRef {
-    table: Vec<Vec<f32>>,
-    images: BTreeMap<String, PixelEntry>,
-}
-
-#[derive(Deserialize)]
 struct PixelEntry {
     codes: String,
     height: usize,
     width: usize,
 }
 
+/// LLaVA's reference spells a prompt as its images (in order, before the text) and text.
 #[derive(Deserialize)]
-struct PromptRef {
-    text: String,
+struct Message {
     prompt: String,
     images: Vec<String>,
-    input_ids: Vec<u32>,
-    greedy_tokens: Vec<u32>,
-    greedy_logprobs: Vec<f32>,
 }
 
-fn prompts() -> BTreeMap<String, PromptRef> {
-    let text = std::fs::read_to_string(fixtures().join("llava-tiny-ref/prompts.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn message(p: &PromptRef) -> Vec<ChatMessage> {
-    let images = p
-        .images
-        .iter()
-        .map(|n| ImageData::new(std::fs::read(fixtures().join("images").join(n)).unwrap()))
-        .collect();
-    vec![ChatMessage::user_with_images(images, p.prompt.clone())]
+impl ReferenceMessage for Message {
+    fn messages(&self) -> Vec<ChatMessage> {
+        let images = self
+            .images
+            .iter()
+            .map(|n| ImageData::new(std::fs::read(fixtures().join("images").join(n)).unwrap()))
+            .collect();
+        vec![ChatMessage::user_with_images(images, self.prompt.clone())]
+    }
 }
 
 const LAYOUTS: [&str; 2] = ["llava-tiny", "llava-tiny-hub"];
 
+const SUITE: Suite = Suite {
+    reference: "llava-tiny-ref",
+    layouts: &LAYOUTS,
+    greedy_layouts: &["llava-tiny-hub"],
+};
+
+reference_tests!(SUITE, Message);
+
 #[test]
 fn pixel_values_match_pil_processor() {
-    let reference: PixelRef = serde_json::from_str(
+    let reference: PixelRef<PixelEntry> = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("llava-tiny-ref/pixels.json")).unwrap(),
     )
     .unwrap();
@@ -85,72 +80,11 @@ fn pixel_values_match_pil_processor() {
                 (entry.height, entry.width)
             );
             // PNG and JPEG alike: JPEG is decoded by libjpeg-turbo, as in Pillow.
-            let plane = entry.height * entry.width;
-            for (i, px) in codes.pixels().enumerate() {
-                for c in 0..3 {
-                    let expected = reference.table[c][px.0[c] as usize];
-                    let got = ours.data[c * plane + i];
-                    assert_eq!(
-                        got.to_bits(),
-                        expected.to_bits(),
-                        "{name} pixel {i} channel {c}"
-                    );
-                }
-            }
+            assert_planes_match_codes(&reference.table, &ours.data, &codes, name);
             checked += 1;
         }
         eprintln!("{layout}: {checked} images, pixel values bit-exact");
         assert_eq!(checked, reference.images.len());
-    }
-}
-
-#[test]
-fn input_ids_match_processor() {
-    for layout in LAYOUTS {
-        let model = load(layout);
-        for (name, p) in prompts() {
-            let prepared = model.prepare(&message(&p)).unwrap();
-            assert_eq!(prepared.text, p.text, "{layout} {name}");
-            assert_eq!(prepared.token_ids, p.input_ids, "{layout} {name}");
-        }
-    }
-}
-
-#[test]
-fn logits_match_transformers_in_both_layouts() {
-    let reference = candle_core::safetensors::load(
-        fixtures().join("llava-tiny-ref/logits.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
-    for layout in LAYOUTS {
-        let model = load(layout);
-        for (name, p) in prompts() {
-            let prepared = model.prepare(&message(&p)).unwrap();
-            assert_logits_match(
-                &model,
-                &prepared,
-                &reference[&name],
-                &format!("{layout} {name}"),
-            );
-        }
-    }
-}
-
-#[test]
-fn greedy_tokens_match_generate() {
-    let model = load("llava-tiny-hub");
-    for (name, p) in prompts() {
-        let prepared = model.prepare(&message(&p)).unwrap();
-        let (tokens, logprobs) = greedy(&model, &prepared, p.greedy_tokens.len());
-        assert_eq!(tokens, p.greedy_tokens, "{name}");
-        let worst = logprobs
-            .iter()
-            .zip(&p.greedy_logprobs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        eprintln!("{name}: 24 greedy tokens equal, logprob max diff {worst:.3e}");
-        assert!(worst <= 1e-4, "{name}: logprob diff {worst}");
     }
 }
 
@@ -164,11 +98,11 @@ fn batched_sequences_of_different_lengths_match_references() {
     )
     .unwrap();
     let model = load("llava-tiny");
-    let all = prompts();
+    let all = SUITE.prompts::<Message>();
     let names = ["text_only", "one_image"];
     let prepared: Vec<_> = names
         .iter()
-        .map(|n| model.prepare(&message(&all[*n])).unwrap())
+        .map(|n| model.prepare(&all[*n].message.messages()).unwrap())
         .collect();
     let steps: Vec<SeqStep> = prepared
         .iter()

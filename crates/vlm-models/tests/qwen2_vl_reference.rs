@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use candle_core::Device;
 use serde::Deserialize;
 use vlm_core::{ChatMessage, ContentPart, ImageData, Role};
@@ -15,15 +13,10 @@ use vlm_models::preprocess::{
     decode_rgb, Normalization, PixelBudget, Qwen2VlImageProcessor, DEFAULT_MAX_PIXELS,
 };
 
-use common::{assert_logits_match, fixtures, greedy, image_bytes, load};
+use common::reference::{assert_planes_match_codes, PixelRef, ReferenceMessage, Suite};
+use common::{fixtures, image_bytes, load};
 
 const LAYOUTS: [&str; 2] = ["qwen2-vl-tiny", "qwen2-vl-tiny-hub"];
-
-#[derive(Deserialize)]
-struct PixelRef {
-    table: Vec<Vec<f32>>,
-    images: BTreeMap<String, PixelEntry>,
-}
 
 #[derive(Deserialize)]
 struct PixelEntry {
@@ -40,32 +33,35 @@ struct Part {
     image: Option<String>,
 }
 
+/// Qwen2-VL's reference spells a prompt as content parts, images anywhere in the text.
 #[derive(Deserialize)]
-struct PromptRef {
-    text: String,
+struct Message {
     content: Vec<Part>,
-    input_ids: Vec<u32>,
-    greedy_tokens: Vec<u32>,
-    greedy_logprobs: Vec<f32>,
 }
 
-fn prompts() -> BTreeMap<String, PromptRef> {
-    let text = std::fs::read_to_string(fixtures().join("qwen2-vl-tiny-ref/prompts.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+impl ReferenceMessage for Message {
+    fn messages(&self) -> Vec<ChatMessage> {
+        let content = self
+            .content
+            .iter()
+            .map(|part| match (&part.text, &part.image) {
+                (Some(t), _) => ContentPart::Text(t.clone()),
+                (None, Some(i)) => ContentPart::Image(ImageData::new(image_bytes(i))),
+                (None, None) => panic!("empty part"),
+            })
+            .collect();
+        vec![ChatMessage::new(Role::User, content)]
+    }
 }
 
-fn message(p: &PromptRef) -> Vec<ChatMessage> {
-    let content = p
-        .content
-        .iter()
-        .map(|part| match (&part.text, &part.image) {
-            (Some(t), _) => ContentPart::Text(t.clone()),
-            (None, Some(i)) => ContentPart::Image(ImageData::new(image_bytes(i))),
-            (None, None) => panic!("empty part"),
-        })
-        .collect();
-    vec![ChatMessage::new(Role::User, content)]
-}
+reference_tests!(
+    Suite {
+        reference: "qwen2-vl-tiny-ref",
+        layouts: &LAYOUTS,
+        greedy_layouts: &LAYOUTS,
+    },
+    Message
+);
 
 fn processor(layout: &str) -> Qwen2VlImageProcessor {
     let (_, config) = Snapshot::open(fixtures().join(layout))
@@ -77,7 +73,7 @@ fn processor(layout: &str) -> Qwen2VlImageProcessor {
 
 #[test]
 fn resized_pixels_and_grids_match_pil_processor() {
-    let reference: PixelRef = serde_json::from_str(
+    let reference: PixelRef<PixelEntry> = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("qwen2-vl-tiny-ref/pixels.json")).unwrap(),
     )
     .unwrap();
@@ -110,17 +106,7 @@ fn resized_pixels_and_grids_match_pil_processor() {
                 (resized.width, resized.height)
             );
             let ours = normalization.apply(&resized);
-            let plane = resized.width * resized.height;
-            for (i, px) in codes.pixels().enumerate() {
-                for c in 0..3 {
-                    let expected = reference.table[c][px.0[c] as usize];
-                    assert_eq!(
-                        ours[c * plane + i].to_bits(),
-                        expected.to_bits(),
-                        "{case} pixel {i} channel {c}"
-                    );
-                }
-            }
+            assert_planes_match_codes(&reference.table, &ours, &codes, case);
         }
         eprintln!(
             "{layout}: {} resized images and grids bit-exact",
@@ -164,59 +150,4 @@ fn extreme_aspect_ratio_is_refused_like_transformers() {
     )];
     let err = model.prepare(&messages).unwrap_err().to_string();
     assert!(err.contains("aspect ratio"), "{err}");
-}
-
-#[test]
-fn input_ids_match_processor() {
-    for layout in LAYOUTS {
-        let model = load(layout);
-        for (name, p) in prompts() {
-            let prepared = model.prepare(&message(&p)).unwrap();
-            assert_eq!(prepared.text, p.text, "{layout} {name}");
-            assert_eq!(prepared.token_ids, p.input_ids, "{layout} {name}");
-        }
-    }
-}
-
-#[test]
-fn logits_match_transformers_in_both_layouts() {
-    let reference = candle_core::safetensors::load(
-        fixtures().join("qwen2-vl-tiny-ref/logits.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
-    for layout in LAYOUTS {
-        let model = load(layout);
-        for (name, p) in prompts() {
-            let prepared = model.prepare(&message(&p)).unwrap();
-            assert_logits_match(
-                &model,
-                &prepared,
-                &reference[&name],
-                &format!("{layout} {name}"),
-            );
-        }
-    }
-}
-
-#[test]
-fn greedy_tokens_match_generate_in_both_layouts() {
-    for layout in LAYOUTS {
-        let model = load(layout);
-        for (name, p) in prompts() {
-            let prepared = model.prepare(&message(&p)).unwrap();
-            let (tokens, logprobs) = greedy(&model, &prepared, p.greedy_tokens.len());
-            assert_eq!(tokens, p.greedy_tokens, "{layout} {name}");
-            let worst = logprobs
-                .iter()
-                .zip(&p.greedy_logprobs)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            eprintln!(
-                "{layout} {name}: {} greedy tokens equal, logprob max diff {worst:.3e}",
-                tokens.len()
-            );
-            assert!(worst <= 1e-4, "{layout} {name}: logprob diff {worst}");
-        }
-    }
 }

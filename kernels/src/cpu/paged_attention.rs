@@ -36,7 +36,7 @@ pub fn decode_attention(
 ) -> Result<Vec<f32>, KernelError> {
     let (slots, kv_heads, hd, block_size) = (kv.slots, kv.kv_heads, kv.head_dim, kv.block_size);
     let b = seqs.len();
-    let group = if kv_heads == 0 { 0 } else { heads / kv_heads };
+    let group = heads.checked_div(kv_heads).unwrap_or(0);
     if q.len() != b * heads * hd || group == 0 || group * kv_heads != heads {
         return Err(KernelError(format!(
             "paged attention: query of {} values for {b} sequences of {heads} heads",

@@ -1,6 +1,8 @@
 //! Helpers shared by the reference tests.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::path::PathBuf;
 
 use candle_core::Tensor;
