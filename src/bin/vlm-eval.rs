@@ -8,22 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-
+use vlm::cli::eval_progress::progress_bars;
+use vlm::cli::eval_report::report;
+use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_eval::backend::{Backend, InProcess, OpenAiBackend, OpenAiOptions};
 use vlm_eval::reasoning::{default_tags, parse_tags};
-use vlm_eval::report::{details, results_json, table, RunInfo};
-use vlm_eval::run::{evaluate, rescore, Progress, RunOptions, TaskRun};
+use vlm_eval::report::RunInfo;
+use vlm_eval::run::{evaluate, rescore, RunOptions};
 use vlm_eval::tasks::{self, Task};
-
-#[path = "../cli/engine_args.rs"]
-mod engine_args;
-#[path = "../cli/model_args.rs"]
-mod model_args;
-use engine_args::EngineArgs;
-use model_args::ModelArgs;
 
 /// `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved predictions.
 #[derive(Parser, Debug)]
@@ -137,74 +131,6 @@ fn run_options(common: &Common, resume: bool) -> Result<RunOptions> {
     })
 }
 
-fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> {
-    let results = results_json(runs, info);
-    let path = options.output_dir.join("results.json");
-    std::fs::write(&path, format!("{results:#}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("{}", table(runs));
-    print!("{}", details(runs, info.mode));
-    for run in runs {
-        let answered = run.effective - run.resumed;
-        if run.generation_seconds > 0.0 {
-            println!(
-                "{}: {} samples ({} resumed) in {:.1} s generation ({:.2} samples/s), {} prompt + {} completion tokens",
-                run.name,
-                run.effective,
-                run.resumed,
-                run.generation_seconds,
-                answered as f64 / run.generation_seconds,
-                run.prompt_tokens,
-                run.completion_tokens
-            );
-        }
-    }
-    println!("results: {}", path.display());
-    let failed: usize = runs.iter().map(|r| r.failures).sum();
-    if failed > 0 && info.mode == "evaluate" {
-        bail!("{failed} samples got no response (scored as empty answers); rerun with --resume to retry them");
-    }
-    Ok(())
-}
-
-/// One bar per task: samples done, rate and ETA.
-fn progress_bars() -> impl FnMut(Progress<'_>) {
-    let mut bar: Option<ProgressBar> = None;
-    let style = ProgressStyle::with_template(
-        "{prefix:>10} [{elapsed_precise}] {bar:32} {pos}/{len} {per_sec} ETA {eta} {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let mut failed = 0usize;
-    move |event| match event {
-        Progress::TaskStarted {
-            task,
-            total,
-            already_done,
-        } => {
-            let b = ProgressBar::new(total as u64).with_style(style.clone());
-            b.set_prefix(task.to_string());
-            b.set_position(already_done as u64);
-            b.reset_eta();
-            failed = 0;
-            bar = Some(b);
-        }
-        Progress::SampleDone { failed: f, .. } => {
-            if let Some(b) = &bar {
-                if f {
-                    failed += 1;
-                    b.set_message(format!("{failed} failed"));
-                }
-                b.inc(1);
-            }
-        }
-        Progress::TaskFinished { .. } => {
-            if let Some(b) = bar.take() {
-                b.finish();
-            }
-        }
-    }
-}
-
 fn evaluate_command(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let tasks = parse_tasks(&args.common.tasks)?;
@@ -278,9 +204,9 @@ fn main() -> ExitCode {
     if argv.get(1).is_some_and(|a| a == "score") {
         argv.remove(1);
         let cli = ScoreCli::parse_from(argv);
-        model_args::main_with("vlm-eval", "warn", || score_command(cli.score))
+        main_with("vlm-eval", "warn", || score_command(cli.score))
     } else {
         let cli = RunCli::parse_from(argv);
-        model_args::main_with("vlm-eval", "warn", || evaluate_command(cli.run))
+        main_with("vlm-eval", "warn", || evaluate_command(cli.run))
     }
 }
