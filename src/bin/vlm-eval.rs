@@ -7,51 +7,81 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::{ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
-
+use vlm::cli::eval_progress::progress_bars;
+use vlm::cli::eval_report::report;
+use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_eval::backend::{Backend, InProcess, OpenAiBackend, OpenAiOptions};
 use vlm_eval::reasoning::{default_tags, parse_tags};
-use vlm_eval::report::{details, results_json, table, RunInfo};
-use vlm_eval::run::{evaluate, rescore, Progress, RunOptions, TaskRun};
+use vlm_eval::report::RunInfo;
+use vlm_eval::run::{evaluate, rescore, RunOptions};
 use vlm_eval::tasks::{self, Task};
 
-#[path = "../cli/engine_args.rs"]
-mod engine_args;
-#[path = "../cli/model_args.rs"]
-mod model_args;
-use engine_args::EngineArgs;
-use model_args::ModelArgs;
-
-/// `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved predictions.
-#[derive(Parser, Debug)]
-#[command(
-    name = "vlm-eval",
-    version,
-    about = "Evaluate a vision-language model on MME and MMMU-val, scored as lmms-eval scores them",
-    after_help = "Rescore saved predictions without a model: vlm-eval score --help"
-)]
-struct RunCli {
-    #[command(flatten)]
-    run: RunArgs,
+/// The command line: `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved
+/// predictions. Evaluating takes no subcommand, and a derived parser would build the
+/// evaluation's flags even under `score` (failing on its required `--model`), so the
+/// matches are told apart here.
+enum Cli {
+    Evaluate(Box<EvaluateArgs>),
+    Score(ScoreArgs),
 }
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "vlm-eval score",
-    version,
-    about = "Score a predictions JSONL ({\"doc_id\": ..., \"response\": ...} per line, or an \
-             lmms-eval samples file) without running a model"
-)]
-struct ScoreCli {
-    #[command(flatten)]
-    score: ScoreArgs,
+#[derive(Subcommand, Debug)]
+enum ScoreCommand {
+    #[command(
+        display_name = "vlm-eval score",
+        about = "Score a predictions JSONL ({\"doc_id\": ..., \"response\": ...} per line, or an \
+                 lmms-eval samples file) without running a model"
+    )]
+    Score(ScoreArgs),
 }
 
-#[derive(clap::Args, Debug)]
-struct Common {
+impl CommandFactory for Cli {
+    fn command() -> Command {
+        let command = Command::new("vlm-eval")
+            .version(env!("CARGO_PKG_VERSION"))
+            .about(
+                "Evaluate a vision-language model on MME and MMMU-val, scored as lmms-eval \
+                 scores them",
+            )
+            // Without a subcommand the flags are an evaluation's; `score` takes only its
+            // own, and the evaluation's required ones are not required with it.
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true)
+            .propagate_version(true)
+            .disable_help_subcommand(true);
+        ScoreCommand::augment_subcommands(EvaluateArgs::augment_args(command))
+    }
+
+    fn command_for_update() -> Command {
+        Self::command()
+    }
+}
+
+impl FromArgMatches for Cli {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        if matches.subcommand_name().is_some() {
+            let ScoreCommand::Score(args) = ScoreCommand::from_arg_matches(matches)?;
+            Ok(Self::Score(args))
+        } else {
+            EvaluateArgs::from_arg_matches(matches).map(|args| Self::Evaluate(Box::new(args)))
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Parser for Cli {}
+
+// The flags evaluating and scoring share: which tasks, on what data, written where. (A doc
+// comment here would become the command's about text.)
+#[derive(Args, Debug)]
+struct CommonArgs {
     /// Comma-separated tasks: mme, mmmu_val.
     #[arg(long, value_delimiter = ',', required = true)]
     tasks: Vec<String>,
@@ -71,10 +101,10 @@ struct Common {
     reasoning_tags: Option<String>,
 }
 
-#[derive(clap::Args, Debug)]
-struct RunArgs {
+#[derive(Args, Debug)]
+struct EvaluateArgs {
     #[command(flatten)]
-    common: Common,
+    common: CommonArgs,
     #[command(flatten)]
     model: ModelArgs,
     /// Evaluate against an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)
@@ -101,10 +131,10 @@ struct RunArgs {
     engine: EngineArgs,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(Args, Debug)]
 struct ScoreArgs {
     #[command(flatten)]
-    common: Common,
+    common: CommonArgs,
     /// The predictions to score (one task per file).
     #[arg(long)]
     predictions: PathBuf,
@@ -123,7 +153,7 @@ fn parse_tasks(names: &[String]) -> Result<Vec<Box<dyn Task>>> {
         .collect()
 }
 
-fn run_options(common: &Common, resume: bool) -> Result<RunOptions> {
+fn run_options(common: &CommonArgs, resume: bool) -> Result<RunOptions> {
     let reasoning_tags = match &common.reasoning_tags {
         Some(spec) => parse_tags(spec).map_err(anyhow::Error::msg)?,
         None => default_tags(),
@@ -137,75 +167,7 @@ fn run_options(common: &Common, resume: bool) -> Result<RunOptions> {
     })
 }
 
-fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> {
-    let results = results_json(runs, info);
-    let path = options.output_dir.join("results.json");
-    std::fs::write(&path, format!("{results:#}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("{}", table(runs));
-    print!("{}", details(runs, info.mode));
-    for run in runs {
-        let answered = run.effective - run.resumed;
-        if run.generation_seconds > 0.0 {
-            println!(
-                "{}: {} samples ({} resumed) in {:.1} s generation ({:.2} samples/s), {} prompt + {} completion tokens",
-                run.name,
-                run.effective,
-                run.resumed,
-                run.generation_seconds,
-                answered as f64 / run.generation_seconds,
-                run.prompt_tokens,
-                run.completion_tokens
-            );
-        }
-    }
-    println!("results: {}", path.display());
-    let failed: usize = runs.iter().map(|r| r.failures).sum();
-    if failed > 0 && info.mode == "evaluate" {
-        bail!("{failed} samples got no response (scored as empty answers); rerun with --resume to retry them");
-    }
-    Ok(())
-}
-
-/// One bar per task: samples done, rate and ETA.
-fn progress_bars() -> impl FnMut(Progress<'_>) {
-    let mut bar: Option<ProgressBar> = None;
-    let style = ProgressStyle::with_template(
-        "{prefix:>10} [{elapsed_precise}] {bar:32} {pos}/{len} {per_sec} ETA {eta} {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let mut failed = 0usize;
-    move |event| match event {
-        Progress::TaskStarted {
-            task,
-            total,
-            already_done,
-        } => {
-            let b = ProgressBar::new(total as u64).with_style(style.clone());
-            b.set_prefix(task.to_string());
-            b.set_position(already_done as u64);
-            b.reset_eta();
-            failed = 0;
-            bar = Some(b);
-        }
-        Progress::SampleDone { failed: f, .. } => {
-            if let Some(b) = &bar {
-                if f {
-                    failed += 1;
-                    b.set_message(format!("{failed} failed"));
-                }
-                b.inc(1);
-            }
-        }
-        Progress::TaskFinished { .. } => {
-            if let Some(b) = bar.take() {
-                b.finish();
-            }
-        }
-    }
-}
-
-fn evaluate_command(args: RunArgs) -> Result<()> {
+fn evaluate_command(args: EvaluateArgs) -> Result<()> {
     let started = Instant::now();
     let tasks = parse_tasks(&args.common.tasks)?;
     let options = run_options(&args.common, args.resume)?;
@@ -274,13 +236,32 @@ fn score_command(args: ScoreArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if argv.get(1).is_some_and(|a| a == "score") {
-        argv.remove(1);
-        let cli = ScoreCli::parse_from(argv);
-        model_args::main_with("vlm-eval", "warn", || score_command(cli.score))
-    } else {
-        let cli = RunCli::parse_from(argv);
-        model_args::main_with("vlm-eval", "warn", || evaluate_command(cli.run))
+    let cli = Cli::parse();
+    main_with("vlm-eval", "warn", || match cli {
+        Cli::Evaluate(args) => evaluate_command(*args),
+        Cli::Score(args) => score_command(args),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_evaluate_and_score_rescores() {
+        Cli::command().debug_assert();
+        let evaluate = Cli::try_parse_from(["vlm-eval", "--tasks", "mme", "--model", "m"]);
+        assert!(matches!(evaluate, Ok(Cli::Evaluate(_))));
+        let score = [
+            "vlm-eval",
+            "score",
+            "--tasks",
+            "mme",
+            "--predictions",
+            "p.jsonl",
+        ];
+        assert!(matches!(Cli::try_parse_from(score), Ok(Cli::Score(_))));
+        // The evaluation's flags belong to no subcommand.
+        assert!(Cli::try_parse_from(["vlm-eval", "--tasks", "mme", "score"]).is_err());
     }
 }

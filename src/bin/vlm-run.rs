@@ -3,18 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use std::sync::Arc;
+use vlm::cli::{main_with, ModelArgs};
 use vlm_core::{ChatMessage, ImageData, SamplingParams};
-
 use vlm_engine::{Engine, EngineConfig, KvLayout};
 use vlm_models::preprocess::PixelBudget;
-
-#[path = "../cli/model_args.rs"]
-mod model_args;
-use model_args::ModelArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -104,5 +100,5 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    model_args::main_with("vlm-run", "warn", || run(Args::parse()))
+    main_with("vlm-run", "warn", || run(Args::parse()))
 }

@@ -8,15 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use vlm::cli::shutdown::serve_until_shutdown;
+use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_server::{router, AppState, ServerConfig};
-
-#[path = "../cli/engine_args.rs"]
-mod engine_args;
-#[path = "../cli/model_args.rs"]
-mod model_args;
-use engine_args::EngineArgs;
-use model_args::ModelArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -111,26 +106,7 @@ fn run(args: Args) -> Result<()> {
             engine.max_model_len(),
         );
         let grace = Duration::from_secs(args.shutdown_timeout);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            eprintln!("vlm-serve: draining in-flight requests (up to {}s)", grace.as_secs());
-            let _ = stop_tx.send(());
-        });
-        let serving = tokio::spawn(async move { server.await });
-        // Once the signal came, in-flight requests get `grace` to finish.
-        let result = tokio::select! {
-            r = serving => r,
-            _ = async {
-                let _ = stop_rx.await;
-                tokio::time::sleep(grace).await;
-            } => {
-                eprintln!("vlm-serve: requests still running after {}s; aborting them", grace.as_secs());
-                Ok(Ok(()))
-            }
-        };
-        result.context("server task")?.context("server")?;
-        anyhow::Ok(())
+        serve_until_shutdown(listener, router(state), grace).await
     })?;
     engine.shutdown(false);
     eprintln!("vlm-serve: stopped");
@@ -145,27 +121,6 @@ fn mib(value: f64, flag: &str) -> Result<usize> {
     Ok((value * (1u64 << 20) as f64) as usize)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
 fn main() -> ExitCode {
-    model_args::main_with("vlm-serve", "info", || run(Args::parse()))
+    main_with("vlm-serve", "info", || run(Args::parse()))
 }

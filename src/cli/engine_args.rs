@@ -1,4 +1,4 @@
-//! The engine flags `vlm-serve` and `vlm-eval` share. Included by path from each binary.
+//! The engine flags `vlm-serve` and `vlm-eval` share.
 
 use vlm_engine::EngineConfig;
 

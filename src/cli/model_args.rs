@@ -1,9 +1,7 @@
 //! The flags every binary that loads a model shares (model, device, dtype, threads, chat
-//! template), how they load it, and how a binary starts and fails. Included by path from
-//! each binary in `src/bin/`.
+//! template), and how they load it.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use vlm_models::{loader, LoadOptions, VlmModel};
@@ -45,38 +43,5 @@ impl ModelArgs {
         }
         let snapshot = loader::resolve(&self.model)?;
         Ok(VlmModel::load(snapshot, &options)?)
-    }
-}
-
-/// Logs to stderr at `RUST_LOG` (else `default_level`), runs the binary, and turns an
-/// error into one `NAME: error: ...` line and exit status 1.
-pub fn main_with(name: &str, default_level: &str, run: impl FnOnce() -> Result<()>) -> ExitCode {
-    keep_freed_memory();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{name}: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Activations of a large prefill step are tens of MiB each. glibc hands blocks that big
-/// straight back to the kernel on free, so the next step page-faults and zeroes them all
-/// again (a third of the time of a 2048-token step went to the kernel). Keep them: serve
-/// blocks up to glibc's largest mmap threshold from the heap and never trim it.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }

@@ -1,3 +1,5 @@
+//! The `Authorization: Bearer <key>` check on `/v1/*`.
+
 use std::sync::Arc;
 
 use axum::extract::{Request, State};

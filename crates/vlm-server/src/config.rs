@@ -1,3 +1,5 @@
+//! [`ServerConfig`]: the limits and switches the HTTP layer enforces (names, key, media).
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,3 +1,6 @@
+//! [`ApiError`]: every failure a handler returns, rendered as OpenAI's error body with its
+//! HTTP status.
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -8,10 +8,11 @@ mod body;
 mod config;
 mod error;
 mod media;
+mod messages;
 mod protocol;
 mod routes;
-mod sampling;
 mod state;
+mod validate;
 
 pub use config::ServerConfig;
 pub use error::ApiError;

@@ -1,3 +1,5 @@
+//! The state every handler shares: the engine handle, the server's limits, its start time.
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 

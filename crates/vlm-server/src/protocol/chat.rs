@@ -1,3 +1,5 @@
+//! `/v1/chat/completions` bodies: the request, its messages, the response and stream chunks.
+
 use serde::{Deserialize, Serialize};
 
 use super::common::{SamplingFields, StreamOptions, UsageBody};

@@ -1,3 +1,6 @@
+//! Body pieces chat and text completions share: sampling fields, stop strings, stream
+//! options, usage, finish reasons and response ids.
+
 use serde::{Deserialize, Serialize};
 use vlm_core::{FinishReason, Usage};
 

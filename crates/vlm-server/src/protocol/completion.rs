@@ -1,3 +1,6 @@
+//! `/v1/completions` bodies: the request with its prompt forms, and the response (streamed
+//! chunks share its shape).
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -8,19 +8,18 @@ use axum::extract::State;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use vlm_core::{ChatMessage, ContentPart, FinishReason, Role, TokenEvent, Usage};
+use vlm_core::{FinishReason, TokenEvent, Usage};
 use vlm_engine::{PixelBudget, RequestInput, RequestStream};
 
 use super::blocking;
 use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
-use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::media::load_image;
+use crate::messages::convert_messages;
 use crate::protocol::chat::*;
 use crate::protocol::common::{finish_reason, response_id, UsageBody};
-use crate::sampling::{sampling_params, settle_max_tokens};
 use crate::state::{unix_now, AppState};
+use crate::validate::{sampling_params, settle_max_tokens};
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
@@ -99,72 +98,6 @@ pub async fn handle(
         Ok(sse_response(writer, opening, stream, include_usage))
     } else {
         Ok(Json(reply.collect(stream).await).into_response())
-    }
-}
-
-/// OpenAI messages -> engine messages, images loaded and checked.
-pub(super) fn convert_messages(
-    messages: Vec<MessageIn>,
-    config: &ServerConfig,
-) -> Result<Vec<ChatMessage>, ApiError> {
-    if messages.is_empty() {
-        return Err(ApiError::bad_request("messages must not be empty").with_param("messages"));
-    }
-    let mut images = 0;
-    messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let role = match m.role.as_str() {
-                "system" | "developer" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "messages[{i}].role {other:?} is not supported (system, developer, user, assistant)"
-                    ))
-                    .with_param(format!("messages[{i}].role")))
-                }
-            };
-            let content = match m.content {
-                None => Vec::new(),
-                Some(ContentIn::Text(text)) => vec![ContentPart::Text(text)],
-                Some(ContentIn::Parts(parts)) => parts
-                    .into_iter()
-                    .enumerate()
-                    .map(|(j, part)| convert_part(part, (i, j), &mut images, config))
-                    .collect::<Result<_, _>>()?,
-            };
-            Ok(ChatMessage::new(role, content))
-        })
-        .collect()
-}
-
-/// One content part; `images` counts the prompt's images so far against the limit.
-fn convert_part(
-    part: PartIn,
-    (i, j): (usize, usize),
-    images: &mut usize,
-    config: &ServerConfig,
-) -> Result<ContentPart, ApiError> {
-    match part {
-        PartIn::Text { text } => Ok(ContentPart::Text(text)),
-        PartIn::ImageUrl { image_url } => {
-            *images += 1;
-            if *images > config.limit_images_per_prompt {
-                return Err(ApiError::bad_request(format!(
-                    "at most {} images per prompt on this server (--limit-images-per-prompt)",
-                    config.limit_images_per_prompt
-                ))
-                .with_param("messages"));
-            }
-            let param = format!("messages[{i}].content[{j}].image_url");
-            Ok(ContentPart::Image(load_image(
-                image_url.url(),
-                config,
-                &param,
-            )?))
-        }
     }
 }
 

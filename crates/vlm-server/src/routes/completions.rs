@@ -18,8 +18,8 @@ use crate::body::parse_json;
 use crate::error::ApiError;
 use crate::protocol::common::{finish_reason, response_id};
 use crate::protocol::completion::*;
-use crate::sampling::{sampling_params, settle_max_tokens};
 use crate::state::{unix_now, AppState};
+use crate::validate::{sampling_params, settle_max_tokens};
 
 /// OpenAI's default for the legacy completions endpoint.
 const DEFAULT_MAX_TOKENS: i64 = 16;

@@ -1,3 +1,5 @@
+//! `/v1/models`, `/health` and `/version`.
+
 use std::sync::Arc;
 
 use axum::extract::State;

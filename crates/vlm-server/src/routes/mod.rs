@@ -1,3 +1,6 @@
+//! The router: every endpoint, the `/v1` key check, the body limit and OpenAI-shaped
+//! 404/405s; and `blocking`, which runs request preparation off the async workers.
+
 mod chat;
 mod completions;
 mod info;

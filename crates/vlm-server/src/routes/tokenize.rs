@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use vlm_engine::{PixelBudget, RequestInput};
 
 use super::blocking;
-use super::chat::convert_messages;
 use crate::body::parse_json;
 use crate::error::ApiError;
+use crate::messages::convert_messages;
 use crate::protocol::chat::MessageIn;
 use crate::state::AppState;
 

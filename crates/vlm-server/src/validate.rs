@@ -1,4 +1,6 @@
-//! Request fields -> the engine's `SamplingParams`, with OpenAI's and vLLM's defaults.
+//! Request validation: a request's sampling fields checked and turned into the engine's
+//! `SamplingParams` (with OpenAI's and vLLM's defaults), and `max_tokens` checked against
+//! the model's context once the prompt length is known.
 
 use vlm_core::{SamplingParams, MAX_TOP_LOGPROBS};
 

@@ -1,0 +1,38 @@
+//! `vlm-eval`'s results: `results.json` written, the table, details and throughput printed,
+//! and an error when samples got no response.
+
+use anyhow::{bail, Context, Result};
+use vlm_eval::report::{details, results_json, table, RunInfo};
+use vlm_eval::run::{RunOptions, TaskRun};
+
+/// Writes `results.json` to the output directory and prints the results; fails an
+/// evaluation in which samples got no response.
+pub fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> {
+    let results = results_json(runs, info);
+    let path = options.output_dir.join("results.json");
+    std::fs::write(&path, format!("{results:#}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", table(runs));
+    print!("{}", details(runs, info.mode));
+    for run in runs {
+        let answered = run.effective - run.resumed;
+        if run.generation_seconds > 0.0 {
+            println!(
+                "{}: {} samples ({} resumed) in {:.1} s generation ({:.2} samples/s), {} prompt + {} completion tokens",
+                run.name,
+                run.effective,
+                run.resumed,
+                run.generation_seconds,
+                answered as f64 / run.generation_seconds,
+                run.prompt_tokens,
+                run.completion_tokens
+            );
+        }
+    }
+    println!("results: {}", path.display());
+    let failed: usize = runs.iter().map(|r| r.failures).sum();
+    if failed > 0 && info.mode == "evaluate" {
+        bail!("{failed} samples got no response (scored as empty answers); rerun with --resume to retry them");
+    }
+    Ok(())
+}

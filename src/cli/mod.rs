@@ -1,0 +1,16 @@
+//! Command-line code for the binaries: the model and engine flags they share, how each one
+//! starts and fails, `vlm-serve`'s graceful shutdown, and `vlm-eval`'s progress bars and
+//! report.
+
+mod allocator;
+mod engine_args;
+pub mod eval_progress;
+pub mod eval_report;
+mod logging;
+mod model_args;
+pub mod shutdown;
+mod startup;
+
+pub use engine_args::EngineArgs;
+pub use model_args::ModelArgs;
+pub use startup::main_with;
