@@ -27,7 +27,7 @@ pub use sampler::{Sampled, Sampler};
 pub use stream::{Completion, RequestStream};
 pub use threads::{
     available_cores, configure_threads, current_thread_cores, format_cpu_list, parse_cpu_list,
-    pin_current_thread, thread_plan, PinError, ThreadPlan,
+    pin_current_thread, thread_plan, CpuListError, PinError, ThreadPlan,
 };
 pub use vlm_models::preprocess::PixelBudget;
 pub use vlm_models::PreparedPrompt;

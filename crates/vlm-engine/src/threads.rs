@@ -21,24 +21,30 @@ pub fn thread_plan() -> Option<&'static ThreadPlan> {
     PLAN.get()
 }
 
+/// A cpu list (`--cpu-bind`, VLLM_CPU_OMP_THREADS_BIND's syntax) that does not parse; the
+/// message names the entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CpuListError(String);
+
 /// Parses "0-3,8" into sorted, distinct core ids.
-pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
+pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, CpuListError> {
     let mut cores = Vec::new();
     for part in list.split(',').map(str::trim) {
         if part.is_empty() {
-            return Err(format!("empty entry in cpu list {list:?}"));
+            return Err(CpuListError(format!("empty entry in cpu list {list:?}")));
         }
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let parse = |s: &str| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("{s:?} in cpu list {list:?} is not a core number"))
+            s.trim().parse::<usize>().map_err(|_| {
+                CpuListError(format!("{s:?} in cpu list {list:?} is not a core number"))
+            })
         };
         let (a, b) = (parse(a)?, parse(b)?);
         if a > b {
-            return Err(format!(
+            return Err(CpuListError(format!(
                 "range {part:?} in cpu list {list:?} runs backwards"
-            ));
+            )));
         }
         cores.extend(a..=b);
     }
@@ -199,9 +205,18 @@ mod tests {
     fn cpu_lists_parse_and_print() {
         assert_eq!(parse_cpu_list("0-3,8"), Ok(vec![0, 1, 2, 3, 8]));
         assert_eq!(parse_cpu_list(" 2, 1,1 "), Ok(vec![1, 2]));
-        assert!(parse_cpu_list("3-1").unwrap_err().contains("backwards"));
-        assert!(parse_cpu_list("a").unwrap_err().contains("not a core"));
-        assert!(parse_cpu_list("1,,2").unwrap_err().contains("empty"));
+        assert!(parse_cpu_list("3-1")
+            .unwrap_err()
+            .to_string()
+            .contains("backwards"));
+        assert!(parse_cpu_list("a")
+            .unwrap_err()
+            .to_string()
+            .contains("not a core"));
+        assert!(parse_cpu_list("1,,2")
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
         assert_eq!(format_cpu_list(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
         assert!(!available_cores().is_empty());
     }
