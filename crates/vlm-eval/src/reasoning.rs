@@ -2,7 +2,7 @@
 //! (`api/reasoning.py`, on by default from its command line): plain, case-sensitive
 //! substring matching, no regex.
 
-use crate::python_str::py_strip;
+use crate::python::py_strip;
 
 /// lmms-eval's default `--reasoning_tags`.
 pub fn default_tags() -> Vec<(String, String)> {

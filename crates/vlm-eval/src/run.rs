@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::backend::{Backend, Job};
 use crate::dataset::{Dataset, DatasetError, Origin, Row};
 use crate::journal::{read_predictions, Journal, JournalError, Prediction};
-use crate::python_str::py_strip;
+use crate::python::py_strip;
 use crate::reasoning::strip_reasoning_tags;
 use crate::tasks::{Task, TaskError, TaskScores};
 

@@ -7,10 +7,9 @@ use serde_json::{json, Map, Value};
 
 pub use rules::*;
 
-use super::{
-    row_error, stderr_clt, Metric, Prompt, PromptPart, SampleScore, Task, TaskError, TaskScores,
-};
+use super::{row_error, Metric, Prompt, PromptPart, SampleScore, Task, TaskError, TaskScores};
 use crate::dataset::Row;
+use crate::python::stderr_clt;
 
 pub struct Mme;
 
