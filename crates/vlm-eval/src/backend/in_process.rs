@@ -30,14 +30,6 @@ impl InProcess {
     }
 }
 
-pub(crate) fn finish_reason_name(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::Abort => "abort",
-    }
-}
-
 /// The same sampling a `/v1/chat/completions` request with `max_tokens` and
 /// `temperature: 0` gets from vlm-serve.
 pub fn eval_sampling(max_tokens: usize) -> SamplingParams {
@@ -133,7 +125,7 @@ impl Backend for InProcess {
                                     error: None,
                                     prompt_tokens: Some(usage.prompt_tokens),
                                     completion_tokens: Some(usage.completion_tokens),
-                                    finish_reason: Some(finish_reason_name(c.finish_reason).into()),
+                                    finish_reason: Some(c.finish_reason.as_str().into()),
                                 },
                                 _ => Prediction::failed(doc_id, "the engine stopped before answering".into()),
                             },

@@ -1,5 +1,5 @@
 use serde::{Deserialize, Serialize};
-use vlm_core::{FinishReason, Usage};
+use vlm_core::Usage;
 
 /// `stop`: one string or a list.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,14 +58,6 @@ impl From<Usage> for UsageBody {
             completion_tokens: u.completion_tokens,
             total_tokens: u.total_tokens(),
         }
-    }
-}
-
-pub fn finish_reason(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::Abort => "abort",
     }
 }
 

@@ -18,7 +18,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::media::load_image;
 use crate::protocol::chat::*;
-use crate::protocol::common::{finish_reason, response_id, UsageBody};
+use crate::protocol::common::{response_id, UsageBody};
 use crate::sampling::{sampling_params, settle_max_tokens};
 use crate::state::{unix_now, AppState};
 
@@ -210,7 +210,7 @@ impl Reply {
                     content: c.text,
                     refusal: None,
                 },
-                finish_reason: finish_reason(c.finish_reason),
+                finish_reason: c.finish_reason.as_str(),
             })
             .collect();
         ChatCompletion {
@@ -260,7 +260,7 @@ impl ChunkWriter for ChatChunks {
                 content: (!event.text.is_empty()).then_some(event.text),
             },
             logprobs,
-            finish_reason: event.finish_reason.map(finish_reason),
+            finish_reason: event.finish_reason.map(|r| r.as_str()),
         };
         Some(reply.chat_chunk(vec![choice], self.usage_slot))
     }
