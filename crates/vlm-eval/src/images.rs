@@ -4,7 +4,20 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use vlm_models::preprocess::{decode_rgb, DEFAULT_MAX_PIXELS};
+use vlm_models::preprocess::{decode_rgb, DecodeError, DEFAULT_MAX_PIXELS};
+
+/// Why an image could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Jpeg(#[from] DecodeError),
+    #[error("decoded JPEG has the wrong size")]
+    JpegSize,
+    #[error("cannot decode image: {0}")]
+    Decode(image::ImageError),
+    #[error("cannot encode PNG: {0}")]
+    EncodePng(image::ImageError),
+}
 
 /// Bytes whose decoded pixels already equal `convert("RGB")`: JPEG (decoded by
 /// libjpeg-turbo either way) and 8-bit RGB PNG. Anything else is converted and re-encoded.
@@ -35,25 +48,25 @@ fn has_transparency_chunk(png: &[u8]) -> bool {
     false
 }
 
-fn decode_dropping_alpha(bytes: &[u8]) -> Result<image::RgbImage, String> {
+fn decode_dropping_alpha(bytes: &[u8]) -> Result<image::RgbImage, ImageError> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS).map_err(|e| e.to_string())?;
+        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS)?;
         return image::RgbImage::from_raw(rgb.width as u32, rgb.height as u32, rgb.data)
-            .ok_or_else(|| "decoded JPEG has the wrong size".to_string());
+            .ok_or(ImageError::JpegSize);
     }
-    let image = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+    let image = image::load_from_memory(bytes).map_err(ImageError::Decode)?;
     Ok(image.to_rgb8())
 }
 
-fn png(rgb: &image::RgbImage) -> Result<Arc<[u8]>, String> {
+fn png(rgb: &image::RgbImage) -> Result<Arc<[u8]>, ImageError> {
     let mut out = Vec::new();
     rgb.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
-        .map_err(|e| format!("cannot encode PNG: {e}"))?;
+        .map_err(ImageError::EncodePng)?;
     Ok(out.into())
 }
 
 /// The image as the model should see it (`convert("RGB")`), in the cheapest exact encoding.
-pub fn rgb_image(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+pub fn rgb_image(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, ImageError> {
     if already_rgb(bytes) {
         return Ok(bytes.clone());
     }
@@ -62,7 +75,7 @@ pub fn rgb_image(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
 
 /// The image as a PNG (lmms-eval's `data:image/png;base64,` payload), same pixels as
 /// [`rgb_image`].
-pub fn rgb_png(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+pub fn rgb_png(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, ImageError> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && already_rgb(bytes) {
         return Ok(bytes.clone());
     }

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod dataset;
 pub mod images;
 pub mod journal;
+pub mod prompt;
 pub mod python;
 pub mod reasoning;
 pub mod report;

@@ -9,9 +9,10 @@ use tokio::sync::mpsc::Receiver;
 use vlm_core::{ChatMessage, ContentPart, FinishReason, ImageData, Role, SamplingParams};
 use vlm_engine::{EngineHandle, PixelBudget, RequestInput};
 
-use super::{Backend, Job};
+use super::job::{Backend, ImagePartError, Job, PrepareError};
+use crate::images::rgb_image;
 use crate::journal::Prediction;
-use crate::tasks::PromptPart;
+use crate::prompt::PromptPart;
 
 pub struct InProcess {
     engine: Arc<EngineHandle>,
@@ -49,22 +50,18 @@ impl Backend for InProcess {
         })
     }
 
-    fn prepare(&self, mut job: Job) -> Result<Job, String> {
+    fn prepare(&self, mut job: Job) -> Result<Job, PrepareError> {
         let content = std::mem::take(&mut job.parts)
             .into_iter()
             .map(|p| match p {
                 PromptPart::Text(t) => Ok(ContentPart::Text(t)),
-                PromptPart::Image { column, bytes } => crate::images::rgb_image(&bytes)
+                PromptPart::Image { column, bytes } => rgb_image(&bytes)
                     .map(|b| ContentPart::Image(ImageData(b)))
-                    .map_err(|e| format!("`{column}`: {e}")),
+                    .map_err(|error| ImagePartError { column, error }),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let input = RequestInput::Chat(vec![ChatMessage::new(Role::User, content)]);
-        let prepared = self
-            .engine
-            .prepare(input, PixelBudget::default())
-            .map_err(|e| e.to_string())?;
-        job.prepared = Some(prepared);
+        job.prepared = Some(self.engine.prepare(input, PixelBudget::default())?);
         Ok(job)
     }
 

@@ -7,8 +7,9 @@ use serde_json::{json, Map, Value};
 
 pub use rules::*;
 
-use super::{row_error, Metric, Prompt, PromptPart, SampleScore, Task, TaskError, TaskScores};
+use super::task::{row_error, Metric, SampleScore, Task, TaskError, TaskScores};
 use crate::dataset::Row;
+use crate::prompt::{Prompt, PromptPart};
 use crate::python::{parse_string_list, py_float_repr, py_strip, PythonRandom};
 
 pub const MC_PROMPT: &str = "Answer with the option's letter from the given choices directly.";
