@@ -14,7 +14,7 @@ use serde_json::json;
 use vlm_engine::Engine;
 use vlm_eval::backend::{Backend, InProcess, OpenAiBackend, OpenAiOptions};
 use vlm_eval::reasoning::{default_tags, parse_tags};
-use vlm_eval::report::{details, results_json, table, RunInfo};
+use vlm_eval::report::{details, table, write_results, RunInfo};
 use vlm_eval::run::{evaluate, rescore, Progress, RunOptions, TaskRun};
 use vlm_eval::tasks::{self, Task};
 
@@ -138,10 +138,7 @@ fn run_options(common: &Common, resume: bool) -> Result<RunOptions> {
 }
 
 fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> {
-    let results = results_json(runs, info);
-    let path = options.output_dir.join("results.json");
-    std::fs::write(&path, format!("{results:#}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let path = write_results(runs, info, &options.output_dir)?;
     println!("{}", table(runs));
     print!("{}", details(runs, info.mode));
     for run in runs {
