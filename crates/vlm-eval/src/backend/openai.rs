@@ -61,7 +61,10 @@ pub enum OpenAiError {
         "cannot reach {url}: {error}; is the server running, and is --base-url the address up \
          to /v1?"
     )]
-    Unreachable { url: String, error: Box<ureq::Error> },
+    Unreachable {
+        url: String,
+        error: Box<ureq::Error>,
+    },
 }
 
 enum Failure {

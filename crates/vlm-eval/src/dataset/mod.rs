@@ -123,10 +123,7 @@ mod tests {
         std::fs::copy(&shipped, snapshot.join("test-00000-of-00001.parquet")).unwrap();
         let ds = Dataset::load("lmms-lab/MME", &[], "test", None).unwrap();
         assert_eq!(ds.located.revision.as_deref(), Some("abc123"));
-        assert!(matches!(
-            ds.located.origin,
-            Origin::HfCache(_)
-        ));
+        assert!(matches!(ds.located.origin, Origin::HfCache(_)));
         assert!(!ds.rows.is_empty());
 
         // The same data under an alias id is found locally before the hub is tried.

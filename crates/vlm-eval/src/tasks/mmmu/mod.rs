@@ -52,9 +52,7 @@ pub fn interleave(input: &str, images: Vec<(String, std::sync::Arc<[u8]>)>) -> V
         parts.push(PromptPart::Image { column, bytes });
     }
     if let Some(last) = segments.last() {
-        parts.push(PromptPart::Text(
-            py_strip(last).to_string(),
-        ));
+        parts.push(PromptPart::Text(py_strip(last).to_string()));
     }
     parts
 }
