@@ -12,11 +12,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use vlm_engine::Engine;
-use vlm_eval::backend::{Backend, InProcess, OpenAiBackend, OpenAiOptions};
-use vlm_eval::reasoning::{default_tags, parse_tags};
-use vlm_eval::report::{details, table, write_results, RunInfo};
-use vlm_eval::run::{evaluate, rescore, Progress, RunOptions, TaskRun};
 use vlm_eval::tasks::{self, Task};
+use vlm_eval::{
+    default_tags, details, evaluate, parse_tags, rescore, table, write_results, Backend, InProcess,
+    OpenAiBackend, OpenAiOptions, Progress, RunInfo, RunOptions, TaskRun,
+};
 
 #[path = "../cli/engine_args.rs"]
 mod engine_args;

@@ -8,7 +8,7 @@ mod rows;
 use std::path::Path;
 
 pub use error::DatasetError;
-pub use locate::{locate, shards_in, Located, Origin};
+pub use locate::{locate, Located, Origin};
 pub use rows::{read_rows, Cell, Row};
 
 /// One split of a dataset, loaded.

@@ -12,7 +12,7 @@ mod random;
 mod str;
 
 pub use self::float::{py_float, py_float_repr, py_round};
-pub use self::literal::{parse_string_list, LiteralError};
+pub use self::literal::parse_string_list;
 pub use self::numpy::stderr_clt;
 pub use self::random::PythonRandom;
 pub use self::str::{py_lower, py_split_whitespace, py_strip};

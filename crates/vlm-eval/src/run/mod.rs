@@ -12,6 +12,5 @@ mod split;
 pub use error::RunError;
 pub use evaluate::{evaluate, Progress};
 pub use options::RunOptions;
-pub use output_dir::{predictions_path, samples_path};
 pub use score::{rescore, TaskRun};
 pub use split::DatasetInfo;
