@@ -13,11 +13,11 @@ use vlm::cli::eval_progress::progress_bars;
 use vlm::cli::eval_report::report;
 use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
-use vlm_eval::backend::{Backend, InProcess, OpenAiBackend, OpenAiOptions};
-use vlm_eval::reasoning::{default_tags, parse_tags};
-use vlm_eval::report::RunInfo;
-use vlm_eval::run::{evaluate, rescore, RunOptions};
 use vlm_eval::tasks::{self, Task};
+use vlm_eval::{
+    default_tags, evaluate, parse_tags, rescore, Backend, InProcess, OpenAiBackend, OpenAiOptions,
+    RunInfo, RunOptions,
+};
 
 /// The command line: `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved
 /// predictions. Evaluating takes no subcommand, and a derived parser would build the

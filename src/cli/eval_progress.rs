@@ -1,7 +1,7 @@
 //! `vlm-eval`'s progress on the terminal: one bar per task.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use vlm_eval::run::Progress;
+use vlm_eval::Progress;
 
 /// One bar per task: samples done, rate and ETA.
 pub fn progress_bars() -> impl FnMut(Progress<'_>) {

@@ -1,17 +1,13 @@
 //! `vlm-eval`'s results: `results.json` written, the table, details and throughput printed,
 //! and an error when samples got no response.
 
-use anyhow::{bail, Context, Result};
-use vlm_eval::report::{details, results_json, table, RunInfo};
-use vlm_eval::run::{RunOptions, TaskRun};
+use anyhow::{bail, Result};
+use vlm_eval::{details, table, write_results, RunInfo, RunOptions, TaskRun};
 
 /// Writes `results.json` to the output directory and prints the results; fails an
 /// evaluation in which samples got no response.
 pub fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<()> {
-    let results = results_json(runs, info);
-    let path = options.output_dir.join("results.json");
-    std::fs::write(&path, format!("{results:#}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let path = write_results(runs, info, &options.output_dir)?;
     println!("{}", table(runs));
     print!("{}", details(runs, info.mode));
     for run in runs {

@@ -1,3 +1,5 @@
+//! Sampling parameters as vLLM names them, their validation, and why a completion finished.
+
 use serde::{Deserialize, Serialize};
 
 /// Why a generation ended, in OpenAI's vocabulary.
@@ -10,6 +12,17 @@ pub enum FinishReason {
     Length,
     /// The request was cancelled or the engine shut down before it finished.
     Abort,
+}
+
+impl FinishReason {
+    /// The name OpenAI's API (and our journals) give the reason: `stop`, `length`, `abort`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Abort => "abort",
+        }
+    }
 }
 
 /// How tokens are chosen and when generation stops; vLLM's sampling parameters.
@@ -161,6 +174,17 @@ impl SamplingParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finish_reasons_have_openai_names() {
+        for (reason, name) in [
+            (FinishReason::Stop, "stop"),
+            (FinishReason::Length, "length"),
+            (FinishReason::Abort, "abort"),
+        ] {
+            assert_eq!(reason.as_str(), name);
+        }
+    }
 
     fn check(p: SamplingParams) -> Option<&'static str> {
         p.validate().err().map(|e| e.param)

@@ -1,10 +1,25 @@
 //! Images as lmms-eval hands them to a model: `PIL.Image.convert("RGB")` (alpha dropped,
-//! not composited; palettes and grey expanded), then PNG for an OpenAI-style request.
+//! not composited; palettes and grey expanded): those pixels go straight to the engine
+//! in-process, and as PNG in an OpenAI-style request.
 
 use std::io::Cursor;
 use std::sync::Arc;
 
-use vlm_models::preprocess::{decode_rgb, DEFAULT_MAX_PIXELS};
+use vlm_core::RgbPixels;
+use vlm_models::preprocess::{decode_rgb, DecodeError, DEFAULT_MAX_PIXELS};
+
+/// Why an image could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Jpeg(#[from] DecodeError),
+    #[error("decoded JPEG has the wrong size")]
+    JpegSize,
+    #[error("cannot decode image: {0}")]
+    Decode(image::ImageError),
+    #[error("cannot encode PNG: {0}")]
+    EncodePng(image::ImageError),
+}
 
 /// Bytes whose decoded pixels already equal `convert("RGB")`: JPEG (decoded by
 /// libjpeg-turbo either way) and 8-bit RGB PNG. Anything else is converted and re-encoded.
@@ -35,34 +50,35 @@ fn has_transparency_chunk(png: &[u8]) -> bool {
     false
 }
 
-fn decode_dropping_alpha(bytes: &[u8]) -> Result<image::RgbImage, String> {
+fn decode_dropping_alpha(bytes: &[u8]) -> Result<image::RgbImage, ImageError> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS).map_err(|e| e.to_string())?;
+        let rgb = decode_rgb(bytes, DEFAULT_MAX_PIXELS)?;
         return image::RgbImage::from_raw(rgb.width as u32, rgb.height as u32, rgb.data)
-            .ok_or_else(|| "decoded JPEG has the wrong size".to_string());
+            .ok_or(ImageError::JpegSize);
     }
-    let image = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+    let image = image::load_from_memory(bytes).map_err(ImageError::Decode)?;
     Ok(image.to_rgb8())
 }
 
-fn png(rgb: &image::RgbImage) -> Result<Arc<[u8]>, String> {
+fn png(rgb: &image::RgbImage) -> Result<Arc<[u8]>, ImageError> {
     let mut out = Vec::new();
     rgb.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
-        .map_err(|e| format!("cannot encode PNG: {e}"))?;
+        .map_err(ImageError::EncodePng)?;
     Ok(out.into())
 }
 
-/// The image as the model should see it (`convert("RGB")`), in the cheapest exact encoding.
-pub fn rgb_image(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
-    if already_rgb(bytes) {
-        return Ok(bytes.clone());
-    }
-    png(&decode_dropping_alpha(bytes)?)
+/// The image as the model should see it (`convert("RGB")`), decoded once, for the engine
+/// in this process: JPEG through libjpeg-turbo as the engine (and Pillow) decode it,
+/// anything else through `image` with its alpha or colour key dropped.
+pub fn rgb_pixels(bytes: &[u8]) -> Result<RgbPixels, ImageError> {
+    let rgb = decode_dropping_alpha(bytes)?;
+    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+    RgbPixels::new(width, height, rgb.into_raw()).ok_or(ImageError::JpegSize)
 }
 
 /// The image as a PNG (lmms-eval's `data:image/png;base64,` payload), same pixels as
-/// [`rgb_image`].
-pub fn rgb_png(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, String> {
+/// [`rgb_pixels`].
+pub fn rgb_png(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, ImageError> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && already_rgb(bytes) {
         return Ok(bytes.clone());
     }
@@ -86,7 +102,7 @@ mod tests {
     #[test]
     fn jpeg_to_png_keeps_the_pixels() {
         let jpeg = fixture("landscape.jpg");
-        assert!(Arc::ptr_eq(&rgb_image(&jpeg).unwrap(), &jpeg));
+        assert_eq!(rgb_pixels(&jpeg).unwrap().data(), pixels(&jpeg));
         let png = rgb_png(&jpeg).unwrap();
         assert!(png.starts_with(b"\x89PNG"));
         assert_eq!(pixels(&png), pixels(&jpeg));
@@ -108,15 +124,18 @@ mod tests {
         let keyed: Vec<u8> = [&plain[..33], &chunk[..], &plain[33..]].concat();
         assert!(has_transparency_chunk(&keyed));
         let keyed: Arc<[u8]> = keyed.into();
-        assert!(!Arc::ptr_eq(&rgb_image(&keyed).unwrap(), &keyed));
+        // The keyed pixel keeps its colour: the key is ignored, nothing is composited.
+        assert_eq!(rgb_pixels(&keyed).unwrap().data(), rgb.as_raw().as_slice());
+        assert_eq!(pixels(&rgb_png(&keyed).unwrap()), rgb.as_raw().as_slice());
     }
 
     #[test]
     fn alpha_is_dropped_not_composited() {
         let rgba = fixture("rgba.png");
-        let converted = rgb_image(&rgba).unwrap();
+        let converted = rgb_pixels(&rgba).unwrap();
         let expected = image::load_from_memory(&rgba).unwrap().to_rgba8();
-        let got = pixels(&converted);
+        let got = converted.data();
+        assert_eq!(got, pixels(&rgb_png(&rgba).unwrap()));
         for (i, px) in expected.pixels().enumerate() {
             assert_eq!(&got[i * 3..i * 3 + 3], &px.0[..3], "pixel {i}");
         }

@@ -1,15 +1,33 @@
 //! Benchmark evaluation with scores identical to lmms-eval's: task prompts, answer parsers
 //! and aggregation ported rule for rule (including Python's `random` stream where a parser
 //! guesses), so a number from `vlm-eval` can be put next to a paper's.
+//!
+//! A run ([`evaluate`]) loads each task's dataset split, builds every row's prompt once,
+//! gets the responses from a [`Backend`] (the engine in this process, or an
+//! OpenAI-compatible server), journals them, scores them with the task's rules and writes
+//! the samples files; [`write_results`] then writes `results.json`. [`rescore`] scores
+//! saved predictions without a model.
 
-pub mod backend;
-pub mod dataset;
-pub mod images;
-pub mod journal;
-pub mod python_literal;
-pub mod python_random;
-pub mod python_str;
-pub mod reasoning;
-pub mod report;
-pub mod run;
+mod backend;
+mod dataset;
+mod images;
+mod journal;
+mod prompt;
+mod python;
+mod reasoning;
+mod report;
+mod run;
 pub mod tasks;
+
+pub use backend::{
+    Backend, ImagePartError, InProcess, Job, OpenAiBackend, OpenAiError, OpenAiOptions,
+    PrepareError,
+};
+pub use dataset::{Cell, DatasetError, Row};
+pub use images::ImageError;
+pub use journal::{JournalError, Prediction};
+pub use prompt::{Prompt, PromptPart};
+pub use reasoning::{default_tags, parse_tags, ReasoningTagsError};
+pub use report::{details, table, write_results, ResultsWriteError, RunInfo};
+pub use run::{evaluate, rescore, DatasetInfo, Progress, RunError, RunOptions, TaskRun};
+pub use tasks::{Task, TaskError, TaskScores};

@@ -2,7 +2,7 @@
 //! (`api/reasoning.py`, on by default from its command line): plain, case-sensitive
 //! substring matching, no regex.
 
-use crate::python_str::py_strip;
+use crate::python::py_strip;
 
 /// lmms-eval's default `--reasoning_tags`.
 pub fn default_tags() -> Vec<(String, String)> {
@@ -36,16 +36,24 @@ pub fn strip_reasoning_tags(text: &str, tags: &[(String, String)]) -> String {
     py_strip(&result).to_string()
 }
 
+/// Why a `--reasoning-tags` value was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReasoningTagsError {
+    #[error("--reasoning-tags must be `none` or JSON like [[\"<think>\", \"</think>\"]]: {0}")]
+    NotJsonPairs(serde_json::Error),
+    #[error("--reasoning-tags: a tag cannot be empty")]
+    EmptyTag,
+}
+
 /// `--reasoning-tags`: `none`, or JSON pairs like `[["<think>", "</think>"]]`.
-pub fn parse_tags(spec: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_tags(spec: &str) -> Result<Vec<(String, String)>, ReasoningTagsError> {
     if spec.trim().eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
-    let tags = serde_json::from_str::<Vec<(String, String)>>(spec).map_err(|e| {
-        format!("--reasoning-tags must be `none` or JSON like [[\"<think>\", \"</think>\"]]: {e}")
-    })?;
+    let tags = serde_json::from_str::<Vec<(String, String)>>(spec)
+        .map_err(ReasoningTagsError::NotJsonPairs)?;
     if tags.iter().any(|(a, b)| a.is_empty() || b.is_empty()) {
-        return Err("--reasoning-tags: a tag cannot be empty".into());
+        return Err(ReasoningTagsError::EmptyTag);
     }
     Ok(tags)
 }

@@ -9,9 +9,10 @@ use tokio::sync::mpsc::Receiver;
 use vlm_core::{ChatMessage, ContentPart, FinishReason, ImageData, Role, SamplingParams};
 use vlm_engine::{Engine, PixelBudget, RequestInput};
 
-use super::{Backend, Job};
+use super::job::{Backend, ImagePartError, Job, PrepareError};
+use crate::images::rgb_pixels;
 use crate::journal::Prediction;
-use crate::tasks::PromptPart;
+use crate::prompt::PromptPart;
 
 pub struct InProcess {
     engine: Arc<Engine>,
@@ -27,14 +28,6 @@ impl InProcess {
             engine,
             window: window.max(1),
         }
-    }
-}
-
-pub(crate) fn finish_reason_name(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::Abort => "abort",
     }
 }
 
@@ -57,22 +50,18 @@ impl Backend for InProcess {
         })
     }
 
-    fn prepare(&self, mut job: Job) -> Result<Job, String> {
+    fn prepare(&self, mut job: Job) -> Result<Job, PrepareError> {
         let content = std::mem::take(&mut job.parts)
             .into_iter()
             .map(|p| match p {
                 PromptPart::Text(t) => Ok(ContentPart::Text(t)),
-                PromptPart::Image { column, bytes } => crate::images::rgb_image(&bytes)
-                    .map(|b| ContentPart::Image(ImageData::Encoded(b)))
-                    .map_err(|e| format!("`{column}`: {e}")),
+                PromptPart::Image { column, bytes } => rgb_pixels(&bytes)
+                    .map(|p| ContentPart::Image(ImageData::Rgb(p)))
+                    .map_err(|error| ImagePartError { column, error }),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let input = RequestInput::Chat(vec![ChatMessage::new(Role::User, content)]);
-        let prepared = self
-            .engine
-            .prepare(input, PixelBudget::default())
-            .map_err(|e| e.to_string())?;
-        job.prepared = Some(prepared);
+        job.prepared = Some(self.engine.prepare(input, PixelBudget::default())?);
         Ok(job)
     }
 
@@ -133,7 +122,7 @@ impl Backend for InProcess {
                                     error: None,
                                     prompt_tokens: Some(usage.prompt_tokens),
                                     completion_tokens: Some(usage.completion_tokens),
-                                    finish_reason: Some(finish_reason_name(c.finish_reason).into()),
+                                    finish_reason: Some(c.finish_reason.as_str().into()),
                                 },
                                 _ => Prediction::failed(doc_id, "the engine stopped before answering".into()),
                             },

@@ -11,9 +11,10 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::Receiver;
 
-use super::{Backend, Job};
+use super::job::{Backend, ImagePartError, Job, PrepareError};
+use crate::images::rgb_png;
 use crate::journal::Prediction;
-use crate::tasks::PromptPart;
+use crate::prompt::PromptPart;
 
 #[derive(Debug, Clone)]
 pub struct OpenAiOptions {
@@ -42,9 +43,29 @@ pub struct OpenAiBackend {
 
 const GIVE_UP_AFTER: usize = 16;
 
+/// Why the server cannot be used (checked once, before any sample is sent).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct OpenAiError(String);
+pub enum OpenAiError {
+    #[error("{base_url}/models lists no model; pass --model NAME")]
+    NoModelListed { base_url: String },
+    #[error("{base_url}/models is not available to pick a model; pass --model NAME")]
+    NoModelList { base_url: String },
+    #[error("GET {url}: {error}")]
+    UnreadableModelList { url: String, error: std::io::Error },
+    #[error(
+        "GET {url}: HTTP {code}, the server refused the API key; pass --api-key or set \
+         OPENAI_API_KEY"
+    )]
+    KeyRefused { url: String, code: u16 },
+    #[error(
+        "cannot reach {url}: {error}; is the server running, and is --base-url the address up \
+         to /v1?"
+    )]
+    Unreachable {
+        url: String,
+        error: Box<ureq::Error>,
+    },
+}
 
 enum Failure {
     Retryable(String),
@@ -71,18 +92,18 @@ impl OpenAiBackend {
         let listed = backend.list_models()?;
         match (&backend.options.model, listed) {
             (None, Some(models)) => {
-                backend.model = models.first().cloned().ok_or_else(|| {
-                    OpenAiError(format!(
-                        "{}/models lists no model; pass --model NAME",
-                        backend.options.base_url
-                    ))
-                })?;
+                backend.model =
+                    models
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| OpenAiError::NoModelListed {
+                            base_url: backend.options.base_url.clone(),
+                        })?;
             }
             (None, None) => {
-                return Err(OpenAiError(format!(
-                    "{}/models is not available to pick a model; pass --model NAME",
-                    backend.options.base_url
-                )))
+                return Err(OpenAiError::NoModelList {
+                    base_url: backend.options.base_url.clone(),
+                })
             }
             (Some(name), Some(models)) if !models.contains(name) => {
                 tracing::warn!("the server lists {models:?}, not `{name}`; sending `{name}` anyway")
@@ -98,22 +119,22 @@ impl OpenAiBackend {
         let body: Value = match self.authorized(self.agent.get(&url)).call() {
             Ok(r) => r
                 .into_json()
-                .map_err(|e| OpenAiError(format!("GET {url}: {e}")))?,
+                .map_err(|error| OpenAiError::UnreadableModelList {
+                    url: url.clone(),
+                    error,
+                })?,
             Err(ureq::Error::Status(code @ (401 | 403), _)) => {
-                return Err(OpenAiError(format!(
-                    "GET {url}: HTTP {code}, the server refused the API key; pass --api-key \
-                     or set OPENAI_API_KEY"
-                )))
+                return Err(OpenAiError::KeyRefused { url, code })
             }
             Err(ureq::Error::Status(code, _)) => {
                 tracing::warn!("GET {url}: HTTP {code}; going on without the model list");
                 return Ok(None);
             }
             Err(e) => {
-                return Err(OpenAiError(format!(
-                    "cannot reach {url}: {e}; is the server running, and is --base-url the \
-                     address up to /v1?"
-                )))
+                return Err(OpenAiError::Unreachable {
+                    url,
+                    error: Box::new(e),
+                })
             }
         };
         Ok(Some(
@@ -140,14 +161,16 @@ impl OpenAiBackend {
     }
 
     /// The request body; images become PNG data URLs as lmms-eval sends them.
-    fn body(&self, job: &Job) -> Result<Value, String> {
+    fn body(&self, job: &Job) -> Result<Value, ImagePartError> {
         let mut content = Vec::with_capacity(job.parts.len());
         for part in &job.parts {
             content.push(match part {
                 PromptPart::Text(t) => json!({"type": "text", "text": t}),
                 PromptPart::Image { column, bytes } => {
-                    let png =
-                        crate::images::rgb_png(bytes).map_err(|e| format!("`{column}`: {e}"))?;
+                    let png = rgb_png(bytes).map_err(|error| ImagePartError {
+                        column: column.clone(),
+                        error,
+                    })?;
                     json!({
                         "type": "image_url",
                         "image_url": {"url": format!(
@@ -222,7 +245,7 @@ impl OpenAiBackend {
         }
         let body = match self.body(job) {
             Ok(b) => b.to_string(),
-            Err(e) => return Prediction::failed(job.doc_id, e),
+            Err(e) => return Prediction::failed(job.doc_id, e.to_string()),
         };
         let mut wait = self.options.backoff;
         let mut last = String::new();
@@ -262,7 +285,7 @@ impl Backend for OpenAiBackend {
         })
     }
 
-    fn prepare(&self, job: Job) -> Result<Job, String> {
+    fn prepare(&self, job: Job) -> Result<Job, PrepareError> {
         // PNG encoding happens in the request threads, in parallel.
         Ok(job)
     }

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use hf_hub::{api::sync::ApiBuilder, Cache, Repo, RepoType};
+use hf_hub::api::sync::{ApiBuilder, ApiError};
+use hf_hub::{Cache, Repo, RepoType};
 
-use super::DatasetError;
+use super::error::DatasetError;
 
 /// Where the shards were found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,13 +119,19 @@ fn cached_snapshot(cache: &Path, repo: &str) -> Option<(PathBuf, String)> {
     Some((dir, rev))
 }
 
-fn download(repo: &str, split: &str, cache: Cache) -> Result<Located, String> {
-    let api = ApiBuilder::from_cache(cache)
-        .with_progress(true)
-        .build()
-        .map_err(|e| e.to_string())?;
+/// Why the hub could not provide a split (shown in the "looked in" list).
+#[derive(Debug, thiserror::Error)]
+enum DownloadError {
+    #[error(transparent)]
+    Hub(#[from] ApiError),
+    #[error("{repo} has no parquet files for split `{split}`")]
+    NoShards { repo: String, split: String },
+}
+
+fn download(repo: &str, split: &str, cache: Cache) -> Result<Located, DownloadError> {
+    let api = ApiBuilder::from_cache(cache).with_progress(true).build()?;
     let api_repo = api.repo(Repo::new(repo.to_string(), RepoType::Dataset));
-    let info = api_repo.info().map_err(|e| e.to_string())?;
+    let info = api_repo.info()?;
     let mut names: Vec<&str> = info
         .siblings
         .iter()
@@ -133,11 +140,14 @@ fn download(repo: &str, split: &str, cache: Cache) -> Result<Located, String> {
         .collect();
     names.sort();
     if names.is_empty() {
-        return Err(format!("{repo} has no parquet files for split `{split}`"));
+        return Err(DownloadError::NoShards {
+            repo: repo.to_string(),
+            split: split.to_string(),
+        });
     }
     let files = names
         .iter()
-        .map(|name| api_repo.get(name).map_err(|e| e.to_string()))
+        .map(|name| api_repo.get(name))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Located {
         files,

@@ -2,7 +2,7 @@
 //! options, usage, finish reasons and response ids.
 
 use serde::{Deserialize, Serialize};
-use vlm_core::{FinishReason, Usage};
+use vlm_core::Usage;
 
 /// `stop`: one string or a list.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,14 +61,6 @@ impl From<Usage> for UsageBody {
             completion_tokens: u.completion_tokens,
             total_tokens: u.total_tokens(),
         }
-    }
-}
-
-pub fn finish_reason(reason: FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::Abort => "abort",
     }
 }
 

@@ -17,7 +17,7 @@ use crate::body::parse_json;
 use crate::error::ApiError;
 use crate::messages::convert_messages;
 use crate::protocol::chat::*;
-use crate::protocol::common::{finish_reason, response_id, UsageBody};
+use crate::protocol::common::{response_id, UsageBody};
 use crate::state::{unix_now, AppState};
 use crate::validate::{sampling_params, settle_max_tokens};
 
@@ -139,7 +139,7 @@ impl Reply {
                     content: c.text,
                     refusal: None,
                 },
-                finish_reason: finish_reason(c.finish_reason),
+                finish_reason: c.finish_reason.as_str(),
             })
             .collect();
         ChatCompletion {
@@ -193,7 +193,7 @@ impl ChunkWriter for ChatChunks {
                 content: (!event.text.is_empty()).then_some(event.text),
             },
             logprobs,
-            finish_reason: event.finish_reason.map(finish_reason),
+            finish_reason: event.finish_reason.map(|r| r.as_str()),
         };
         Some(reply.chat_chunk(vec![choice], self.usage_slot))
     }

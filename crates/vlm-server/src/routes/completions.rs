@@ -16,7 +16,7 @@ use super::blocking;
 use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
 use crate::error::ApiError;
-use crate::protocol::common::{finish_reason, response_id};
+use crate::protocol::common::response_id;
 use crate::protocol::completion::*;
 use crate::state::{unix_now, AppState};
 use crate::validate::{sampling_params, settle_max_tokens};
@@ -110,7 +110,7 @@ pub async fn handle(
                     lp
                 }),
                 text: c.text,
-                finish_reason: Some(finish_reason(c.finish_reason)),
+                finish_reason: Some(c.finish_reason.as_str()),
             });
         }
     }
@@ -175,7 +175,7 @@ impl ChunkWriter for CompletionChunks {
             index: event.index,
             text: event.text,
             logprobs,
-            finish_reason: event.finish_reason.map(finish_reason),
+            finish_reason: event.finish_reason.map(|r| r.as_str()),
         };
         Some(reply.text_chunk(vec![choice], None))
     }

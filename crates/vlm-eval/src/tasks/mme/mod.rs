@@ -7,10 +7,10 @@ use serde_json::{json, Map, Value};
 
 pub use rules::*;
 
-use super::{
-    row_error, stderr_clt, Metric, Prompt, PromptPart, SampleScore, Task, TaskError, TaskScores,
-};
+use super::task::{row_error, Metric, SampleScore, Task, TaskError, TaskScores};
 use crate::dataset::Row;
+use crate::prompt::{Prompt, PromptPart};
+use crate::python::stderr_clt;
 
 pub struct Mme;
 
@@ -138,7 +138,7 @@ impl Task for Mme {
                 correct: s.score == 1.0,
             })
             .collect();
-        let scores = aggregate(&scored).map_err(|e| TaskError::Aggregate(e.to_string()))?;
+        let scores = aggregate(&scored).map_err(|e| TaskError::Aggregate(Box::new(e)))?;
         let mut metrics = Vec::new();
         for (name, value) in [
             (COGNITION_METRIC, scores.cognition),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::python_str::{py_lower, py_strip};
+use crate::python::{py_lower, py_strip};
 
 pub const PERCEPTION: [&str; 10] = [
     "existence",

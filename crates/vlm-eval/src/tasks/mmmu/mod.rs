@@ -7,10 +7,10 @@ use serde_json::{json, Map, Value};
 
 pub use rules::*;
 
-use super::{row_error, Metric, Prompt, PromptPart, SampleScore, Task, TaskError, TaskScores};
+use super::task::{row_error, Metric, SampleScore, Task, TaskError, TaskScores};
 use crate::dataset::Row;
-use crate::python_literal::parse_string_list;
-use crate::python_random::PythonRandom;
+use crate::prompt::{Prompt, PromptPart};
+use crate::python::{parse_string_list, py_float_repr, py_strip, PythonRandom};
 
 pub const MC_PROMPT: &str = "Answer with the option's letter from the given choices directly.";
 pub const OPEN_PROMPT: &str = "Answer the question using a single word or phrase.";
@@ -44,7 +44,7 @@ pub fn interleave(input: &str, images: Vec<(String, std::sync::Arc<[u8]>)>) -> V
     let mut parts = Vec::new();
     for (i, (column, bytes)) in images.into_iter().enumerate() {
         if i + 1 < segments.len() {
-            let t = crate::python_str::py_strip(segments[i]);
+            let t = py_strip(segments[i]);
             if !t.is_empty() {
                 parts.push(PromptPart::Text(t.to_string()));
             }
@@ -52,9 +52,7 @@ pub fn interleave(input: &str, images: Vec<(String, std::sync::Arc<[u8]>)>) -> V
         parts.push(PromptPart::Image { column, bytes });
     }
     if let Some(last) = segments.last() {
-        parts.push(PromptPart::Text(
-            crate::python_str::py_strip(last).to_string(),
-        ));
+        parts.push(PromptPart::Text(py_strip(last).to_string()));
     }
     parts
 }
@@ -76,19 +74,6 @@ fn open_correct_lmms_eval_0_4(gold: &str, preds: &[OpenPred]) -> bool {
             .iter()
             .any(|g| matches!(g, OpenPred::Text(t) if c.to_string().contains(t.as_str())))
     })
-}
-
-/// Python's `str(float)` for the values `round(x, 2)` produces.
-fn py_float_repr(v: f64) -> String {
-    if v.is_nan() {
-        "nan".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.into()
-    } else if v == v.trunc() && v.abs() < 1e16 {
-        format!("{v:.1}")
-    } else {
-        format!("{v}")
-    }
 }
 
 /// The accuracy lines for stdout: each domain, then its subjects, overall last (lmms-eval's
@@ -320,7 +305,5 @@ mod tests {
         assert!(!open_correct_lmms_eval_0_4("12", &parse_open("12")));
         assert!(!open_correct_lmms_eval_0_4("paris", &parse_open("Paris")));
         assert!(open_correct("12", &parse_open("12")));
-        assert_eq!(py_float_repr(12.0), "12.0");
-        assert_eq!(py_float_repr(0.25), "0.25");
     }
 }

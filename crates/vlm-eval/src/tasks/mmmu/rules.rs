@@ -9,8 +9,7 @@ use std::sync::LazyLock;
 
 use fancy_regex::Regex;
 
-use crate::python_random::PythonRandom;
-use crate::python_str::{py_lower, py_split_whitespace, py_strip};
+use crate::python::{py_float, py_lower, py_round, py_split_whitespace, py_strip, PythonRandom};
 
 pub const DOMAINS: [(&str, &[&str]); 6] = [
     ("Art and Design", &["Art", "Art_Theory", "Design", "Music"]),
@@ -201,62 +200,6 @@ impl serde::Serialize for OpenPred {
             OpenPred::Text(t) => s.serialize_str(t),
         }
     }
-}
-
-/// Python's `float(s)`: surrounding whitespace, signs, `inf`/`infinity`/`nan` in any case,
-/// and `_` between digits.
-pub fn py_float(s: &str) -> Option<f64> {
-    let t = py_strip(s);
-    if t.is_empty() {
-        return None;
-    }
-    let chars: Vec<char> = t.chars().collect();
-    let mut cleaned = String::with_capacity(t.len());
-    for (i, &c) in chars.iter().enumerate() {
-        if c == '_' {
-            let between_digits = i > 0
-                && i + 1 < chars.len()
-                && chars[i - 1].is_ascii_digit()
-                && chars[i + 1].is_ascii_digit();
-            if !between_digits {
-                return None;
-            }
-            continue;
-        }
-        if !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
-            return None;
-        }
-        cleaned.push(c);
-    }
-    let unsigned = cleaned.trim_start_matches(['+', '-']);
-    if cleaned.len() - unsigned.len() > 1 {
-        return None;
-    }
-    let lower = unsigned.to_ascii_lowercase();
-    if ["inf", "infinity", "nan"].contains(&lower.as_str()) {
-        return cleaned.parse::<f64>().ok().or_else(|| {
-            let v = if lower == "nan" {
-                f64::NAN
-            } else {
-                f64::INFINITY
-            };
-            Some(if cleaned.starts_with('-') { -v } else { v })
-        });
-    }
-    // Rust accepts what Python does for plain decimal and exponent forms.
-    if lower.contains("inf") || lower.contains("nan") {
-        return None;
-    }
-    cleaned.parse::<f64>().ok()
-}
-
-/// Python's `round(x, n)`: correctly rounded, ties to even on the exact binary value —
-/// which is what Rust's fixed-precision formatting computes.
-pub fn py_round(x: f64, digits: usize) -> f64 {
-    if !x.is_finite() {
-        return x;
-    }
-    format!("{x:.digits$}").parse().unwrap_or(x)
 }
 
 /// MMMU's `normalize_str`.
@@ -510,9 +453,6 @@ mod tests {
             vec![OpenPred::Text(" x".into()), OpenPred::Text("x ".into())]
         );
         assert_eq!(normalize("Paris"), vec![OpenPred::Text("paris".into())]);
-        assert_eq!(py_float("1e"), None);
-        assert_eq!(py_float("--1"), None);
-        assert_eq!(py_float("_1"), None);
     }
 
     #[test]

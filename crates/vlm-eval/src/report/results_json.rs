@@ -1,9 +1,19 @@
-//! `results.json` in lmms-eval's layout (so tools that read lmms-eval output read ours), our
-//! extras under `vlm`, and the stdout table laid out as lmms-eval's `make_table`.
+//! `results.json` in lmms-eval's layout (so tools that read lmms-eval output read ours), with
+//! our extras under `vlm`.
+
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
 use crate::run::TaskRun;
+
+/// `results.json` could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {error}", path.display())]
+pub struct ResultsWriteError {
+    pub path: PathBuf,
+    pub error: std::io::Error,
+}
 
 /// Run-wide facts for `config` and the `vlm` extras.
 #[derive(Debug, Clone)]
@@ -33,7 +43,7 @@ fn metric_entries(run: &TaskRun) -> Map<String, Value> {
     m
 }
 
-pub fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
+fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
     let mut results = Map::new();
     let mut group_subtasks = Map::new();
     let mut configs = Map::new();
@@ -113,112 +123,17 @@ pub fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
     })
 }
 
-/// lmms-eval's results table: one row per task metric, metrics sorted by name, `%.4f`
-/// values, the CLT column only when some metric has one.
-pub fn table(runs: &[TaskRun]) -> String {
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut any_clt = false;
-    for run in runs {
-        let mut metrics = run.scores.metrics.clone();
-        metrics.sort_by_key(|m| m.name);
-        for (i, m) in metrics.iter().enumerate() {
-            any_clt |= m.stderr_clt.is_some();
-            rows.push(vec![
-                if i == 0 {
-                    run.name.to_string()
-                } else {
-                    String::new()
-                },
-                "none".into(),
-                "0".into(),
-                m.name.into(),
-                "↑".into(),
-                format!("{:.4}", m.value),
-                "±".into(),
-                "N/A".into(),
-                m.stderr_clt.map_or("N/A".into(), |v| format!("{v:.4}")),
-            ]);
-        }
+/// Writes `results.json` into `output_dir` (pretty-printed, one trailing newline) and
+/// returns its path.
+pub fn write_results(
+    runs: &[TaskRun],
+    info: &RunInfo,
+    output_dir: &Path,
+) -> Result<PathBuf, ResultsWriteError> {
+    let results = results_json(runs, info);
+    let path = output_dir.join("results.json");
+    match std::fs::write(&path, format!("{results:#}\n")) {
+        Ok(()) => Ok(path),
+        Err(error) => Err(ResultsWriteError { path, error }),
     }
-    let mut headers = vec![
-        "Tasks", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr",
-    ];
-    let mut right = vec![false, false, true, false, false, true, false, true];
-    if any_clt {
-        headers.push("Stderr_CLT");
-        right.push(true);
-    } else {
-        rows.iter_mut().for_each(|r| {
-            r.pop();
-        });
-    }
-    let widths: Vec<usize> = (0..headers.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([headers[c].chars().count(), 3])
-                .max()
-                .unwrap_or(3)
-        })
-        .collect();
-    let line = |cells: Vec<String>| format!("|{}|\n", cells.join("|"));
-    let mut out = line(
-        headers
-            .iter()
-            .zip(&widths)
-            .map(|(h, &w)| format!("{h:^w$}"))
-            .collect(),
-    );
-    out += &line(
-        widths
-            .iter()
-            .zip(&right)
-            .map(|(&w, &r)| {
-                if r {
-                    format!("{}:", "-".repeat(w - 1))
-                } else {
-                    "-".repeat(w)
-                }
-            })
-            .collect(),
-    );
-    for row in &rows {
-        out += &line(
-            row.iter()
-                .zip(widths.iter().zip(&right))
-                .map(|(cell, (&w, &r))| {
-                    if r {
-                        format!("{cell:>w$}")
-                    } else {
-                        format!("{cell:<w$}")
-                    }
-                })
-                .collect(),
-        );
-    }
-    out
-}
-
-/// Each task's breakdown (what lmms-eval logs below its table) and failure warnings.
-pub fn details(runs: &[TaskRun], mode: &str) -> String {
-    let mut out = String::new();
-    for run in runs {
-        out += &run.scores.summary;
-        if run.failures > 0 {
-            let next = if mode == "score" {
-                "they are marked `error` in the predictions file"
-            } else {
-                "vlm-eval --resume with the same flags retries them"
-            };
-            out += &format!(
-                "WARNING {}: {} of {} samples got no response and were scored as empty answers \
-                 (see `error` in {}); {next}\n",
-                run.name,
-                run.failures,
-                run.effective,
-                run.samples_file.display()
-            );
-        }
-    }
-    out
 }
