@@ -2,8 +2,6 @@
 //! behind `--features cuda`. The model layers turn tensors into slices and call these.
 
 pub mod cpu;
+mod error;
 
-/// A kernel refused its inputs; the message says which shape or table is wrong.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct KernelError(pub String);
+pub use error::KernelError;

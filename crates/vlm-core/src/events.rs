@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::FinishReason;
+use crate::sampling::FinishReason;
 
 /// Token counts of one request, as OpenAI's `usage` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! only on its own query, keys and values, never on the rest of the batch.
 
 use super::disjoint::OutPtr;
-use crate::KernelError;
+use crate::error::KernelError;
 
 /// One layer of a paged cache: `[slots, kv_heads, head_dim]` keys and values, where
 /// position `p` of a sequence lives in slot `table[p / block_size] * block_size + p %
