@@ -83,10 +83,10 @@ pub fn current_thread_cores() -> Vec<usize> {
 
 /// A thread could not be pinned to its core.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot pin to core {core}: {source}")]
+#[error("cannot pin to core {core}: {error}")]
 pub struct PinError {
     pub core: usize,
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// Pins the calling thread to one core.
@@ -102,7 +102,7 @@ pub fn pin_current_thread(core: usize) -> Result<(), PinError> {
     } else {
         Err(PinError {
             core,
-            source: std::io::Error::last_os_error(),
+            error: std::io::Error::last_os_error(),
         })
     }
 }

@@ -28,6 +28,15 @@ pub(crate) enum Command {
     },
 }
 
+/// How a sequence leaves the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// Its last token event (stop or length) has been sent.
+    Finished,
+    /// Cancelled, disconnected, shut down or failed: its stream still needs its end.
+    Aborted,
+}
+
 pub(crate) struct Worker {
     model: Arc<VlmModel>,
     scheduler: Scheduler,
@@ -126,17 +135,17 @@ impl Worker {
     /// Removes matching sequences and retires them as aborted.
     fn abort(&mut self, matches: impl Fn(&Sequence) -> bool) {
         for seq in self.scheduler.remove_where(matches) {
-            self.retire(seq, FinishReason::Abort);
+            self.retire(seq, Exit::Aborted);
         }
     }
 
     /// The one way a sequence leaves the engine: its KV blocks go back to the pool, its
     /// request's image features are dropped once no sequence of it remains, it is counted,
     /// and an aborted one's stream ends (a finished one's last token event already did).
-    fn retire(&mut self, mut seq: Sequence, reason: FinishReason) {
+    fn retire(&mut self, mut seq: Sequence, exit: Exit) {
         self.pool.release(&mut seq.blocks);
         self.kv.remove(seq.id);
-        if reason == FinishReason::Abort {
+        if exit == Exit::Aborted {
             let usage = Usage {
                 prompt_tokens: seq.prompt_len(),
                 completion_tokens: seq.output.len(),
@@ -154,9 +163,9 @@ impl Worker {
         }
         {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-            match reason {
-                FinishReason::Abort => stats.aborted_requests += 1,
-                _ => stats.finished_requests += 1,
+            match exit {
+                Exit::Aborted => stats.aborted_requests += 1,
+                Exit::Finished => stats.finished_requests += 1,
             }
         }
         if !self.scheduler.has_request(seq.request.id) {
@@ -279,7 +288,7 @@ impl Worker {
             }
         }
         for seq in self.scheduler.finish(finished) {
-            self.retire(seq, FinishReason::Stop);
+            self.retire(seq, Exit::Finished);
         }
         Ok(())
     }

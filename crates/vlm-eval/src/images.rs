@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use vlm_core::RgbPixels;
+use vlm_core::{ImageData, RgbPixels};
 use vlm_models::preprocess::{decode_rgb, DecodeError, DEFAULT_MAX_PIXELS};
 
 /// Why an image could not be converted.
@@ -19,6 +19,8 @@ pub enum ImageError {
     Decode(image::ImageError),
     #[error("cannot encode PNG: {0}")]
     EncodePng(image::ImageError),
+    #[error("decoded image holds the wrong number of pixels for its size")]
+    PixelCount,
 }
 
 /// Bytes whose decoded pixels already equal `convert("RGB")`: JPEG (decoded by
@@ -67,17 +69,39 @@ fn png(rgb: &image::RgbImage) -> Result<Arc<[u8]>, ImageError> {
     Ok(out.into())
 }
 
-/// The image as the model should see it (`convert("RGB")`), decoded once, for the engine
-/// in this process: JPEG through libjpeg-turbo as the engine (and Pillow) decode it,
-/// anything else through `image` with its alpha or colour key dropped.
-pub fn rgb_pixels(bytes: &[u8]) -> Result<RgbPixels, ImageError> {
-    let rgb = decode_dropping_alpha(bytes)?;
+/// The image for the engine in this process, as the model should see it
+/// (`convert("RGB")`), decoded once here and handed over as pixels. JPEG and plain RGB PNG,
+/// which the engine's own decoder reads to these same pixels, go over as their bytes when
+/// they are over the engine's size limit or do not decode, so the engine refuses them (from
+/// the header, before decoding) with the same error as any request's image.
+pub fn engine_image(bytes: &Arc<[u8]>) -> Result<ImageData, ImageError> {
+    if already_rgb(bytes) {
+        let fits = header_pixels(bytes).is_some_and(|p| p <= DEFAULT_MAX_PIXELS);
+        return Ok(match fits.then(|| decode_dropping_alpha(bytes)) {
+            Some(Ok(rgb)) => ImageData::Rgb(rgb_pixels(rgb)?),
+            _ => ImageData::Encoded(bytes.clone()),
+        });
+    }
+    Ok(ImageData::Rgb(rgb_pixels(decode_dropping_alpha(bytes)?)?))
+}
+
+/// Width x height from the image's header, without decoding it.
+fn header_pixels(bytes: &[u8]) -> Option<u64> {
+    let (w, h) = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()?;
+    Some(u64::from(w) * u64::from(h))
+}
+
+fn rgb_pixels(rgb: image::RgbImage) -> Result<RgbPixels, ImageError> {
     let (width, height) = (rgb.width() as usize, rgb.height() as usize);
-    RgbPixels::new(width, height, rgb.into_raw()).ok_or(ImageError::JpegSize)
+    RgbPixels::new(width, height, rgb.into_raw()).ok_or(ImageError::PixelCount)
 }
 
 /// The image as a PNG (lmms-eval's `data:image/png;base64,` payload), same pixels as
-/// [`rgb_pixels`].
+/// [`engine_image`].
 pub fn rgb_png(bytes: &Arc<[u8]>) -> Result<Arc<[u8]>, ImageError> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && already_rgb(bytes) {
         return Ok(bytes.clone());
@@ -99,10 +123,40 @@ mod tests {
         decode_rgb(bytes, DEFAULT_MAX_PIXELS).unwrap().data
     }
 
+    /// The pixels `engine_image` hands the engine (decoding bytes it passes on as they are).
+    fn engine_pixels(bytes: &Arc<[u8]>) -> Vec<u8> {
+        match engine_image(bytes).unwrap() {
+            ImageData::Rgb(p) => p.data().to_vec(),
+            ImageData::Encoded(b) => pixels(&b),
+        }
+    }
+
+    #[test]
+    fn undecodable_or_oversized_rgb_bytes_go_to_the_engine_as_they_are() {
+        let broken: Arc<[u8]> = [&[0xFFu8, 0xD8, 0xFF][..], &[0u8; 16][..]].concat().into();
+        assert!(
+            matches!(engine_image(&broken).unwrap(), ImageData::Encoded(b) if Arc::ptr_eq(&b, &broken))
+        );
+        // A 9000x9000 RGB PNG whose pixel data is missing (IHDR, an empty IDAT, IEND): over
+        // the engine's limit by its header, so never decoded here.
+        let huge: Arc<[u8]> = vec![
+            137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 35, 40, 0, 0, 35,
+            40, 8, 2, 0, 0, 0, 226, 183, 229, 237, 0, 0, 0, 8, 73, 68, 65, 84, 120, 156, 3, 0, 0,
+            0, 0, 1, 72, 6, 137, 210, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+        ]
+        .into();
+        assert_eq!(header_pixels(&huge), Some(81_000_000));
+        assert!(
+            matches!(engine_image(&huge).unwrap(), ImageData::Encoded(b) if Arc::ptr_eq(&b, &huge))
+        );
+        let plain = fixture("landscape.jpg");
+        assert!(matches!(engine_image(&plain).unwrap(), ImageData::Rgb(_)));
+    }
+
     #[test]
     fn jpeg_to_png_keeps_the_pixels() {
         let jpeg = fixture("landscape.jpg");
-        assert_eq!(rgb_pixels(&jpeg).unwrap().data(), pixels(&jpeg));
+        assert_eq!(engine_pixels(&jpeg), pixels(&jpeg));
         let png = rgb_png(&jpeg).unwrap();
         assert!(png.starts_with(b"\x89PNG"));
         assert_eq!(pixels(&png), pixels(&jpeg));
@@ -125,16 +179,15 @@ mod tests {
         assert!(has_transparency_chunk(&keyed));
         let keyed: Arc<[u8]> = keyed.into();
         // The keyed pixel keeps its colour: the key is ignored, nothing is composited.
-        assert_eq!(rgb_pixels(&keyed).unwrap().data(), rgb.as_raw().as_slice());
+        assert_eq!(engine_pixels(&keyed), rgb.as_raw().as_slice());
         assert_eq!(pixels(&rgb_png(&keyed).unwrap()), rgb.as_raw().as_slice());
     }
 
     #[test]
     fn alpha_is_dropped_not_composited() {
         let rgba = fixture("rgba.png");
-        let converted = rgb_pixels(&rgba).unwrap();
+        let got = engine_pixels(&rgba);
         let expected = image::load_from_memory(&rgba).unwrap().to_rgba8();
-        let got = converted.data();
         assert_eq!(got, pixels(&rgb_png(&rgba).unwrap()));
         for (i, px) in expected.pixels().enumerate() {
             assert_eq!(&got[i * 3..i * 3 + 3], &px.0[..3], "pixel {i}");

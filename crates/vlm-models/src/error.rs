@@ -54,10 +54,10 @@ pub enum ModelError {
     ChatTemplate(String),
     #[error("image {index}: {source}")]
     Image { index: usize, source: DecodeError },
-    #[error("image {index}: {source}")]
+    #[error("image {index}: {error}")]
     ImageProcessing {
         index: usize,
-        source: PreprocessError,
+        error: PreprocessError,
     },
     #[error("{0}")]
     InvalidRequest(String),

@@ -120,3 +120,57 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attends_over_scattered_blocks_and_refuses_short_tables() {
+        // One kv head, head_dim 2, block size 2, 3 blocks; the sequence uses blocks 2 then 0.
+        let (slots, hd) = (6, 2);
+        let keys: Vec<f32> = (0..slots * hd).map(|i| i as f32 * 0.1).collect();
+        let values: Vec<f32> = (0..slots * hd).map(|i| (i % 5) as f32).collect();
+        let kv = PagedKv {
+            keys: &keys,
+            values: &values,
+            slots,
+            kv_heads: 1,
+            head_dim: hd,
+            block_size: 2,
+        };
+        let q = [0.5f32, -0.25];
+        let seqs = [PagedSeq {
+            table: &[2, 0],
+            context: 3,
+        }];
+        let out = decode_attention(&q, &kv, &seqs, 1, 1.0).unwrap();
+        // Positions 0, 1, 2 live in slots 4, 5, 0.
+        let slots_used = [4usize, 5, 0];
+        let scores: Vec<f32> = slots_used
+            .iter()
+            .map(|&s| q[0] * keys[s * hd] + q[1] * keys[s * hd + 1])
+            .collect();
+        let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        for d in 0..hd {
+            let want: f32 = slots_used
+                .iter()
+                .zip(&e)
+                .map(|(&s, w)| w / sum * values[s * hd + d])
+                .sum();
+            assert!(
+                (out[d] - want).abs() < 1e-6,
+                "dim {d}: {} vs {want}",
+                out[d]
+            );
+        }
+        let short = [PagedSeq {
+            table: &[2],
+            context: 3,
+        }];
+        assert!(decode_attention(&q, &kv, &short, 1, 1.0).is_err());
+        assert!(decode_attention(&q[..1], &kv, &seqs, 1, 1.0).is_err());
+    }
+}

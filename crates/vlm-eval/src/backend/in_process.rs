@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc::Receiver;
-use vlm_core::{ChatMessage, ContentPart, FinishReason, ImageData, Role, SamplingParams};
+use vlm_core::{ChatMessage, ContentPart, FinishReason, Role, SamplingParams};
 use vlm_engine::{Engine, PixelBudget, RequestInput};
 
 use super::job::{Backend, ImagePartError, Job, PrepareError};
-use crate::images::rgb_pixels;
+use crate::images::engine_image;
 use crate::journal::Prediction;
 use crate::prompt::PromptPart;
 
@@ -55,8 +55,8 @@ impl Backend for InProcess {
             .into_iter()
             .map(|p| match p {
                 PromptPart::Text(t) => Ok(ContentPart::Text(t)),
-                PromptPart::Image { column, bytes } => rgb_pixels(&bytes)
-                    .map(|p| ContentPart::Image(ImageData::Rgb(p)))
+                PromptPart::Image { column, bytes } => engine_image(&bytes)
+                    .map(ContentPart::Image)
                     .map_err(|error| ImagePartError { column, error }),
             })
             .collect::<Result<Vec<_>, _>>()?;

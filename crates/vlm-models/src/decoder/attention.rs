@@ -3,11 +3,21 @@
 
 use candle_core::{DType, Tensor};
 
+use super::config::{DecoderConfig, Flavor};
+use super::kv::KvCache;
 use super::paged_attention::{self, PagedSeq};
-use super::{DecoderConfig, DecoderInput, Flavor, KvCache};
 use crate::error::Result;
 use crate::layers::Linear;
 use crate::loader::Weights;
+
+/// One step's input: the embeddings of every new token of every sequence, stacked
+/// (`[total_tokens, hidden]`, sequences in `seqs` order), and their rotary tables.
+pub struct DecoderInput<'a> {
+    pub embeddings: Tensor,
+    pub cos: Tensor,
+    pub sin: Tensor,
+    pub seqs: &'a [SeqSlice],
+}
 
 /// Where one sequence's new tokens sit in a batched step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

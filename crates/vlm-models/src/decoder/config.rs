@@ -5,6 +5,15 @@ use serde_json::Value;
 
 use crate::error::UnsupportedConfig;
 
+/// Which decoder family's conventions apply where configs leave them implicit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Llama: `attention_bias` puts biases on q, k, v and o, or on none.
+    Llama,
+    /// Qwen2: biases on q, k and v, never on o.
+    Qwen2,
+}
+
 /// The text decoder's shape, read from a config's `text_config` (or the top level for Qwen2-VL
 /// hub configs). Absent fields take transformers' `LlamaConfig` defaults, because hub configs
 /// such as llava-hf/llava-1.5-7b-hf's list only the values that differ from them.

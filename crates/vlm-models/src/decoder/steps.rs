@@ -4,7 +4,9 @@
 
 use candle_core::Tensor;
 
-use super::{Decoder, DecoderInput, KvCache, SeqSlice};
+use super::attention::{DecoderInput, SeqSlice};
+use super::kv::KvCache;
+use super::stack::Decoder;
 use crate::error::{ModelError, Result};
 
 /// One sequence's share of a batched forward step.

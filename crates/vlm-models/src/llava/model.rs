@@ -6,15 +6,27 @@ use candle_core::{DType, Device, Tensor};
 use super::clip::ClipVisionTower;
 use super::config::LlavaConfig;
 use super::projector::Projector;
-use super::KEY_LAYOUT;
 use crate::decoder::{
     Decoder, DecoderConfig, Flavor, KvCache, LogitRows, MropePositions, RotaryEmbedding, SeqStep,
 };
 use crate::error::{ModelError, Result};
 use crate::family::{Family, FamilySource};
+use crate::loader::KeyLayout;
 use crate::preprocess::{ClipImageProcessor, Image8, PixelBudget, PixelValues, PreprocessError};
 
-pub struct LlavaModel {
+/// llava-hf hub checkpoints predate transformers 5's `model.` nesting; transformers 5's own
+/// `save_pretrained` writes those names too, except for the vision tower's `vision_model.`.
+pub const KEY_LAYOUT: KeyLayout = KeyLayout {
+    legacy_prefixes: &[
+        ("model.language_model.", "language_model.model."),
+        ("lm_head.", "language_model.lm_head."),
+        ("model.vision_tower.", "vision_tower.vision_model."),
+        ("model.vision_tower.", "vision_tower."),
+        ("model.multi_modal_projector.", "multi_modal_projector."),
+    ],
+};
+
+pub(crate) struct LlavaModel {
     config: LlavaConfig,
     processor: ClipImageProcessor,
     vision: ClipVisionTower,
@@ -63,10 +75,6 @@ impl LlavaModel {
             device: w.device().clone(),
             dtype: w.dtype(),
         })
-    }
-
-    pub fn config(&self) -> &LlavaConfig {
-        &self.config
     }
 }
 

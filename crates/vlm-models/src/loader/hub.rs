@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use hf_hub::{api::sync::ApiBuilder, Cache, Repo};
 
-use super::Snapshot;
+use super::snapshot::Snapshot;
 use crate::error::{ModelError, Result};
 
 /// Files a snapshot may need; the hub listing decides which of them exist.

@@ -146,7 +146,7 @@ impl VlmModel {
         let (pixels, num_tokens) = self
             .family
             .prepare_image(&rgb, budget)
-            .map_err(|source| ModelError::ImageProcessing { index, source })?;
+            .map_err(|error| ModelError::ImageProcessing { index, error })?;
         // Equal keys, equal features: the key covers what the pixels came from and the
         // budget they were resized under.
         let mut hasher = blake3::Hasher::new();

@@ -6,15 +6,25 @@ use candle_core::{DType, Device, Tensor};
 use super::config::Qwen2VlConfig;
 use super::rope_index::mrope_positions;
 use super::vision::VisionTransformer;
-use super::KEY_LAYOUT;
 use crate::decoder::{
     Decoder, DecoderConfig, Flavor, KvCache, LogitRows, MropePositions, RotaryEmbedding, SeqStep,
 };
 use crate::error::{ModelError, Result};
 use crate::family::{Family, FamilySource};
+use crate::loader::KeyLayout;
 use crate::preprocess::{Image8, PatchValues, PixelBudget, PreprocessError, Qwen2VlImageProcessor};
 
-pub struct Qwen2VlModel {
+/// Hub checkpoints (and transformers 5's save_pretrained) use `model.*` for the decoder and
+/// `visual.*` for the vision tower; transformers 5's modules are `model.language_model.*`
+/// and `model.visual.*`.
+pub const KEY_LAYOUT: KeyLayout = KeyLayout {
+    legacy_prefixes: &[
+        ("model.language_model.", "model."),
+        ("model.visual.", "visual."),
+    ],
+};
+
+pub(crate) struct Qwen2VlModel {
     config: Qwen2VlConfig,
     processor: Qwen2VlImageProcessor,
     vision: VisionTransformer,
@@ -68,10 +78,6 @@ impl Qwen2VlModel {
             device: w.device().clone(),
             dtype: w.dtype(),
         })
-    }
-
-    pub fn config(&self) -> &Qwen2VlConfig {
-        &self.config
     }
 }
 

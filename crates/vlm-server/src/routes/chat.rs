@@ -11,7 +11,7 @@ use axum::Json;
 use vlm_core::{FinishReason, TokenEvent, Usage};
 use vlm_engine::{PixelBudget, RequestInput, RequestStream};
 
-use super::blocking;
+use super::blocking::blocking;
 use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
 use crate::error::ApiError;

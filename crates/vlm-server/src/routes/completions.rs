@@ -12,7 +12,7 @@ use axum::Json;
 use vlm_core::{FinishReason, TokenEvent, TokenLogprob, Usage};
 use vlm_engine::{PixelBudget, RequestInput};
 
-use super::blocking;
+use super::blocking::blocking;
 use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
 use crate::error::ApiError;

@@ -1,6 +1,7 @@
 //! The router: every endpoint, the `/v1` key check, the body limit and OpenAI-shaped
 //! 404/405s; and `blocking`, which runs request preparation off the async workers.
 
+mod blocking;
 mod chat;
 mod completions;
 mod info;
@@ -49,14 +50,4 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     ApiError::bad_request(format!("{method} is not allowed on {}", uri.path()))
         .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)
         .into_response()
-}
-
-/// Runs request preparation (image fetching and decoding, templating, tokenizing) off the
-/// async workers: it is CPU and file work.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("request preparation failed: {e}")))?
 }

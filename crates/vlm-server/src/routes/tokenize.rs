@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vlm_engine::{PixelBudget, RequestInput};
 
-use super::blocking;
+use super::blocking::blocking;
 use crate::body::parse_json;
 use crate::error::ApiError;
 use crate::messages::convert_messages;

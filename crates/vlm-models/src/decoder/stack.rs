@@ -1,0 +1,158 @@
+//! The decoder's layer stack: token embeddings, decoder layers (RMS norm, attention, MLP),
+//! final norm and LM head.
+
+use candle_core::{Module, Tensor};
+use candle_nn::Embedding;
+
+use super::attention::{Attention, DecoderInput};
+use super::config::{DecoderConfig, Flavor};
+use super::kv::KvCache;
+use crate::error::Result;
+use crate::layers::Linear;
+use crate::loader::Weights;
+
+#[derive(Debug, Clone)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn load(w: &Weights, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: w.get(dim, "weight")?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::rms_norm(xs, &self.weight, self.eps)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Mlp {
+    fn load(w: &Weights, c: &DecoderConfig) -> Result<Self> {
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        Ok(Self {
+            gate: w.pp("gate_proj").linear(h, i, c.mlp_bias)?,
+            up: w.pp("up_proj").linear(h, i, c.mlp_bias)?,
+            down: w.pp("down_proj").linear(i, h, c.mlp_bias)?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let gate = self.gate.forward(xs)?.silu()?;
+        self.down.forward(&(gate * self.up.forward(xs)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    input_norm: RmsNorm,
+    attention: Attention,
+    post_attention_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// Token embeddings, decoder layers, final norm and LM head.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    config: DecoderConfig,
+    embed_tokens: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+}
+
+impl Decoder {
+    /// `w` is scoped to the decoder body (`model.language_model`); `lm_head` to the head,
+    /// which is not read when the embeddings are tied (as transformers ignores it then).
+    pub fn load(
+        w: &Weights,
+        lm_head: &Weights,
+        config: &DecoderConfig,
+        flavor: Flavor,
+        tied: bool,
+    ) -> Result<Self> {
+        let c = config;
+        let embed_tokens = w
+            .pp("embed_tokens")
+            .embedding(c.vocab_size, c.hidden_size)?;
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| {
+                let lw = w.pp(format!("layers.{i}"));
+                Ok(Layer {
+                    input_norm: RmsNorm::load(
+                        &lw.pp("input_layernorm"),
+                        c.hidden_size,
+                        c.rms_norm_eps,
+                    )?,
+                    attention: Attention::load(&lw.pp("self_attn"), c, flavor)?,
+                    post_attention_norm: RmsNorm::load(
+                        &lw.pp("post_attention_layernorm"),
+                        c.hidden_size,
+                        c.rms_norm_eps,
+                    )?,
+                    mlp: Mlp::load(&lw.pp("mlp"), c)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(&w.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
+        let lm_head = if tied {
+            Linear::new(candle_nn::Linear::new(
+                embed_tokens.embeddings().clone(),
+                None,
+            ))
+        } else {
+            lm_head.linear(c.hidden_size, c.vocab_size, false)?
+        };
+        Ok(Self {
+            config: config.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+        })
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let ids = Tensor::new(ids, self.embed_tokens.embeddings().device())?;
+        Ok(self.embed_tokens.forward(&ids)?)
+    }
+
+    /// Runs every layer over the batch and returns the final-norm hidden states
+    /// (`[total_tokens, hidden]`).
+    pub fn forward(&self, input: &DecoderInput<'_>, kv: &mut dyn KvCache) -> Result<Tensor> {
+        let mut xs = input.embeddings.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let residual = &xs;
+            let h = layer.input_norm.forward(&xs)?;
+            let h = layer.attention.forward(&h, input, i, kv)?;
+            let xs_mid = (h + residual)?;
+            let h = layer
+                .mlp
+                .forward(&layer.post_attention_norm.forward(&xs_mid)?)?;
+            xs = (h + xs_mid)?;
+        }
+        Ok(self.norm.forward(&xs)?)
+    }
+
+    /// Logits (`[rows, vocab]`, f32) for the given hidden-state rows.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .lm_head
+            .forward(hidden)?
+            .to_dtype(candle_core::DType::F32)?)
+    }
+}
