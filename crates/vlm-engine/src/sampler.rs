@@ -98,12 +98,16 @@ impl Sampler {
         }
     }
 
-    /// Temperature, then top-k, top-p and min-p filtering, then a draw.
+    /// Temperature, then top-k, top-p and min-p filtering, then a draw. Total: any logits
+    /// (inf and NaN included) and any parameters the validator accepts give a token.
     fn draw(&mut self, logits: &[f32]) -> usize {
         let p = &self.params;
-        let scaled: Vec<f32> = logits.iter().map(|l| l / p.temperature).collect();
-        let probs: Vec<f32> = log_softmax(&scaled).iter().map(|l| l.exp()).collect();
+        let probs = probabilities(logits, p.temperature);
         let mut order: Vec<usize> = (0..probs.len()).filter(|&i| probs[i] > 0.0).collect();
+        if order.is_empty() {
+            // Nothing has mass (every token banned, or every logit NaN / -inf).
+            return argmax(logits);
+        }
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
         if p.top_k > 0 {
             order.truncate(p.top_k as usize);
@@ -136,11 +140,47 @@ impl Sampler {
     }
 }
 
-/// First index of the maximum (ties go to the lowest id, as `torch.argmax` does).
+/// Softmax of `logits / temperature`. Computed as it always was while every scaled logit
+/// is finite or -inf and one is finite; otherwise (a temperature so small, or penalties so
+/// large, that the division overflows, or NaN logits) as the limit of the same
+/// distribution: NaN counts as -inf, the +inf logits share the mass equally if there are
+/// any, else `(l - max) / temperature` is exponentiated, which puts the mass on the
+/// maximum as the temperature goes to 0. All zeros when nothing can be drawn.
+fn probabilities(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let scaled: Vec<f32> = logits.iter().map(|l| l / temperature).collect();
+    let well_formed = scaled.iter().all(|s| !s.is_nan() && *s != f32::INFINITY)
+        && scaled.iter().any(|s| s.is_finite());
+    if well_formed {
+        return log_softmax(&scaled).iter().map(|l| l.exp()).collect();
+    }
+    let clean: Vec<f32> = logits
+        .iter()
+        .map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l })
+        .collect();
+    let max = clean.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f64> = if max == f32::NEG_INFINITY {
+        return vec![0.0; logits.len()];
+    } else if max == f32::INFINITY {
+        clean
+            .iter()
+            .map(|&l| f64::from(u8::from(l == f32::INFINITY)))
+            .collect()
+    } else {
+        clean
+            .iter()
+            .map(|&l| ((f64::from(l) - f64::from(max)) / f64::from(temperature)).exp())
+            .collect()
+    };
+    let total: f64 = weights.iter().sum();
+    weights.iter().map(|w| (w / total) as f32).collect()
+}
+
+/// First index of the maximum (ties go to the lowest id, as `torch.argmax` does); NaN
+/// never wins over a number.
 fn argmax(xs: &[f32]) -> usize {
     let mut best = 0;
     for (i, &x) in xs.iter().enumerate() {
-        if x > xs[best] {
+        if x > xs[best] || (xs[best].is_nan() && !x.is_nan()) {
             best = i;
         }
     }
@@ -260,5 +300,90 @@ mod tests {
             vec![1, 2]
         );
         assert!(out.top_logprobs[0].1 > out.top_logprobs[1].1);
+    }
+
+    /// Sampling is total: over extreme values of every parameter the validator accepts and
+    /// logits with inf and NaN, every draw is a token of the vocabulary, never a panic.
+    #[test]
+    fn every_valid_parameter_combination_gives_a_token() {
+        let tiny = f32::from_bits(1); // the smallest positive f32
+        let temperatures = [
+            0.0,
+            tiny,
+            f32::MIN_POSITIVE,
+            1e-38,
+            1e-6,
+            0.7,
+            1.0,
+            50.0,
+            f32::MAX,
+        ];
+        let top_ps = [tiny, 1e-6, 0.5, 0.999, 1.0];
+        let top_ks = [-1, 0, 1, 2, 3, i32::MAX];
+        let min_ps = [0.0, tiny, 0.5, 0.999, 1.0];
+        let repetition = [tiny, 1e-38, 0.5, 1.0, 2.0, 1e30, f32::MAX];
+        let additive = [-2.0, -tiny, 0.0, 1.0, 2.0];
+        let rows: [&[f32]; 8] = [
+            &[1.0, 2.0, 3.0, -1.0, 0.0],
+            &[0.0; 5],
+            &[f32::MAX, -f32::MAX, f32::MAX, 0.0, 1.0],
+            &[f32::INFINITY, 1.0, f32::INFINITY, 0.0, -1.0],
+            &[f32::NEG_INFINITY; 5],
+            &[f32::NAN, 1.0, f32::NAN, 2.0, 0.0],
+            &[f32::NAN; 5],
+            &[1e-30, -1e-30, 3e38, -3e38, f32::NEG_INFINITY],
+        ];
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut pick = |n: usize| rng.random_range(0..n);
+        for case in 0..20_000 {
+            let params = SamplingParams {
+                temperature: temperatures[pick(temperatures.len())],
+                top_p: top_ps[pick(top_ps.len())],
+                top_k: top_ks[pick(top_ks.len())],
+                min_p: min_ps[pick(min_ps.len())],
+                repetition_penalty: repetition[pick(repetition.len())],
+                presence_penalty: additive[pick(additive.len())],
+                frequency_penalty: additive[pick(additive.len())],
+                logprobs: Some(pick(4)),
+                seed: Some(case),
+                ..SamplingParams::default()
+            };
+            params.validate().unwrap();
+            let logits = rows[pick(rows.len())];
+            let banned: Vec<u32> = (0..pick(6) as u32).collect();
+            let out = sampler(params.clone()).sample(logits, &[0, 2], &[2, 3, 3], &banned);
+            assert!(
+                (out.token as usize) < logits.len(),
+                "{params:?} on {logits:?}: token {}",
+                out.token
+            );
+        }
+    }
+
+    #[test]
+    fn a_vanishing_temperature_with_min_p_draws_the_maximum() {
+        // The report's request: `temperature` 1e-38 with `min_p` 0.5 made every probability
+        // NaN and panicked the engine thread.
+        let mut s = sampler(SamplingParams {
+            temperature: 1e-38,
+            min_p: 0.5,
+            seed: Some(1),
+            ..SamplingParams::default()
+        });
+        assert_eq!(s.sample(&[1.0, 4.0, 2.0, 3.0], &[], &[], &[]).token, 1);
+        // Tied maxima share the mass, as they do at any temperature.
+        let ties: Vec<u32> = (0..32)
+            .map(|_| s.sample(&[1.0, 4.0, 2.0, 4.0], &[], &[], &[]).token)
+            .collect();
+        assert!(ties.iter().all(|&t| t == 1 || t == 3) && ties.contains(&1) && ties.contains(&3));
+        // Extreme repetition penalty with min_p: the seen token's logit overflows to inf.
+        let mut s = sampler(SamplingParams {
+            temperature: 1.0,
+            repetition_penalty: f32::from_bits(1),
+            min_p: 0.5,
+            seed: Some(1),
+            ..SamplingParams::default()
+        });
+        assert_eq!(s.sample(&[1.0, 4.0, 2.0], &[2], &[], &[]).token, 2);
     }
 }
