@@ -106,7 +106,8 @@ fn run(args: Args) -> Result<()> {
             engine.max_model_len(),
         );
         let grace = Duration::from_secs(args.shutdown_timeout);
-        serve_until_shutdown(listener, router(state), grace).await
+        let watched = engine.clone();
+        serve_until_shutdown(listener, router(state), grace, move || watched.is_running()).await
     })?;
     engine.shutdown(false);
     eprintln!("vlm-serve: stopped");

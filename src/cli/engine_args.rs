@@ -18,6 +18,10 @@ pub struct EngineArgs {
     /// and 4096 on CUDA).
     #[arg(long)]
     pub max_batched_tokens: Option<usize>,
+    /// Test-only fault injection: fail every engine step that includes a prompt with this
+    /// token id (to test that a failure costs only its own request).
+    #[arg(long, hide = true)]
+    pub fail_steps_with_token: Option<u32>,
 }
 
 impl EngineArgs {
@@ -28,6 +32,7 @@ impl EngineArgs {
             max_model_len: self.max_model_len,
             max_num_seqs: self.max_num_seqs,
             max_batched_tokens: self.max_batched_tokens.unwrap_or(default_batched_tokens),
+            fail_steps_with_token: self.fail_steps_with_token,
             ..EngineConfig::default()
         }
     }

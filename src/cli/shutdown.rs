@@ -1,6 +1,9 @@
 //! `vlm-serve`'s HTTP loop: serve until SIGINT or SIGTERM, then give in-flight requests a
-//! grace period to finish before aborting them.
+//! grace period to finish before aborting them; if the engine itself stops, fail so that a
+//! supervisor restarts the server.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -8,15 +11,30 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 /// Serves `app` on `listener` until a shutdown signal; in-flight requests then get `grace`
-/// to finish.
+/// to finish. When `engine_running` turns false while serving (the engine thread died),
+/// the server stops the same way and this returns an error, so the process exits non-zero.
 pub async fn serve_until_shutdown(
     listener: TcpListener,
     app: Router,
     grace: Duration,
+    engine_running: impl Fn() -> bool + Send + Sync + 'static,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let engine_died = Arc::new(AtomicBool::new(false));
+    let died = engine_died.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        let watchdog = async {
+            while engine_running() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        };
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = watchdog => {
+                died.store(true, Ordering::SeqCst);
+                eprintln!("vlm-serve: the engine stopped unexpectedly; shutting down");
+            }
+        }
         eprintln!(
             "vlm-serve: draining in-flight requests (up to {}s)",
             grace.as_secs()
@@ -36,6 +54,10 @@ pub async fn serve_until_shutdown(
         }
     };
     result.context("server task")?.context("server")?;
+    anyhow::ensure!(
+        !engine_died.load(Ordering::SeqCst),
+        "the engine stopped unexpectedly; restart vlm-serve (its log above says why)"
+    );
     Ok(())
 }
 

@@ -36,6 +36,9 @@ pub struct TokenEvent {
     pub finish_reason: Option<FinishReason>,
     /// Set on the completion's last event.
     pub usage: Option<Usage>,
+    /// Set on the last event of a completion the engine failed (finish reason `Abort`): a
+    /// server-side error in this request's own work, which no other request shares.
+    pub error: Option<String>,
 }
 
 /// One candidate token and its log-probability, with its text as logprobs show it.

@@ -15,6 +15,10 @@ pub struct EngineConfig {
     pub max_batched_tokens: usize,
     /// Distinct images whose vision features are kept.
     pub image_cache_entries: usize,
+    /// Test-only fault injection: a forward step fails when a sequence in it has this token
+    /// id in its prompt, so tests can check that such a failure costs only that request.
+    #[doc(hidden)]
+    pub fail_steps_with_token: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -26,6 +30,7 @@ impl Default for EngineConfig {
             max_num_seqs: 64,
             max_batched_tokens: 2048,
             image_cache_entries: 256,
+            fail_steps_with_token: None,
         }
     }
 }

@@ -213,6 +213,26 @@ impl Engine {
                 "token id {bad} is outside the vocabulary of {vocab}"
             ))));
         }
+        // Image placeholder tokens get image features in place of their embeddings: only the
+        // images of the prompt may supply them (typed into raw text or token ids, they would
+        // fail the step).
+        let image_token = self.model.image_token_id();
+        let placeholders = prompt
+            .token_ids
+            .iter()
+            .filter(|&&t| t == image_token)
+            .count();
+        let image_tokens: usize = prompt.images.iter().map(|i| i.num_tokens).sum();
+        if placeholders != image_tokens {
+            let spelled = self
+                .model
+                .tokenizer()
+                .id_to_token(image_token)
+                .unwrap_or_else(|| image_token.to_string());
+            return Err(EngineError::Model(ModelError::InvalidRequest(format!(
+                "the prompt holds {placeholders} image placeholder token(s) ({spelled}, id {image_token}) but its images fill {image_tokens}; send images as image parts of a chat message, not as placeholder tokens"
+            ))));
+        }
         let needed = prompt_len + params.max_tokens;
         if needed > self.max_model_len {
             return Err(EngineError::ExceedsContext {

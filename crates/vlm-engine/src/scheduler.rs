@@ -70,14 +70,15 @@ impl Scheduler {
             .any(|s| s.request.id == request)
     }
 
-    /// Takes the finished `running[index]`s out (in any order); the caller retires them.
-    pub fn finish(&mut self, mut indices: Vec<usize>) -> Vec<Sequence> {
+    /// Takes the finished `running[index]`s out (in any order), each with the index it had;
+    /// the caller retires them.
+    pub fn finish(&mut self, mut indices: Vec<usize>) -> Vec<(usize, Sequence)> {
         indices.sort_unstable();
         indices.dedup();
         indices
             .into_iter()
             .rev()
-            .map(|i| self.running.remove(i))
+            .map(|i| (i, self.running.remove(i)))
             .collect()
     }
 

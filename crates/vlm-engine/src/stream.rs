@@ -14,6 +14,8 @@ pub struct Completion {
     pub tokens: Vec<String>,
     pub top_logprobs: Vec<Vec<TokenLogprob>>,
     pub finish_reason: FinishReason,
+    /// Why the engine failed this completion, when it did.
+    pub error: Option<String>,
 }
 
 /// The tokens of one request, as they are generated. Dropping it cancels the request.
@@ -98,6 +100,7 @@ impl Collector {
                     tokens: Vec::new(),
                     top_logprobs: Vec::new(),
                     finish_reason: FinishReason::Abort,
+                    error: None,
                 })
                 .collect(),
             usage: Usage {
@@ -126,6 +129,7 @@ impl Collector {
         c.text.push_str(&event.text);
         if let Some(reason) = event.finish_reason {
             c.finish_reason = reason;
+            c.error = event.error;
             self.usage.completion_tokens += event.usage.map_or(0, |u| u.completion_tokens);
             self.open -= 1;
         }

@@ -2,6 +2,7 @@
 //! and streams each sequence's tokens to its caller.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -29,12 +30,15 @@ pub(crate) enum Command {
 }
 
 /// How a sequence leaves the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Exit {
     /// Its last token event (stop or length) has been sent.
     Finished,
-    /// Cancelled, disconnected, shut down or failed: its stream still needs its end.
+    /// Cancelled, disconnected or shut down: its stream still needs its end.
     Aborted,
+    /// Its own work failed (an error or a panic in its step): its stream ends with the
+    /// error, and no other sequence is touched.
+    Failed(String),
 }
 
 pub(crate) struct Worker {
@@ -49,6 +53,8 @@ pub(crate) struct Worker {
     stats: Arc<Mutex<EngineStats>>,
     max_model_len: usize,
     commands: Receiver<Command>,
+    /// See [`EngineConfig::fail_steps_with_token`].
+    fail_steps_with_token: Option<u32>,
 }
 
 impl Worker {
@@ -72,6 +78,7 @@ impl Worker {
             stats,
             max_model_len,
             commands,
+            fail_steps_with_token: config.fail_steps_with_token,
         }
     }
 
@@ -112,10 +119,18 @@ impl Worker {
                 continue;
             }
             self.abort(|s| s.request.events.is_closed());
-            if let Err(e) = self.step() {
-                tracing::error!(error = %e, "engine step failed; aborting the batch");
+            // A step fails its requests one by one; a panic outside any request's own work
+            // (scheduling) fails the running ones, and the engine goes on.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.step())) {
+                let message = format!("engine step failed: {}", panic_message(&*panic));
+                tracing::error!("{message}; failing the running requests");
                 let running = self.scheduler.running_requests();
-                self.abort(|s| running.contains(&s.request.id));
+                for seq in self
+                    .scheduler
+                    .remove_where(|s| running.contains(&s.request.id))
+                {
+                    self.retire(seq, Exit::Failed(message.clone()));
+                }
             }
             self.publish_stats();
         }
@@ -145,7 +160,11 @@ impl Worker {
     fn retire(&mut self, mut seq: Sequence, exit: Exit) {
         self.pool.release(&mut seq.blocks);
         self.kv.remove(seq.id);
-        if exit == Exit::Aborted {
+        let error = match &exit {
+            Exit::Failed(message) => Some(message.clone()),
+            _ => None,
+        };
+        if exit != Exit::Finished {
             let usage = Usage {
                 prompt_tokens: seq.prompt_len(),
                 completion_tokens: seq.output.len(),
@@ -159,12 +178,13 @@ impl Worker {
                 top_logprobs: Vec::new(),
                 finish_reason: Some(FinishReason::Abort),
                 usage: Some(usage),
+                error,
             });
         }
         {
             let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             match exit {
-                Exit::Aborted => stats.aborted_requests += 1,
+                Exit::Aborted | Exit::Failed(_) => stats.aborted_requests += 1,
                 Exit::Finished => stats.finished_requests += 1,
             }
         }
@@ -221,7 +241,10 @@ impl Worker {
         Ok(stacked)
     }
 
-    fn step(&mut self) -> Result<(), ModelError> {
+    /// One batched step. Whatever fails in one sequence's own work (its images, its
+    /// forward, its sampling) fails that sequence alone: a failed batched forward is run
+    /// again one sequence at a time (rewriting the same KV positions) to find which.
+    fn step(&mut self) {
         let (plan, preempted) = self.scheduler.schedule(&mut self.pool);
         if preempted > 0 {
             self.stats
@@ -234,42 +257,40 @@ impl Worker {
             );
         }
         if plan.is_empty() {
-            return Ok(());
+            return;
         }
+        let mut exits: Vec<(usize, Exit)> = Vec::new();
         // Image features for every prefill chunk that covers image tokens.
-        let mut chunk_features = Vec::with_capacity(plan.len());
-        for p in &plan {
-            chunk_features.push(self.chunk_features(p)?);
-        }
-        let mut steps: Vec<SeqStep<'_>> = Vec::new();
-        // The step row whose logits finish each planned sequence (if it is complete).
-        let mut last_step = Vec::with_capacity(plan.len());
-        for (p, features) in plan.iter().zip(chunk_features) {
-            let seq = &self.scheduler.running()[p.seq];
-            self.kv.set_table(seq.id, &seq.blocks);
-            let prompt = &seq.request.prompt;
-            let prompt_len = prompt.token_ids.len();
-            let (start, end) = (p.range.start, p.range.end);
-            if start < prompt_len {
-                steps.push(prompt.prefill_step(seq.id, start..end.min(prompt_len), features));
+        let mut ready = Vec::with_capacity(plan.len());
+        for p in plan {
+            match self.chunk_features(&p) {
+                Ok(features) => ready.push((p, features)),
+                Err(e) => exits.push((p.seq, Exit::Failed(e.to_string()))),
             }
-            if end > prompt_len {
-                let from = start.max(prompt_len);
-                let tokens = &seq.output[from - prompt_len..end - prompt_len];
-                steps.push(prompt.decode_step(seq.id, from, tokens));
-            }
-            last_step.push(steps.len() - 1);
         }
-        let logits = self.model.forward(
-            &steps,
-            &mut self.kv as &mut dyn KvCache,
-            LogitRows::LastPerSeq,
-        )?;
-        drop(steps);
-        let logits = logits.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+        let rows: Vec<Result<Vec<f32>, String>> = match self.forward(&ready) {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) if ready.len() > 1 => {
+                tracing::warn!(error = %e, "batched step failed; running its sequences one by one");
+                (0..ready.len())
+                    .map(|i| {
+                        self.forward(&ready[i..=i])
+                            .map(|mut rows| rows.swap_remove(0))
+                    })
+                    .collect()
+            }
+            Err(e) => vec![Err(e)],
+        };
         let now = Instant::now();
-        let mut finished = Vec::new();
-        for (p, row) in plan.iter().zip(last_step) {
+        for ((p, _), row) in ready.iter().zip(rows) {
+            let logits = match row {
+                Ok(logits) => logits,
+                Err(e) => {
+                    tracing::error!(error = %e, "a sequence's step failed; failing its request");
+                    exits.push((p.seq, Exit::Failed(e)));
+                    continue;
+                }
+            };
             let seq = self.scheduler.running_mut(p.seq);
             let prompt_len = seq.prompt_len();
             if seq.computed < prompt_len {
@@ -283,14 +304,68 @@ impl Worker {
             if seq.pending() > 0 {
                 continue; // a prefill chunk; the prompt is not complete yet
             }
-            if self.sample(p.seq, &logits[row], now) {
-                finished.push(p.seq);
+            match catch_unwind(AssertUnwindSafe(|| self.sample(p.seq, &logits, now))) {
+                Ok(true) => exits.push((p.seq, Exit::Finished)),
+                Ok(false) => {}
+                Err(panic) => exits.push((
+                    p.seq,
+                    Exit::Failed(format!("sampling failed: {}", panic_message(&*panic))),
+                )),
             }
         }
-        for seq in self.scheduler.finish(finished) {
-            self.retire(seq, Exit::Finished);
+        let indices = exits.iter().map(|(i, _)| *i).collect();
+        for (index, seq) in self.scheduler.finish(indices) {
+            if let Some((_, exit)) = exits.iter().find(|(i, _)| *i == index) {
+                self.retire(seq, exit.clone());
+            }
         }
-        Ok(())
+    }
+
+    /// The forward of some planned chunks, one logits row per chunk; an error or a panic
+    /// comes back as its message.
+    fn forward(&mut self, items: &[(Planned, Option<Tensor>)]) -> Result<Vec<Vec<f32>>, String> {
+        let running = self.scheduler.running();
+        if let Some(token) = self.fail_steps_with_token {
+            if items
+                .iter()
+                .any(|(p, _)| running[p.seq].request.prompt.token_ids.contains(&token))
+            {
+                return Err(format!("injected fault: token {token} in the step"));
+            }
+        }
+        let mut steps: Vec<SeqStep<'_>> = Vec::new();
+        // The step row whose logits finish each planned sequence (if it is complete).
+        let mut last_step = Vec::with_capacity(items.len());
+        for (p, features) in items {
+            let seq = &running[p.seq];
+            self.kv.set_table(seq.id, &seq.blocks);
+            let prompt = &seq.request.prompt;
+            let prompt_len = prompt.token_ids.len();
+            let (start, end) = (p.range.start, p.range.end);
+            if start < prompt_len {
+                steps.push(prompt.prefill_step(
+                    seq.id,
+                    start..end.min(prompt_len),
+                    features.clone(),
+                ));
+            }
+            if end > prompt_len {
+                let from = start.max(prompt_len);
+                let tokens = &seq.output[from - prompt_len..end - prompt_len];
+                steps.push(prompt.decode_step(seq.id, from, tokens));
+            }
+            last_step.push(steps.len() - 1);
+        }
+        let (model, kv) = (&self.model, &mut self.kv);
+        let run = || -> Result<Vec<Vec<f32>>, ModelError> {
+            let logits = model.forward(&steps, kv as &mut dyn KvCache, LogitRows::LastPerSeq)?;
+            let rows = logits.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+            Ok(last_step.iter().map(|&r| rows[r].clone()).collect())
+        };
+        match catch_unwind(AssertUnwindSafe(run)) {
+            Ok(rows) => rows.map_err(|e| e.to_string()),
+            Err(panic) => Err(format!("the model panicked: {}", panic_message(&*panic))),
+        }
     }
 
     /// The image-feature rows a planned chunk needs (its image tokens, in order).
@@ -394,7 +469,17 @@ impl Worker {
             top_logprobs,
             finish_reason: finish,
             usage,
+            error: None,
         });
         finish.is_some()
     }
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -97,7 +97,7 @@ pub async fn handle(
         let writer = ChatChunks { reply, usage_slot };
         Ok(sse_response(writer, opening, stream, include_usage))
     } else {
-        Ok(Json(reply.collect(stream).await).into_response())
+        Ok(Json(reply.collect(stream).await?).into_response())
     }
 }
 
@@ -119,8 +119,12 @@ fn token_logprob(token: &str, logprob: f32, top: &[vlm_core::TokenLogprob]) -> T
 }
 
 impl Reply {
-    async fn collect(&self, stream: RequestStream) -> ChatCompletion {
+    /// The whole response; a completion the engine failed makes it a 500 with its error.
+    async fn collect(&self, stream: RequestStream) -> Result<ChatCompletion, ApiError> {
         let (completions, usage) = stream.collect().await;
+        if let Some(error) = completions.iter().find_map(|c| c.error.clone()) {
+            return Err(ApiError::internal(error));
+        }
         let choices = completions
             .into_iter()
             .map(|c| ChatChoice {
@@ -142,7 +146,7 @@ impl Reply {
                 finish_reason: c.finish_reason.as_str(),
             })
             .collect();
-        ChatCompletion {
+        Ok(ChatCompletion {
             id: self.id.clone(),
             object: "chat.completion",
             created: self.created,
@@ -150,7 +154,7 @@ impl Reply {
             choices,
             usage: usage.into(),
             system_fingerprint: None,
-        }
+        })
     }
 
     fn chat_chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Option<UsageBody>>) -> Event {

@@ -96,6 +96,9 @@ pub async fn handle(
     for (p, stream) in streams.into_iter().enumerate() {
         let n = stream.n();
         let (completions, u) = stream.collect().await;
+        if let Some(error) = completions.iter().find_map(|c| c.error.clone()) {
+            return Err(ApiError::internal(error));
+        }
         usage.prompt_tokens += u.prompt_tokens;
         usage.completion_tokens += u.completion_tokens;
         for c in completions {

@@ -13,6 +13,8 @@ use serde::Serialize;
 use vlm_core::{TokenEvent, Usage};
 use vlm_engine::RequestStream;
 
+use crate::error::ApiError;
+
 /// What every chunk or response of one request shares.
 pub(super) struct Reply {
     pub id: String,
@@ -77,12 +79,20 @@ pub(super) fn sse_response<W: ChunkWriter>(
                 continue;
             }
             // The engine went away mid-request: end the stream without [DONE].
-            let event = st.stream.next().await?;
-            if event.finish_reason.is_some() {
+            let token = st.stream.next().await?;
+            if token.finish_reason.is_some() {
                 st.open -= 1;
-                st.completion_tokens += event.usage.map_or(0, |u| u.completion_tokens);
+                st.completion_tokens += token.usage.map_or(0, |u| u.completion_tokens);
             }
-            if let Some(chunk) = st.writer.token(event) {
+            if let Some(error) = &token.error {
+                // The engine failed this request: an error event in OpenAI's shape, then
+                // the stream ends without [DONE], as vLLM ends a failed stream.
+                st.pending
+                    .push_back(event(&ApiError::internal(error.clone()).body()));
+                st.done = true;
+                continue;
+            }
+            if let Some(chunk) = st.writer.token(token) {
                 st.pending.push_back(chunk);
             }
         }
