@@ -151,3 +151,37 @@ fn extreme_aspect_ratio_is_refused_like_transformers() {
     let err = model.prepare(&messages).unwrap_err().to_string();
     assert!(err.contains("aspect ratio"), "{err}");
 }
+
+/// A request's `min_pixels` can ask for any size: what would exceed the model's context is
+/// refused from the computed size, before a pixel is resized (2^62 used to abort the
+/// process on a 40 GB allocation; 5e7 cost 2 GB and seconds).
+#[test]
+fn pixel_budgets_beyond_the_context_are_refused_before_resizing() {
+    let model = load("qwen2-vl-tiny");
+    let messages = [ChatMessage::user_with_images(
+        vec![ImageData::new(image_bytes("gray.png"))],
+        "hi",
+    )];
+    for min_pixels in [1u64 << 62, 50_000_000, u64::MAX] {
+        let budget = PixelBudget {
+            min_pixels: Some(min_pixels),
+            max_pixels: Some(u64::MAX),
+        };
+        let started = std::time::Instant::now();
+        let err = model
+            .prepare_with(&messages, budget)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("image tokens, more than the model's"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{err}"
+        );
+    }
+    // Within the context the budget still applies as before.
+    let small = PixelBudget {
+        min_pixels: Some(3136),
+        max_pixels: Some(3136),
+    };
+    assert!(model.prepare_with(&messages, small).is_ok());
+}

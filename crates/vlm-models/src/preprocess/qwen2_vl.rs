@@ -145,8 +145,14 @@ impl Qwen2VlImageProcessor {
         (min, max)
     }
 
-    /// The 8-bit image after `smart_resize`, before any float arithmetic.
-    pub fn resize(&self, image: &Image8, request: PixelBudget) -> Result<Image8, PreprocessError> {
+    /// `(height, width)` an image of this size is resized to, computed without touching a
+    /// pixel.
+    pub fn resized_size(
+        &self,
+        height: usize,
+        width: usize,
+        request: PixelBudget,
+    ) -> Result<(usize, usize), PreprocessError> {
         let (min, max) = self.budget(request);
         if min > max {
             return Err(PreprocessError::Image(format!(
@@ -155,15 +161,43 @@ impl Qwen2VlImageProcessor {
         }
         let factor = self.patch_size * self.merge_size;
         let (h, w) = if self.do_resize {
-            smart_resize(image.height, image.width, factor, min, max)?
+            smart_resize(height, width, factor, min, max)?
         } else {
-            (image.height, image.width)
+            (height, width)
         };
         if h % factor != 0 || w % factor != 0 || h == 0 || w == 0 {
             return Err(PreprocessError::Image(format!(
                 "image size {w}x{h} is not a multiple of {factor}; enable do_resize"
             )));
         }
+        Ok((h, w))
+    }
+
+    /// [`process`](Self::process), refused before any resizing when the image would
+    /// become more than `max_tokens` prompt tokens (a request's `min_pixels` can ask for
+    /// any size).
+    pub fn process_within(
+        &self,
+        image: &Image8,
+        request: PixelBudget,
+        max_tokens: usize,
+    ) -> Result<PatchValues, PreprocessError> {
+        let (h, w) = self.resized_size(image.height, image.width, request)?;
+        let factor = (self.patch_size * self.merge_size) as u128;
+        let tokens = (h as u128 / factor) * (w as u128 / factor);
+        if tokens > max_tokens as u128 {
+            let (min, max) = self.budget(request);
+            return Err(PreprocessError::Image(format!(
+                "with min_pixels {min} and max_pixels {max} this {}x{} image would become {tokens} image tokens, more than the model's {max_tokens}-token context; lower min_pixels / max_pixels",
+                image.width, image.height
+            )));
+        }
+        self.process(image, request)
+    }
+
+    /// The 8-bit image after `smart_resize`, before any float arithmetic.
+    pub fn resize(&self, image: &Image8, request: PixelBudget) -> Result<Image8, PreprocessError> {
+        let (h, w) = self.resized_size(image.height, image.width, request)?;
         Ok(if (h, w) == (image.height, image.width) {
             image.clone()
         } else {

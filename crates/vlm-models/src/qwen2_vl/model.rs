@@ -101,7 +101,8 @@ impl Family for Qwen2VlModel {
         rgb: &Image8,
         budget: PixelBudget,
     ) -> std::result::Result<(PatchValues, usize), PreprocessError> {
-        let patches = self.processor.process(rgb, budget)?;
+        let context = self.config.text.max_position_embeddings;
+        let patches = self.processor.process_within(rgb, budget, context)?;
         let tokens = self.processor.tokens_for(patches.grid_thw);
         Ok((patches, tokens))
     }
