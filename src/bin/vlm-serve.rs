@@ -52,6 +52,10 @@ struct Args {
     /// Largest request body, in MiB.
     #[arg(long, default_value_t = 64.0)]
     max_body_mb: f64,
+    /// Requests whose images are decoded and prompts prepared at once; the rest wait. Each
+    /// decoded image is held to 256 MiB, so this bounds the memory requests can take.
+    #[arg(long, default_value_t = 2)]
+    max_concurrent_preparations: usize,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_timeout: u64,
@@ -81,6 +85,7 @@ fn run(args: Args) -> Result<()> {
         max_image_bytes: mib(args.max_image_mb, "--max-image-mb")?,
         max_image_pixels: args.max_image_pixels,
         max_body_bytes: mib(args.max_body_mb, "--max-body-mb")?,
+        max_concurrent_preparations: args.max_concurrent_preparations,
         ..ServerConfig::default()
     };
     // HTTP gets its own small runtime; the compute pool has the cores.

@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub max_image_pixels: u64,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Requests whose images are decoded and prompts prepared at once; the rest wait.
+    pub max_concurrent_preparations: usize,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +37,7 @@ impl Default for ServerConfig {
             max_image_bytes: 20 * 1024 * 1024,
             max_image_pixels: 8192 * 8192,
             max_body_bytes: 64 * 1024 * 1024,
+            max_concurrent_preparations: 2,
         }
     }
 }

@@ -14,12 +14,16 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Unix seconds when the server started (`/v1/models`' `created`).
     pub started: u64,
+    /// Permits for request preparation (image decoding, templating): at most
+    /// `config.max_concurrent_preparations` at once, so decoded images bound memory.
+    pub preparations: tokio::sync::Semaphore,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Arc<Self> {
         Arc::new(Self {
             engine,
+            preparations: tokio::sync::Semaphore::new(config.max_concurrent_preparations.max(1)),
             config,
             started: unix_now(),
         })

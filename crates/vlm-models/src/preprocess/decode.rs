@@ -19,6 +19,13 @@ pub enum DecodeError {
     Undecodable(String),
     #[error("image has no pixels ({width}x{height})")]
     NoPixels { width: u32, height: u32 },
+    #[error("image is {width}x{height} and would take {bytes} bytes decoded, over the limit of {limit}; send it with 8 bits per channel or smaller")]
+    TooMuchMemory {
+        width: u32,
+        height: u32,
+        bytes: u64,
+        limit: u64,
+    },
     #[error("image is {width}x{height} = {pixels} pixels, over the limit of {limit}")]
     TooLarge {
         width: u32,
@@ -30,6 +37,11 @@ pub enum DecodeError {
 
 /// Refuse images larger than this before decoding them: 8192 x 8192.
 pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
+
+/// Refuse images whose decoded pixels (at their own bit depth and channels, from the
+/// header) take more than this before decoding them: 256 MiB, an 8-bit RGBA 8192 x 8192.
+/// A 16-bit image of the same size would take twice that, and its conversion as much again.
+pub const MAX_DECODED_BYTES: u64 = 1 << 28;
 
 /// Pixels a caller already decoded to 8-bit RGB, under the same size limit as encoded ones.
 pub fn rgb_from_pixels(pixels: &RgbPixels, max_pixels: u64) -> Result<Image8, DecodeError> {
@@ -77,13 +89,31 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<Image8, DecodeError> 
             limit: max_pixels,
         });
     }
+    // The decoded size from the header, refused before anything is allocated; the decoder
+    // itself is held to the same budget.
+    let undecodable = |e: image::ImageError| DecodeError::Undecodable(e.to_string());
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(undecodable)?;
+    let decoded = image::ImageDecoder::total_bytes(&decoder);
+    if decoded > MAX_DECODED_BYTES {
+        return Err(DecodeError::TooMuchMemory {
+            width,
+            height,
+            bytes: decoded,
+            limit: MAX_DECODED_BYTES,
+        });
+    }
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         if let Some(rgb) = decode_jpeg_libjpeg(bytes)? {
             return Ok(rgb);
         }
     }
-    let image =
-        image::load_from_memory(bytes).map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    let image = image::DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     Ok(to_rgb(image))
 }
 

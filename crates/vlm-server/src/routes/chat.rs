@@ -52,7 +52,7 @@ pub async fn handle(
         });
     let prepare_state = state.clone();
     let messages_in = req.messages;
-    let prompt = blocking(move || {
+    let prompt = blocking(&state, move || {
         let messages = convert_messages(messages_in, &prepare_state.config)?;
         Ok(prepare_state
             .engine

@@ -64,7 +64,10 @@ pub async fn handle(
     let mut streams = Vec::with_capacity(inputs.len());
     for input in inputs {
         let engine = state.engine.clone();
-        let prompt = blocking(move || Ok(engine.prepare(input, PixelBudget::default())?)).await?;
+        let prompt = blocking(&state, move || {
+            Ok(engine.prepare(input, PixelBudget::default())?)
+        })
+        .await?;
         let mut p = params.clone();
         settle_max_tokens(
             &mut p,

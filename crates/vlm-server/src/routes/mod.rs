@@ -29,12 +29,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             require_key,
         ));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/health", get(info::health))
-        .route("/version", get(info::version))
+    // vLLM's tokenizer endpoints read images too: behind the key like /v1/*. Health,
+    // version and metrics stay open for probes and scrapers.
+    let tokenizer = Router::new()
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_key,
+        ));
+    Router::new()
+        .nest("/v1", v1)
+        .merge(tokenizer)
+        .route("/health", get(info::health))
+        .route("/version", get(info::version))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

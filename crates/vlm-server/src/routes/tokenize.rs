@@ -37,7 +37,7 @@ pub async fn tokenize(
     let req: TokenizeRequest = parse_json(body)?;
     state.check_model(req.model.as_deref())?;
     let worker = state.clone();
-    let tokens = blocking(move || {
+    let tokens = blocking(&state, move || {
         let input = match (req.prompt, req.messages) {
             (Some(p), None) => RequestInput::Text(p),
             (None, Some(m)) => RequestInput::Chat(convert_messages(m, &worker.config)?),
