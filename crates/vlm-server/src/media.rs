@@ -91,13 +91,30 @@ fn read_local(path: &Path, config: &ServerConfig) -> Result<Vec<u8>, String> {
     if !full.starts_with(&root) {
         return Err(outside());
     }
-    let len = std::fs::metadata(&full)
-        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?
-        .len();
-    if len > config.max_image_bytes as u64 {
-        return Err(too_big(len as usize, config));
+    let metadata = std::fs::metadata(&full)
+        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    // A FIFO, device or directory would block or never end: only regular files are read.
+    if !metadata.is_file() {
+        return Err(format!(
+            "image path {} is not a regular file",
+            path.display()
+        ));
     }
-    std::fs::read(&full).map_err(|e| format!("cannot read image {}: {e}", path.display()))
+    if metadata.len() > config.max_image_bytes as u64 {
+        return Err(too_big(metadata.len() as usize, config));
+    }
+    // Read at most one byte past the limit, in case the file grew since.
+    let mut bytes = Vec::new();
+    std::fs::File::open(&full)
+        .and_then(|f| {
+            f.take(config.max_image_bytes as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    if bytes.len() > config.max_image_bytes {
+        return Err(too_big(bytes.len(), config));
+    }
+    Ok(bytes)
 }
 
 fn fetch_remote(url: &str, config: &ServerConfig) -> Result<Vec<u8>, String> {
@@ -205,6 +222,27 @@ mod tests {
         assert!(e.message.contains("outside"), "{}", e.message);
         let e = load_image("http://127.0.0.1:9/x.png", &open, "p").unwrap_err();
         assert!(e.message.contains("--allow-remote-images"), "{}", e.message);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A FIFO under the allowed directory used to block a thread forever (and shutdown
+    /// with it); a directory is refused the same way.
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("vlm-media-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let fifo = dir.join("pipe.png");
+        let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path and a plain mode.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let open = ServerConfig {
+            allowed_local_media_path: Some(dir.clone()),
+            ..ServerConfig::default()
+        };
+        for name in ["pipe.png", "sub"] {
+            let e = load_image(name, &open, "p").unwrap_err();
+            assert!(e.message.contains("not a regular file"), "{}", e.message);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
