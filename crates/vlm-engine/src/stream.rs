@@ -12,6 +12,8 @@ pub struct Completion {
     pub logprobs: Vec<f32>,
     /// Each token's text as logprobs show it (empty strings unless logprobs were asked).
     pub tokens: Vec<String>,
+    /// Where each token's text starts in `text` (the text emitted before it).
+    pub text_offsets: Vec<usize>,
     pub top_logprobs: Vec<Vec<TokenLogprob>>,
     pub finish_reason: FinishReason,
     /// Why the engine failed this completion, when it did.
@@ -98,6 +100,7 @@ impl Collector {
                     text: String::new(),
                     logprobs: Vec::new(),
                     tokens: Vec::new(),
+                    text_offsets: Vec::new(),
                     top_logprobs: Vec::new(),
                     finish_reason: FinishReason::Abort,
                     error: None,
@@ -124,6 +127,7 @@ impl Collector {
             c.token_ids.push(event.token_id);
             c.logprobs.push(event.logprob);
             c.tokens.push(event.token);
+            c.text_offsets.push(c.text.len());
             c.top_logprobs.push(event.top_logprobs);
         }
         c.text.push_str(&event.text);

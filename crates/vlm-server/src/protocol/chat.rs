@@ -17,6 +17,10 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     /// Qwen2-VL's per-request pixel budget (vLLM's `mm_processor_kwargs`).
     pub mm_processor_kwargs: Option<PixelKwargs>,
+    /// Read only to refuse what this server cannot enforce yet (never silently ignored).
+    pub response_format: Option<serde_json::Value>,
+    pub tools: Option<Vec<serde_json::Value>>,
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! `POST /v1/chat/completions`, streamed (SSE) or not.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -26,6 +27,7 @@ pub async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: ChatCompletionRequest = parse_json(body)?;
+    refuse_unenforced(&req)?;
     let model = state.check_model(Some(&req.model))?;
     let logprobs = match (req.logprobs, req.top_logprobs) {
         (Some(true), None) => Some(0),
@@ -80,25 +82,47 @@ pub async fn handle(
             .unwrap_or(false);
         // With include_usage every chunk carries `"usage": null` until the last.
         let usage_slot = include_usage.then_some(None);
-        let opening = (0..stream.n())
-            .map(|index| {
-                let choice = ChunkChoice {
-                    index,
-                    delta: Delta {
-                        role: Some("assistant"),
-                        content: Some(String::new()),
-                    },
-                    logprobs: None,
-                    finish_reason: None,
-                };
-                reply.chat_chunk(vec![choice], usage_slot)
-            })
-            .collect();
-        let writer = ChatChunks { reply, usage_slot };
-        Ok(sse_response(writer, opening, stream, include_usage))
+        // The assistant role goes out with each completion's first token, after prefill,
+        // as vLLM sends it: clients that time the first chunk (`vllm bench serve`'s TTFT)
+        // then measure the real time to the first token.
+        let started = (0..stream.n()).map(|_| AtomicBool::new(false)).collect();
+        let writer = ChatChunks {
+            reply,
+            usage_slot,
+            started,
+        };
+        Ok(sse_response(writer, Vec::new(), stream, include_usage))
     } else {
         Ok(Json(reply.collect(stream).await?).into_response())
     }
+}
+
+/// Structured outputs and tool calls change what a client may expect of the reply; this
+/// server does not enforce them yet, so it says so (400 naming the field) instead of
+/// answering as if it had.
+fn refuse_unenforced(req: &ChatCompletionRequest) -> Result<(), ApiError> {
+    if let Some(format) = &req.response_format {
+        let kind = format.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        if kind != "text" {
+            return Err(ApiError::bad_request(format!(
+                "response_format {kind:?} is not supported by this server (its output would not be constrained); omit response_format or use {{\"type\": \"text\"}}"
+            ))
+            .with_param("response_format"));
+        }
+    }
+    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(
+            ApiError::bad_request("tools are not supported by this server; omit tools")
+                .with_param("tools"),
+        );
+    }
+    if req.tool_choice.as_ref().is_some_and(|c| c != "none") {
+        return Err(ApiError::bad_request(
+            "tool_choice is not supported by this server; omit it or use \"none\"",
+        )
+        .with_param("tool_choice"));
+    }
+    Ok(())
 }
 
 /// One token's logprobs in OpenAI's chat shape, as the engine spelled its texts.
@@ -174,6 +198,8 @@ impl Reply {
 struct ChatChunks {
     reply: Reply,
     usage_slot: Option<Option<UsageBody>>,
+    /// Whether each completion's first chunk (which carries the role) has gone out.
+    started: Vec<AtomicBool>,
 }
 
 impl ChunkWriter for ChatChunks {
@@ -187,14 +213,18 @@ impl ChunkWriter for ChatChunks {
                 &event.top_logprobs,
             )],
         });
-        if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
+        let first = self
+            .started
+            .get(event.index)
+            .is_some_and(|s| !s.swap(true, Ordering::Relaxed));
+        if !first && event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {
             return None;
         }
         let choice = ChunkChoice {
             index: event.index,
             delta: Delta {
-                role: None,
-                content: (!event.text.is_empty()).then_some(event.text),
+                role: first.then_some("assistant"),
+                content: (first || !event.text.is_empty()).then_some(event.text),
             },
             logprobs,
             finish_reason: event.finish_reason.map(|r| r.as_str()),

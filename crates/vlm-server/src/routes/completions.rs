@@ -1,6 +1,7 @@
 //! `POST /v1/completions`: text (or token-id) prompts, no chat template.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -91,7 +92,8 @@ pub async fn handle(
         let Some(stream) = streams.pop() else {
             return Err(ApiError::internal("no prompt was submitted"));
         };
-        let writer = CompletionChunks { reply };
+        let emitted = (0..stream.n()).map(|_| AtomicUsize::new(0)).collect();
+        let writer = CompletionChunks { reply, emitted };
         return Ok(sse_response(writer, Vec::new(), stream, include_usage));
     }
     let mut choices = Vec::new();
@@ -109,9 +111,14 @@ pub async fn handle(
                 index: p * n + c.index,
                 logprobs: reply.logprobs.then(|| {
                     let mut lp = CompletionLogprobs::default();
-                    for ((token, &l), top) in c.tokens.iter().zip(&c.logprobs).zip(&c.top_logprobs)
+                    for (((token, &l), top), &offset) in c
+                        .tokens
+                        .iter()
+                        .zip(&c.logprobs)
+                        .zip(&c.top_logprobs)
+                        .zip(&c.text_offsets)
                     {
-                        push_logprob(&mut lp, token, l, top);
+                        push_logprob(&mut lp, token, l, top, offset);
                     }
                     lp
                 }),
@@ -133,9 +140,15 @@ pub async fn handle(
 }
 
 /// Appends one token's logprobs, as the engine spelled its texts.
-fn push_logprob(lp: &mut CompletionLogprobs, token: &str, logprob: f32, top: &[TokenLogprob]) {
-    let offset =
-        lp.text_offset.last().copied().unwrap_or(0) + lp.tokens.last().map_or(0, |t| t.len());
+/// `offset` is where the token's text starts in the returned text (a token with no text
+/// there, such as `<unk>`, does not move it).
+fn push_logprob(
+    lp: &mut CompletionLogprobs,
+    token: &str,
+    logprob: f32,
+    top: &[TokenLogprob],
+    offset: usize,
+) {
     lp.tokens.push(token.to_string());
     lp.token_logprobs.push(logprob);
     lp.top_logprobs.push(
@@ -163,15 +176,27 @@ impl Reply {
 
 struct CompletionChunks {
     reply: Reply,
+    /// Bytes of text each completion has streamed so far (the next token's text offset).
+    emitted: Vec<AtomicUsize>,
 }
 
 impl ChunkWriter for CompletionChunks {
     fn token(&self, event: TokenEvent) -> Option<Event> {
         let reply = &self.reply;
         let real = event.finish_reason != Some(FinishReason::Abort);
+        let offset = self
+            .emitted
+            .get(event.index)
+            .map_or(0, |e| e.fetch_add(event.text.len(), Ordering::Relaxed));
         let logprobs = (reply.logprobs && real).then(|| {
             let mut lp = CompletionLogprobs::default();
-            push_logprob(&mut lp, &event.token, event.logprob, &event.top_logprobs);
+            push_logprob(
+                &mut lp,
+                &event.token,
+                event.logprob,
+                &event.top_logprobs,
+                offset,
+            );
             lp
         });
         if event.text.is_empty() && event.finish_reason.is_none() && logprobs.is_none() {

@@ -1,8 +1,8 @@
-//! `/v1/models`, `/health` and `/version`.
+//! `/v1/models`, `/v1/models/{id}`, `/health` and `/version`.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,25 +11,36 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// One served name as OpenAI's model object.
+fn model_card(state: &AppState, name: &str) -> serde_json::Value {
+    json!({
+        "id": name,
+        "object": "model",
+        "created": state.started,
+        "owned_by": "vlm",
+        "root": state.engine.model_path().display().to_string(),
+        "parent": null,
+        "max_model_len": state.engine.max_model_len(),
+    })
+}
+
 pub async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let root = state.engine.model_path().display().to_string();
     let data: Vec<_> = state
         .config
         .served_model_names
         .iter()
-        .map(|name| {
-            json!({
-                "id": name,
-                "object": "model",
-                "created": state.started,
-                "owned_by": "vlm",
-                "root": root,
-                "parent": null,
-                "max_model_len": state.engine.max_model_len(),
-            })
-        })
+        .map(|name| model_card(&state, name))
         .collect();
     Json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}` (the SDKs' `models.retrieve`): the model, or 404 as vLLM answers.
+pub async fn model(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = state.check_model(Some(&id))?;
+    Ok(Json(model_card(&state, &name)))
 }
 
 /// 200 while the engine runs, 503 once it has stopped.

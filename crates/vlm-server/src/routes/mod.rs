@@ -25,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/chat/completions", post(chat::handle))
         .route("/completions", post(completions::handle))
         .route("/models", get(info::models))
+        .route("/models/{id}", get(info::model))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_key,
