@@ -57,9 +57,11 @@ pub fn interleave(input: &str, images: Vec<(String, std::sync::Arc<[u8]>)>) -> V
     parts
 }
 
-/// How lmms-eval >= 0.4 scores an open answer: `mmmu_process_results` keeps only
-/// `str(candidates[0])`, and `eval_open` then iterates that string's characters, so only a
-/// gold answer that normalises to text contained in one character can match.
+/// How lmms-eval 0.3.5 to 0.7.2 score an open answer (checked in the PyPI releases 0.3.5,
+/// 0.4.0 and 0.7.2; 0.3.0 and 0.7.3 keep the candidate list, as `mmmu_acc` does):
+/// `mmmu_process_results` keeps only `str(candidates[0])`, and `eval_open` then iterates
+/// that string's characters, so only a gold answer that normalises to text contained in one
+/// character can match. The results.json key keeps its `0_4` name.
 fn open_correct_lmms_eval_0_4(gold: &str, preds: &[OpenPred]) -> bool {
     let Some(first) = preds.first() else {
         return false;
@@ -102,8 +104,8 @@ fn summary(
     out += &format!("  random fallbacks (no option letter found): {fallbacks}\n");
     if open_questions > 0 {
         out += &format!(
-            "  mmmu_acc as lmms-eval >= 0.4 computes it (every open question wrong): \
-             {compat_overall:.5}\n"
+            "  mmmu_acc as lmms-eval 0.3.5-0.7.2 compute it (open questions scored by single \
+             characters; 0.7.3 equals mmmu_acc): {compat_overall:.5}\n"
         );
     }
     out
