@@ -145,3 +145,55 @@ async fn models_retrieve_unenforced_fields_role_and_text_offsets() {
         .collect();
     assert_eq!(streamed_offsets, offsets);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_guards_unknown_v1_paths_and_the_tokenizer_endpoints() {
+    let server = Server::start("llava-tiny", &["--api-key", "sesame"]);
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let unknown = format!("{}/nothing-here", server.v1());
+    assert_eq!(status(http.get(&unknown).send().await.unwrap()), 401);
+    let keyed = http
+        .get(&unknown)
+        .bearer_auth("sesame")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(keyed), 404);
+    for (path, body) in [
+        ("tokenize", json!({"prompt": "hi"})),
+        ("detokenize", json!({"tokens": [1, 2]})),
+    ] {
+        let url = format!("{}/{path}", server.base);
+        assert_eq!(
+            status(http.post(&url).json(&body).send().await.unwrap()),
+            401,
+            "{path}"
+        );
+        let ok = http
+            .post(&url)
+            .bearer_auth("sesame")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(ok), 200, "{path}");
+    }
+    // Out-of-vocabulary ids are the client's error, as in completions.
+    let oov = http
+        .post(format!("{}/detokenize", server.base))
+        .bearer_auth("sesame")
+        .json(&json!({"tokens": [1, 4_000_000_000u32]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oov.status().as_u16(), 400);
+    let body: Value = oov.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "tokens", "{body}");
+    for probe in ["health", "version", "metrics"] {
+        let r = reqwest::get(format!("{}/{probe}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(status(r), 200, "{probe} stays open");
+    }
+}

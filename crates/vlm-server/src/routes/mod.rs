@@ -26,7 +26,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/completions", post(completions::handle))
         .route("/models", get(info::models))
         .route("/models/{id}", get(info::model))
-        .route_layer(axum::middleware::from_fn_with_state(
+        // Unknown /v1 paths too: without the key a client learns nothing (401 before 404).
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_key,
         ));

@@ -66,6 +66,13 @@ pub async fn detokenize(
 ) -> Result<Json<Value>, ApiError> {
     let req: DetokenizeRequest = parse_json(body)?;
     state.check_model(req.model.as_deref())?;
+    let vocab = state.engine.model().text_config().vocab_size;
+    if let Some(bad) = req.tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ApiError::bad_request(format!(
+            "token id {bad} is outside the vocabulary of {vocab}"
+        ))
+        .with_param("tokens"));
+    }
     let prompt = state
         .engine
         .detokenize(&req.tokens, false)
