@@ -23,6 +23,12 @@ pub enum RunError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("{repo} {split} in {place} has no rows; the files are empty or not the dataset (download it again)")]
+    EmptySplit {
+        repo: String,
+        split: String,
+        place: String,
+    },
     #[error(
         "{} holds no predictions (one JSON object per line with `doc_id` and `response`)",
         file.display()

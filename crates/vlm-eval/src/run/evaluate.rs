@@ -129,6 +129,15 @@ pub fn evaluate(
         } else {
             BTreeMap::new()
         };
+        let unknown = earlier.range(ds.rows.len()..).count();
+        if unknown > 0 {
+            tracing::warn!(
+                task = task.name(),
+                journal = %journal_path.display(),
+                "{unknown} journal line(s) name doc_ids past the {} rows of the split; ignored",
+                ds.rows.len()
+            );
+        }
         let todo: Vec<usize> = picked
             .iter()
             .copied()

@@ -33,7 +33,7 @@ impl DatasetInfo {
 /// published under another id) in the data directory and cache before the hub.
 pub(super) fn load_dataset(task: &dyn Task, options: &RunOptions) -> Result<Dataset, RunError> {
     let (repo, split) = task.dataset();
-    Ok(Dataset::load(
+    non_empty(Dataset::load(
         repo,
         task.dataset_aliases(),
         split,
@@ -41,10 +41,53 @@ pub(super) fn load_dataset(task: &dyn Task, options: &RunOptions) -> Result<Data
     )?)
 }
 
+/// A split without rows would score nothing and look like a finished run: an error.
+fn non_empty(ds: Dataset) -> Result<Dataset, RunError> {
+    if ds.rows.is_empty() {
+        return Err(RunError::EmptySplit {
+            repo: ds.repo,
+            split: ds.split,
+            place: ds
+                .located
+                .files
+                .first()
+                .and_then(|f| f.parent())
+                .map_or_else(|| "its files".into(), |d| d.display().to_string()),
+        });
+    }
+    Ok(ds)
+}
+
 /// The rows `--limit` picks (all without it), as the task widens them.
 pub(super) fn selected(task: &dyn Task, ds: &Dataset, limit: Option<usize>) -> Vec<usize> {
     match limit {
         Some(n) => task.limit(&ds.rows, n),
         None => (0..ds.rows.len()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Located, Origin};
+
+    #[test]
+    fn a_split_without_rows_is_an_error() {
+        let ds = Dataset {
+            repo: "lmms-lab/MME".into(),
+            split: "test".into(),
+            located: Located {
+                files: vec!["/data/lmms-lab/MME/test.parquet".into()],
+                origin: Origin::DataDir("/data".into()),
+                revision: None,
+            },
+            rows: Vec::new(),
+        };
+        let err = non_empty(ds).unwrap_err().to_string();
+        assert!(
+            err.contains("lmms-lab/MME test") && err.contains("no rows"),
+            "{err}"
+        );
+        assert!(err.contains("/data/lmms-lab/MME"), "{err}");
     }
 }
