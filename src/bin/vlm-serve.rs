@@ -11,7 +11,7 @@ use clap::Parser;
 use vlm::cli::shutdown::serve_until_shutdown;
 use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
-use vlm_server::{router, AppState, ServerConfig};
+use vlm_server::{router, AppState, ConnectionLimits, ServerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +56,13 @@ struct Args {
     /// decoded image is held to 256 MiB, so this bounds the memory requests can take.
     #[arg(long, default_value_t = 2)]
     max_concurrent_preparations: usize,
+    /// Most open connections; more wait in the kernel's backlog until one closes.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers (idle connections are
+    /// closed after this).
+    #[arg(long, default_value_t = 30)]
+    header_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_timeout: u64,
@@ -112,7 +119,14 @@ fn run(args: Args) -> Result<()> {
         );
         let grace = Duration::from_secs(args.shutdown_timeout);
         let watched = engine.clone();
-        serve_until_shutdown(listener, router(state), grace, move || watched.is_running()).await
+        let limits = ConnectionLimits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs(args.header_timeout),
+        };
+        serve_until_shutdown(listener, router(state), limits, grace, move || {
+            watched.is_running()
+        })
+        .await
     })?;
     engine.shutdown(false);
     eprintln!("vlm-serve: stopped");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::Router;
 use tokio::net::TcpListener;
+use vlm_server::ConnectionLimits;
 
 /// Serves `app` on `listener` until a shutdown signal; in-flight requests then get `grace`
 /// to finish. When `engine_running` turns false while serving (the engine thread died),
@@ -16,13 +17,14 @@ use tokio::net::TcpListener;
 pub async fn serve_until_shutdown(
     listener: TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     grace: Duration,
     engine_running: impl Fn() -> bool + Send + Sync + 'static,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let engine_died = Arc::new(AtomicBool::new(false));
     let died = engine_died.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = vlm_server::serve(listener, app, limits, async move {
         let watchdog = async {
             while engine_running() {
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -41,7 +43,7 @@ pub async fn serve_until_shutdown(
         );
         let _ = stop_tx.send(());
     });
-    let serving = tokio::spawn(async move { server.await });
+    let serving = tokio::spawn(server);
     // Once the signal came, in-flight requests get `grace` to finish.
     let result = tokio::select! {
         r = serving => r,
@@ -50,10 +52,10 @@ pub async fn serve_until_shutdown(
             tokio::time::sleep(grace).await;
         } => {
             eprintln!("vlm-serve: requests still running after {}s; aborting them", grace.as_secs());
-            Ok(Ok(()))
+            Ok(())
         }
     };
-    result.context("server task")?.context("server")?;
+    result.context("server task")?;
     anyhow::ensure!(
         !engine_died.load(Ordering::SeqCst),
         "the engine stopped unexpectedly; restart vlm-serve (its log above says why)"

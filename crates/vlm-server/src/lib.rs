@@ -6,6 +6,7 @@
 mod auth;
 mod body;
 mod config;
+mod connections;
 mod error;
 mod media;
 mod messages;
@@ -15,6 +16,7 @@ mod state;
 mod validate;
 
 pub use config::ServerConfig;
+pub use connections::{serve, ConnectionLimits};
 pub use error::ApiError;
 pub use routes::router;
 pub use state::AppState;
