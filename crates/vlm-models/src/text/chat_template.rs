@@ -122,7 +122,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned(NAME, strip_generation_markers(source))
-            .map_err(|e| ModelError::ChatTemplate(format!("does not compile: {e:#}")))?;
+            .map_err(|e| ModelError::ChatTemplate(format!("does not compile: {}", one_line(&e))))?;
         let specials = tokenizer_config
             .map(|c| SpecialTokens {
                 bos_token: token_string(c.get("bos_token")),
@@ -153,8 +153,20 @@ impl ChatTemplate {
                 unk_token => s.unk_token,
                 pad_token => s.pad_token,
             })
-            .map_err(|e| ModelError::ChatTemplate(format!("rendering failed: {e:#}")))
+            .map_err(|e| ModelError::ChatTemplate(format!("rendering failed: {}", one_line(&e))))
     }
+}
+
+/// minijinja's error on one line: what is wrong and where (its `{:#}` form adds a
+/// multi-line source excerpt that breaks one-line logs and error messages).
+fn one_line(e: &minijinja::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(line) = e.line() {
+        if !text.contains(&format!(":{line})")) {
+            text.push_str(&format!(" (line {line})"));
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -203,7 +215,11 @@ mod tests {
         let t = ChatTemplate::new("{{ raise_exception('only user turns') }}", None).unwrap();
         let err = t.render(&[], false).unwrap_err().to_string();
         assert!(err.contains("only user turns"), "{err}");
-        assert!(ChatTemplate::new("{% for %}", None).is_err());
+        let err = ChatTemplate::new("{% for %}", None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains('\n') && err.contains("chat:1"), "{err}");
     }
 
     #[test]
