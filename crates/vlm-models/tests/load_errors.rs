@@ -209,3 +209,23 @@ fn bad_images_and_prompts_are_errors() {
         "{err}"
     );
 }
+
+/// A template that cannot render one plain user turn is refused at load, not on every
+/// request as if each client were at fault.
+#[test]
+fn a_template_that_cannot_render_fails_the_load() {
+    let dir = copy_of("llava-tiny-hub");
+    let options = LoadOptions {
+        chat_template: Some("{{ raise_exception('this template is broken') }}".into()),
+        ..LoadOptions::default()
+    };
+    let err = VlmModel::load(Snapshot::open(dir.path()).unwrap(), &options)
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, ModelError::ChatTemplate(_)), "{text}");
+    assert!(
+        text.contains("this template is broken") && text.contains("--chat-template"),
+        "{text}"
+    );
+}

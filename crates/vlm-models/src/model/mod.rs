@@ -85,6 +85,20 @@ impl VlmModel {
             })?,
         };
         let template = ChatTemplate::new(&template_source, snapshot.tokenizer_config()?.as_ref())?;
+        // Fail at start-up, not on every request, when the template cannot render even one
+        // user turn with an image (a configuration error, not a client's).
+        let probe = TemplateMessage {
+            role: "user".into(),
+            content: vec![
+                TemplatePart::Image,
+                TemplatePart::Text { text: "hi".into() },
+            ],
+        };
+        template.render(&[probe], true).map_err(|e| {
+            ModelError::ChatTemplate(format!(
+                "cannot render a single user turn, so it would fail every request ({e}); fix it or pass --chat-template FILE"
+            ))
+        })?;
         let eos_token_ids = snapshot.eos_token_ids()?;
         Ok(Self {
             snapshot,
