@@ -71,6 +71,24 @@ async fn models_retrieve_unenforced_fields_role_and_text_offsets() {
         assert_eq!(status, 400, "{field}: {body}");
         assert_eq!(body["error"]["param"], field, "{body}");
     }
+    // An unknown content-part type is named, with its place as the param.
+    let audio = json!({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "hi"},
+        {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}},
+    ]}]});
+    let (status, body) = post(&url, &chat(audio)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["param"], "messages[0].content[1].type",
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("input_audio"),
+        "{body}"
+    );
     let (status, plain) = post(&url, &chat(json!({"response_format": {"type": "text"}}))).await;
     assert_eq!(status, 200, "{plain}");
 

@@ -49,11 +49,24 @@ pub fn convert_messages(
 
 /// One content part; `images` counts the prompt's images so far against the limit.
 fn convert_part(
-    part: PartIn,
+    part: serde_json::Value,
     (i, j): (usize, usize),
     images: &mut usize,
     config: &ServerConfig,
 ) -> Result<ContentPart, ApiError> {
+    let at = format!("messages[{i}].content[{j}]");
+    let kind = part
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    if !matches!(kind, "text" | "image_url") {
+        return Err(ApiError::bad_request(format!(
+            "{at}.type {kind:?} is not supported (text, image_url)"
+        ))
+        .with_param(format!("{at}.type")));
+    }
+    let part: PartIn = serde_json::from_value(part)
+        .map_err(|e| ApiError::bad_request(format!("{at}: {e}")).with_param(at.clone()))?;
     match part {
         PartIn::Text { text } => Ok(ContentPart::Text(text)),
         PartIn::ImageUrl { image_url } => {

@@ -40,7 +40,9 @@ pub struct MessageIn {
 #[serde(untagged)]
 pub enum ContentIn {
     Text(String),
-    Parts(Vec<PartIn>),
+    /// Read as JSON first, so an unknown part type is named in the error (serde's own
+    /// message for an untagged enum names nothing).
+    Parts(Vec<serde_json::Value>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
