@@ -102,7 +102,7 @@ fn run(args: Args) -> Result<()> {
         .build()?;
     let state = AppState::new(engine.clone(), config);
     let addr = format!("{}:{}", args.host, args.port);
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}; pick another --port or --host"))?;
@@ -127,7 +127,11 @@ fn run(args: Args) -> Result<()> {
             watched.is_running()
         })
         .await
-    })?;
+    });
+    // Work still blocked in a preparation thread (a stuck remote fetch) must not hold the
+    // exit past the grace period.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
     engine.shutdown(false);
     eprintln!("vlm-serve: stopped");
     Ok(())
