@@ -5,25 +5,11 @@
 
 mod common;
 
-use common::Server;
+use common::{post_json as post, Server};
 use serde_json::{json, Value};
 
 /// Token id the hidden fault hook fails steps on (`--fail-steps-with-token`).
 const POISON: u32 = 77;
-
-async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"));
-    (status, value)
-}
 
 fn completion(prompt: Value, stream: bool) -> Value {
     json!({

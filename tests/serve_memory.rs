@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{data_url, Server};
+use common::{data_url, post_json, Server};
 use serde_json::{json, Value};
 
 /// The peak RSS README promises for this case, in MiB.
@@ -57,14 +57,7 @@ async fn chat_with(url: String, image: String) -> (u16, Value) {
             {"type": "text", "text": "what is it?"},
         ]}],
     });
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    post_json(&url, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,19 +7,8 @@ mod common;
 
 use async_openai::config::OpenAIConfig;
 use async_openai::Client;
-use common::Server;
+use common::{post_json as post, post_text, Server};
 use serde_json::{json, Value};
-
-async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
 
 fn chat(extra: Value) -> Value {
     let mut body = json!({
@@ -93,15 +82,7 @@ async fn models_retrieve_unenforced_fields_role_and_text_offsets() {
     assert_eq!(status, 200, "{plain}");
 
     // Streaming: no chunk before the first token; that chunk carries the role, once.
-    let text = reqwest::Client::new()
-        .post(&url)
-        .json(&chat(json!({"stream": true})))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = post_text(&url, &chat(json!({"stream": true}))).await;
     let chunks = sse_chunks(&text);
     let deltas: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
     assert_eq!(deltas[0]["role"], "assistant", "{text}");
@@ -142,15 +123,7 @@ async fn models_retrieve_unenforced_fields_role_and_text_offsets() {
     );
     let mut streamed_body = body.clone();
     streamed_body["stream"] = json!(true);
-    let sse = reqwest::Client::new()
-        .post(&completions)
-        .json(&streamed_body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let sse = post_text(&completions, &streamed_body).await;
     let streamed_offsets: Vec<usize> = sse_chunks(&sse)
         .iter()
         .filter_map(|c| {

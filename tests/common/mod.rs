@@ -109,6 +109,34 @@ impl Drop for Server {
 }
 
 /// One Prometheus sample, e.g. `vlm:kv_cache_blocks_used`.
+/// POSTs `body` as JSON; the status and the parsed response (which must be JSON).
+pub async fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"));
+    (status, value)
+}
+
+/// POSTs `body` as JSON and returns the raw response text (an SSE stream, read to its end).
+pub async fn post_text(url: &str, body: &serde_json::Value) -> String {
+    reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub async fn metric(base: &str, name: &str) -> f64 {
     let text = reqwest::get(format!("{base}/metrics"))
         .await

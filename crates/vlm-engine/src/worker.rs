@@ -360,7 +360,10 @@ impl Worker {
         let run = || -> Result<Vec<Vec<f32>>, ModelError> {
             let logits = model.forward(&steps, kv as &mut dyn KvCache, LogitRows::LastPerSeq)?;
             let mut rows = logits.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
-            Ok(last_step.iter().map(|&r| std::mem::take(&mut rows[r])).collect())
+            Ok(last_step
+                .iter()
+                .map(|&r| std::mem::take(&mut rows[r]))
+                .collect())
         };
         match catch_unwind(AssertUnwindSafe(run)) {
             Ok(rows) => rows.map_err(|e| e.to_string()),

@@ -220,6 +220,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn decoded_pixels_are_held_to_the_same_limits_as_encoded_ones() {
+        let two = RgbPixels::new(2, 1, vec![1u8, 2, 3, 4, 5, 6]).unwrap();
+        let image = rgb_from_pixels(&two, 2).unwrap();
+        assert_eq!((image.width, image.height, image.channels), (2, 1, 3));
+        assert_eq!(image.data, [1, 2, 3, 4, 5, 6]);
+        assert!(matches!(
+            rgb_from_pixels(&two, 1),
+            Err(DecodeError::TooLarge {
+                pixels: 2,
+                limit: 1,
+                ..
+            })
+        ));
+        let empty = RgbPixels::new(0, 3, Vec::<u8>::new()).unwrap();
+        assert!(matches!(
+            rgb_from_pixels(&empty, 8),
+            Err(DecodeError::NoPixels { .. })
+        ));
+    }
+
+    #[test]
     fn composite_matches_pillow_corner_cases() {
         assert_eq!(over_white([10, 20, 30], 255), [10, 20, 30]);
         assert_eq!(over_white([10, 20, 30], 0), [255, 255, 255]);
