@@ -32,6 +32,7 @@ fn request(ids: Vec<u32>, max_tokens: usize) -> GenerationRequest {
             ..SamplingParams::greedy(max_tokens)
         },
         pixel_budget: Default::default(),
+        format: None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use vlm_models::preprocess::PixelBudget;
 use vlm_models::{ModelError, PreparedPrompt, VlmModel};
 
 use crate::config::EngineConfig;
+use crate::constraint::{Grammar, GrammarCompiler, OutputFormat};
 use crate::error::EngineError;
 use crate::kv_cache::{KvLayout, PagedKvCache};
 use crate::metrics::EngineStats;
@@ -34,6 +35,9 @@ pub struct Engine {
     next_sequence: AtomicUsize,
     max_model_len: usize,
     capacity_tokens: usize,
+    /// Built on the first structured-output request (a trie over the vocabulary), or why
+    /// this model's outputs cannot be constrained.
+    grammars: OnceLock<Result<GrammarCompiler, String>>,
 }
 
 impl Engine {
@@ -117,6 +121,7 @@ impl Engine {
             next_sequence: AtomicUsize::new(1),
             max_model_len,
             capacity_tokens,
+            grammars: OnceLock::new(),
         })
     }
 
@@ -151,8 +156,36 @@ impl Engine {
     /// cancels the request.
     pub fn submit(&self, request: GenerationRequest) -> Result<RequestStream, EngineError> {
         request.sampling.validate()?;
+        let grammar = request
+            .format
+            .as_ref()
+            .map(|f| self.compile_format(f))
+            .transpose()?;
         let prompt = self.prepare(request.input, request.pixel_budget)?;
-        self.submit_prepared(prompt, request.sampling)
+        self.submit_constrained(prompt, request.sampling, grammar.as_ref())
+    }
+
+    /// Compiles a structured-output format for this model's vocabulary. Costly for a large
+    /// schema (and the first time, which builds the vocabulary's trie): call it where
+    /// blocking is fine, then pass the grammar to
+    /// [`submit_constrained`](Self::submit_constrained).
+    pub fn compile_format(&self, format: &OutputFormat) -> Result<Grammar, EngineError> {
+        let compiler = self
+            .grammars
+            .get_or_init(|| {
+                let vocab = self.model.text_config().vocab_size;
+                let spellings = self
+                    .model
+                    .tokenizer()
+                    .token_spellings(vocab)
+                    .map_err(|e| e.to_string())?;
+                GrammarCompiler::new(&spellings, self.model.eos_token_ids())
+            })
+            .as_ref()
+            .map_err(|e| {
+                EngineError::Format(format!("this model's outputs cannot be constrained: {e}"))
+            })?;
+        compiler.compile(format).map_err(EngineError::Format)
     }
 
     /// Templates, tokenizes and preprocesses an input without queueing it: callers that
@@ -199,6 +232,17 @@ impl Engine {
         &self,
         prompt: PreparedPrompt,
         params: SamplingParams,
+    ) -> Result<RequestStream, EngineError> {
+        self.submit_constrained(prompt, params, None)
+    }
+
+    /// Queues an already prepared prompt whose completions follow `grammar` (from
+    /// [`compile_format`](Self::compile_format)), each with its own parser state.
+    pub fn submit_constrained(
+        &self,
+        prompt: PreparedPrompt,
+        params: SamplingParams,
+        grammar: Option<&Grammar>,
     ) -> Result<RequestStream, EngineError> {
         params.validate()?;
         let prompt_len = prompt.token_ids.len();
@@ -267,6 +311,7 @@ impl Engine {
                 blocks: Vec::new(),
                 // n completions of one seeded request differ from each other but repeat.
                 sampler: Sampler::new(&params, params.seed.map(|s| s.wrapping_add(index as u64))),
+                constraint: grammar.map(Grammar::constraint),
                 text: TextStream::new(
                     &params.stop,
                     params.include_stop_str_in_output,

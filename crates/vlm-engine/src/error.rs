@@ -21,6 +21,10 @@ pub enum EngineError {
         max_tokens: usize,
         capacity: usize,
     },
+    /// A structured-output format that cannot be compiled, or that this model's vocabulary
+    /// cannot spell.
+    #[error("invalid output format: {0}")]
+    Format(String),
     #[error("invalid engine configuration: {0}")]
     Config(String),
     #[error("the engine has stopped")]
@@ -32,6 +36,7 @@ impl EngineError {
     pub fn is_client_error(&self) -> bool {
         match self {
             EngineError::Sampling(_)
+            | EngineError::Format(_)
             | EngineError::ExceedsContext { .. }
             | EngineError::ExceedsKvCache { .. } => true,
             EngineError::Model(e) => matches!(

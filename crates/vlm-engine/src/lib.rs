@@ -3,6 +3,7 @@
 //! sampled with vLLM's parameters, and streamed back token by token.
 
 mod config;
+mod constraint;
 mod engine;
 mod error;
 mod image_cache;
@@ -18,6 +19,7 @@ mod threads;
 mod worker;
 
 pub use config::EngineConfig;
+pub use constraint::{Grammar, GrammarCompiler, OutputFormat};
 pub use engine::Engine;
 pub use error::EngineError;
 pub use kv_cache::{BlockPool, KvLayout, PagedKvCache};

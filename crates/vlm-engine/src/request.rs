@@ -4,6 +4,8 @@
 use vlm_core::{ChatMessage, SamplingParams};
 use vlm_models::preprocess::PixelBudget;
 
+use crate::constraint::OutputFormat;
+
 /// What to generate from.
 #[derive(Debug, Clone)]
 pub enum RequestInput {
@@ -21,6 +23,8 @@ pub struct GenerationRequest {
     pub sampling: SamplingParams,
     /// Qwen2-VL's per-request `min_pixels` / `max_pixels`.
     pub pixel_budget: PixelBudget,
+    /// A structured output the completions must follow.
+    pub format: Option<OutputFormat>,
 }
 
 impl GenerationRequest {
@@ -29,6 +33,7 @@ impl GenerationRequest {
             input: RequestInput::Chat(messages),
             sampling,
             pixel_budget: PixelBudget::default(),
+            format: None,
         }
     }
 }

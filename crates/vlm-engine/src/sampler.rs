@@ -1,5 +1,6 @@
 //! Choosing the next token from a row of logits, with vLLM's sampling parameters.
 
+use llguidance::toktrie::SimpleVob;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vlm_core::SamplingParams;
@@ -33,26 +34,40 @@ impl Sampler {
     }
 
     /// `prompt` and `output` are the sequence's tokens so far (for the penalties); tokens in
-    /// `banned` may not be chosen (end-of-sequence before `min_tokens`).
+    /// `banned` may not be chosen (end-of-sequence before `min_tokens`); with `allowed` (a
+    /// structured output's mask, never empty) only its tokens may be. Where the two
+    /// disagree (the format is complete but `min_tokens` is not reached) the format wins.
     pub fn sample(
         &mut self,
         logits: &[f32],
         prompt: &[u32],
         output: &[u32],
         banned: &[u32],
+        allowed: Option<&SimpleVob>,
     ) -> Sampled {
         let raw = log_softmax(logits);
         let mut adjusted = logits.to_vec();
         self.apply_penalties(&mut adjusted, prompt, output);
-        for &t in banned {
-            if let Some(l) = adjusted.get_mut(t as usize) {
-                *l = f32::NEG_INFINITY;
+        // Only a constrained sequence pays for a mask over the vocabulary.
+        let permitted = allowed.map(|mask| permitted(mask, banned, logits.len()));
+        match &permitted {
+            None => {
+                for &t in banned {
+                    if let Some(l) = adjusted.get_mut(t as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            Some(permitted) => {
+                for (l, _) in adjusted.iter_mut().zip(permitted).filter(|(_, p)| !**p) {
+                    *l = f32::NEG_INFINITY;
+                }
             }
         }
         let token = if self.params.is_greedy() {
-            argmax(&adjusted)
+            argmax_permitted(&adjusted, permitted.as_deref())
         } else {
-            self.draw(&adjusted)
+            self.draw(&adjusted, permitted.as_deref())
         };
         let top_logprobs = match self.params.logprobs {
             Some(k) if k > 0 => top_k_indices(&raw, k)
@@ -100,13 +115,15 @@ impl Sampler {
 
     /// Temperature, then top-k, top-p and min-p filtering, then a draw. Total: any logits
     /// (inf and NaN included) and any parameters the validator accepts give a token.
-    fn draw(&mut self, logits: &[f32]) -> usize {
+    fn draw(&mut self, logits: &[f32], permitted: Option<&[bool]>) -> usize {
         let p = &self.params;
         let probs = probabilities(logits, p.temperature);
-        let mut order: Vec<usize> = (0..probs.len()).filter(|&i| probs[i] > 0.0).collect();
+        let mut order: Vec<usize> = (0..probs.len())
+            .filter(|&i| probs[i] > 0.0 && permitted.is_none_or(|p| p[i]))
+            .collect();
         if order.is_empty() {
             // Nothing has mass (every token banned, or every logit NaN / -inf).
-            return argmax(logits);
+            return argmax_permitted(logits, permitted);
         }
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
         if p.top_k > 0 {
@@ -136,7 +153,7 @@ impl Sampler {
                 return i;
             }
         }
-        *order.last().unwrap_or(&argmax(logits))
+        *order.last().unwrap_or(&argmax_permitted(logits, permitted))
     }
 }
 
@@ -173,6 +190,40 @@ fn probabilities(logits: &[f32], temperature: f32) -> Vec<f32> {
     };
     let total: f64 = weights.iter().sum();
     weights.iter().map(|w| (w / total) as f32).collect()
+}
+
+/// The tokens a constrained sequence may choose: those of the mask, less the banned ones
+/// unless that leaves none.
+fn permitted(mask: &SimpleVob, banned: &[u32], vocab: usize) -> Vec<bool> {
+    let mut permitted: Vec<bool> = (0..vocab)
+        .map(|t| t < mask.len() && mask.is_allowed(t as u32))
+        .collect();
+    let mut unbanned = permitted.clone();
+    for &t in banned {
+        if let Some(p) = unbanned.get_mut(t as usize) {
+            *p = false;
+        }
+    }
+    if unbanned.contains(&true) {
+        permitted = unbanned;
+    }
+    permitted
+}
+
+/// [`argmax`] over the permitted indices, when any is (a structured output's mask is never
+/// empty); NaN never wins over a number.
+fn argmax_permitted(xs: &[f32], permitted: Option<&[bool]>) -> usize {
+    let Some(permitted) = permitted else {
+        return argmax(xs);
+    };
+    let mut best: Option<usize> = None;
+    for (i, &x) in xs.iter().enumerate().filter(|(i, _)| permitted[*i]) {
+        match best {
+            Some(b) if !(x > xs[b] || (xs[b].is_nan() && !x.is_nan())) => {}
+            _ => best = Some(i),
+        }
+    }
+    best.unwrap_or_else(|| argmax(xs))
 }
 
 /// First index of the maximum (ties go to the lowest id, as `torch.argmax` does); NaN
@@ -217,7 +268,7 @@ mod tests {
     #[test]
     fn greedy_takes_first_maximum_and_reports_model_logprob() {
         let mut s = sampler(SamplingParams::greedy(1));
-        let out = s.sample(&[0.0, 3.0, 3.0, -1.0], &[], &[], &[]);
+        let out = s.sample(&[0.0, 3.0, 3.0, -1.0], &[], &[], &[], None);
         assert_eq!(out.token, 1);
         let expected = 3.0 - (1f32 + 2.0 * 3f32.exp() + (-1f32).exp()).ln();
         assert!((out.logprob - expected).abs() < 1e-6);
@@ -234,7 +285,7 @@ mod tests {
         let draw = |p: &SamplingParams| {
             let mut s = sampler(p.clone());
             (0..64)
-                .map(|_| s.sample(&logits, &[], &[], &[]).token)
+                .map(|_| s.sample(&logits, &[], &[], &[], None).token)
                 .collect::<Vec<_>>()
         };
         let a = draw(&p);
@@ -269,23 +320,23 @@ mod tests {
             ..SamplingParams::greedy(1)
         });
         // Token 0 was seen: 2.0 / 4 = 0.5 < 1.0.
-        assert_eq!(s.sample(&[2.0, 1.0], &[0], &[], &[]).token, 1);
+        assert_eq!(s.sample(&[2.0, 1.0], &[0], &[], &[], None).token, 1);
         let mut s = sampler(SamplingParams {
             frequency_penalty: 0.6,
             ..SamplingParams::greedy(1)
         });
         assert_eq!(
-            s.sample(&[2.0, 1.0], &[], &[0, 0], &[]).token,
+            s.sample(&[2.0, 1.0], &[], &[0, 0], &[], None).token,
             1,
             "2.0 - 1.2 < 1.0"
         );
         assert_eq!(
-            s.sample(&[2.0, 1.0], &[0], &[0], &[]).token,
+            s.sample(&[2.0, 1.0], &[0], &[0], &[], None).token,
             0,
             "prompt does not count"
         );
         let mut s = sampler(SamplingParams::greedy(1));
-        assert_eq!(s.sample(&[2.0, 1.0], &[], &[], &[0]).token, 1);
+        assert_eq!(s.sample(&[2.0, 1.0], &[], &[], &[0], None).token, 1);
     }
 
     #[test]
@@ -294,7 +345,7 @@ mod tests {
             logprobs: Some(2),
             ..SamplingParams::greedy(1)
         });
-        let out = s.sample(&[0.0, 2.0, 1.0], &[], &[], &[]);
+        let out = s.sample(&[0.0, 2.0, 1.0], &[], &[], &[], None);
         assert_eq!(
             out.top_logprobs.iter().map(|t| t.0).collect::<Vec<_>>(),
             vec![1, 2]
@@ -351,12 +402,33 @@ mod tests {
             params.validate().unwrap();
             let logits = rows[pick(rows.len())];
             let banned: Vec<u32> = (0..pick(6) as u32).collect();
-            let out = sampler(params.clone()).sample(logits, &[0, 2], &[2, 3, 3], &banned);
+            // Half the cases are constrained by a non-empty mask of the five tokens.
+            let mask = (case % 2 == 1).then(|| {
+                let mut mask = SimpleVob::alloc(logits.len());
+                for t in 0..logits.len() {
+                    if pick(2) == 1 {
+                        mask.allow_token(t as u32);
+                    }
+                }
+                if mask.is_zero() {
+                    mask.allow_token(pick(logits.len()) as u32);
+                }
+                mask
+            });
+            let out =
+                sampler(params.clone()).sample(logits, &[0, 2], &[2, 3, 3], &banned, mask.as_ref());
             assert!(
                 (out.token as usize) < logits.len(),
                 "{params:?} on {logits:?}: token {}",
                 out.token
             );
+            if let Some(mask) = &mask {
+                assert!(
+                    mask.is_allowed(out.token),
+                    "{params:?} on {logits:?}: token {} outside the mask",
+                    out.token
+                );
+            }
         }
     }
 
@@ -370,10 +442,13 @@ mod tests {
             seed: Some(1),
             ..SamplingParams::default()
         });
-        assert_eq!(s.sample(&[1.0, 4.0, 2.0, 3.0], &[], &[], &[]).token, 1);
+        assert_eq!(
+            s.sample(&[1.0, 4.0, 2.0, 3.0], &[], &[], &[], None).token,
+            1
+        );
         // Tied maxima share the mass, as they do at any temperature.
         let ties: Vec<u32> = (0..32)
-            .map(|_| s.sample(&[1.0, 4.0, 2.0, 4.0], &[], &[], &[]).token)
+            .map(|_| s.sample(&[1.0, 4.0, 2.0, 4.0], &[], &[], &[], None).token)
             .collect();
         assert!(ties.iter().all(|&t| t == 1 || t == 3) && ties.contains(&1) && ties.contains(&3));
         // Extreme repetition penalty with min_p: the seen token's logit overflows to inf.
@@ -384,6 +459,55 @@ mod tests {
             seed: Some(1),
             ..SamplingParams::default()
         });
-        assert_eq!(s.sample(&[1.0, 4.0, 2.0], &[2], &[], &[]).token, 2);
+        assert_eq!(s.sample(&[1.0, 4.0, 2.0], &[2], &[], &[], None).token, 2);
+    }
+
+    #[test]
+    fn a_mask_limits_the_choice_and_wins_over_min_tokens() {
+        let mask = |tokens: &[u32]| {
+            let mut m = SimpleVob::alloc(4);
+            tokens.iter().for_each(|&t| m.allow_token(t));
+            m
+        };
+        let logits = [1.0, 4.0, 2.0, 3.0];
+        let mut greedy = sampler(SamplingParams::greedy(1));
+        let out = greedy.sample(&logits, &[], &[], &[], Some(&mask(&[0, 2])));
+        assert_eq!(out.token, 2);
+        // The reported logprob is the model's, before the mask.
+        assert_eq!(out.logprob, log_softmax(&logits)[2]);
+        // A banned token leaves the mask unless it is all the mask holds.
+        assert_eq!(
+            greedy
+                .sample(&logits, &[], &[], &[2], Some(&mask(&[0, 2])))
+                .token,
+            0
+        );
+        assert_eq!(
+            greedy
+                .sample(&logits, &[], &[], &[2], Some(&mask(&[2])))
+                .token,
+            2
+        );
+        // NaN logits inside the mask still give a token of the mask.
+        let nan = [f32::NAN, 5.0, f32::NAN, 1.0];
+        assert_eq!(
+            greedy.sample(&nan, &[], &[], &[], Some(&mask(&[0]))).token,
+            0
+        );
+        let mut drawn = sampler(SamplingParams {
+            temperature: 1.0,
+            seed: Some(3),
+            ..SamplingParams::default()
+        });
+        for _ in 0..64 {
+            let t = drawn
+                .sample(&logits, &[], &[], &[], Some(&mask(&[0, 3])))
+                .token;
+            assert!(t == 0 || t == 3);
+            assert_eq!(
+                drawn.sample(&nan, &[], &[], &[], Some(&mask(&[2]))).token,
+                2
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use vlm_core::{SamplingParams, TokenEvent};
 use vlm_models::PreparedPrompt;
 
+use crate::constraint::Constraint;
 use crate::output::TextStream;
 use crate::sampler::Sampler;
 
@@ -31,6 +32,8 @@ pub(crate) struct Sequence {
     pub computed: usize,
     pub blocks: Vec<u32>,
     pub sampler: Sampler,
+    /// The structured output it must follow, if its request asked for one.
+    pub constraint: Option<Constraint>,
     pub text: TextStream,
     pub last_token_at: Option<Instant>,
 }

@@ -305,8 +305,12 @@ impl Worker {
                 continue; // a prefill chunk; the prompt is not complete yet
             }
             match catch_unwind(AssertUnwindSafe(|| self.sample(p.seq, &logits, now))) {
-                Ok(true) => exits.push((p.seq, Exit::Finished)),
-                Ok(false) => {}
+                Ok(Ok(true)) => exits.push((p.seq, Exit::Finished)),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "a sequence cannot go on; failing its request");
+                    exits.push((p.seq, Exit::Failed(e)));
+                }
                 Err(panic) => exits.push((
                     p.seq,
                     Exit::Failed(format!("sampling failed: {}", panic_message(&*panic))),
@@ -398,8 +402,8 @@ impl Worker {
     }
 
     /// Samples the next token of `running[index]` and streams it. Returns whether the
-    /// sequence finished.
-    fn sample(&mut self, index: usize, logits: &[f32], now: Instant) -> bool {
+    /// sequence finished, or why it cannot go on (its structured output failed).
+    fn sample(&mut self, index: usize, logits: &[f32], now: Instant) -> Result<bool, String> {
         let model = self.model.clone();
         let eos = model.eos_token_ids();
         let seq = self.scheduler.running_mut(index);
@@ -412,15 +416,30 @@ impl Worker {
                 banned.extend(eos.iter().copied());
             }
         }
-        let sampled =
-            seq.sampler
-                .sample(logits, &seq.request.prompt.token_ids, &seq.output, &banned);
+        let allowed = seq.constraint.as_mut().map(|c| c.allowed()).transpose()?;
+        let sampled = seq.sampler.sample(
+            logits,
+            &seq.request.prompt.token_ids,
+            &seq.output,
+            &banned,
+            allowed.as_ref(),
+        );
         seq.output.push(sampled.token);
         let mut finish = None;
         if !params.ignore_eos && eos.contains(&sampled.token)
             || params.stop_token_ids.contains(&sampled.token)
         {
             finish = Some(FinishReason::Stop);
+        }
+        // A structured output ends where its format is complete: with its last token's
+        // text, or at an end-of-sequence token it allowed (which is not text).
+        let mut format_complete = false;
+        if let (Some(constraint), None) = (seq.constraint.as_mut(), finish) {
+            constraint.accept(sampled.token)?;
+            format_complete = constraint.is_complete();
+            if format_complete && eos.contains(&sampled.token) {
+                finish = Some(FinishReason::Stop);
+            }
         }
         // The end-of-sequence token itself is not text.
         let update = if finish.is_some() {
@@ -429,7 +448,7 @@ impl Worker {
             seq.text.update(self.model.tokenizer(), &seq.output)
         };
         let mut text = update.delta;
-        if update.stopped && finish.is_none() {
+        if (update.stopped || format_complete) && finish.is_none() {
             finish = Some(FinishReason::Stop);
         }
         if finish.is_none()
@@ -474,7 +493,7 @@ impl Worker {
             usage,
             error: None,
         });
-        finish.is_some()
+        Ok(finish.is_some())
     }
 }
 

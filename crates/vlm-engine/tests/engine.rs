@@ -348,6 +348,7 @@ fn impossible_requests_are_rejected_at_submit() {
         input: RequestInput::Tokens(ids),
         sampling: SamplingParams::greedy(4),
         pixel_budget: Default::default(),
+        format: None,
     };
     assert!(engine.submit(tokens(vec![])).is_err());
     assert!(engine

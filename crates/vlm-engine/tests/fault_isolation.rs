@@ -28,6 +28,7 @@ fn tokens(ids: Vec<u32>, max_tokens: usize) -> GenerationRequest {
             ..SamplingParams::greedy(max_tokens)
         },
         pixel_budget: Default::default(),
+        format: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod connections;
 mod error;
 mod media;
 mod messages;
+mod output_format;
 mod protocol;
 mod routes;
 mod state;

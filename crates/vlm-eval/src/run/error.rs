@@ -66,7 +66,7 @@ pub enum RunError {
     )]
     OtherRun {
         output_dir: PathBuf,
-        before: Value,
-        identity: Value,
+        before: Box<Value>,
+        identity: Box<Value>,
     },
 }

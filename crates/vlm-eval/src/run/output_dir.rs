@@ -35,8 +35,8 @@ pub(super) fn check_resume_identity(
             if &before != identity {
                 return Err(RunError::OtherRun {
                     output_dir: output_dir.to_path_buf(),
-                    before,
-                    identity: identity.clone(),
+                    before: Box::new(before),
+                    identity: Box::new(identity.clone()),
                 });
             }
         }

@@ -44,6 +44,11 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The tokenizers-crate tokenizer, for this module's other readers.
+    pub(super) fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

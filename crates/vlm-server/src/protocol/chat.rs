@@ -17,8 +17,11 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     /// Qwen2-VL's per-request pixel budget (vLLM's `mm_processor_kwargs`).
     pub mm_processor_kwargs: Option<PixelKwargs>,
-    /// Read only to refuse what this server cannot enforce yet (never silently ignored).
+    /// OpenAI's structured outputs (`json_object`, `json_schema`).
     pub response_format: Option<serde_json::Value>,
+    /// vLLM's structured outputs (`json`, `regex`, `choice`, `grammar`, `json_object`).
+    pub structured_outputs: Option<serde_json::Value>,
+    /// Read only to refuse what this server cannot enforce yet (never silently ignored).
     pub tools: Option<Vec<serde_json::Value>>,
     pub tool_choice: Option<serde_json::Value>,
 }

@@ -18,6 +18,10 @@ pub struct CompletionRequest {
     pub echo: Option<bool>,
     pub stream: Option<bool>,
     pub stream_options: Option<StreamOptions>,
+    /// OpenAI's structured outputs (`json_object`, `json_schema`), as vLLM takes them here too.
+    pub response_format: Option<serde_json::Value>,
+    /// vLLM's structured outputs (`json`, `regex`, `choice`, `grammar`, `json_object`).
+    pub structured_outputs: Option<serde_json::Value>,
 }
 
 /// A string, a list of strings, a list of token ids, or a list of lists of token ids.

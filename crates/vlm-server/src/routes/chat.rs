@@ -17,6 +17,7 @@ use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
 use crate::error::ApiError;
 use crate::messages::convert_messages;
+use crate::output_format::{compile, requested_format};
 use crate::protocol::chat::*;
 use crate::protocol::common::{response_id, UsageBody};
 use crate::state::{unix_now, AppState};
@@ -28,6 +29,10 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let req: ChatCompletionRequest = parse_json(body)?;
     refuse_unenforced(&req)?;
+    let format = requested_format(
+        req.response_format.as_ref(),
+        req.structured_outputs.as_ref(),
+    )?;
     let model = state.check_model(Some(&req.model))?;
     let logprobs = match (req.logprobs, req.top_logprobs) {
         (Some(true), None) => Some(0),
@@ -54,11 +59,13 @@ pub async fn handle(
         });
     let prepare_state = state.clone();
     let messages_in = req.messages;
-    let prompt = blocking(&state, move || {
+    let (prompt, grammar) = blocking(&state, move || {
+        let grammar = compile(&prepare_state.engine, format.as_ref())?;
         let messages = convert_messages(messages_in, &prepare_state.config)?;
-        Ok(prepare_state
+        let prompt = prepare_state
             .engine
-            .prepare(RequestInput::Chat(messages), budget)?)
+            .prepare(RequestInput::Chat(messages), budget)?;
+        Ok((prompt, grammar))
     })
     .await?;
     settle_max_tokens(
@@ -68,7 +75,9 @@ pub async fn handle(
         state.engine.max_model_len(),
     )?;
     let want_logprobs = params.logprobs.is_some();
-    let stream = state.engine.submit_prepared(prompt, params)?;
+    let stream = state
+        .engine
+        .submit_constrained(prompt, params, grammar.as_ref())?;
     let reply = Reply {
         id: response_id("chatcmpl"),
         created: unix_now(),
@@ -97,19 +106,9 @@ pub async fn handle(
     }
 }
 
-/// Structured outputs and tool calls change what a client may expect of the reply; this
-/// server does not enforce them yet, so it says so (400 naming the field) instead of
-/// answering as if it had.
+/// Tool calls change what a client may expect of the reply; this server does not enforce
+/// them yet, so it says so (400 naming the field) instead of answering as if it had.
 fn refuse_unenforced(req: &ChatCompletionRequest) -> Result<(), ApiError> {
-    if let Some(format) = &req.response_format {
-        let kind = format.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        if kind != "text" {
-            return Err(ApiError::bad_request(format!(
-                "response_format {kind:?} is not supported by this server (its output would not be constrained); omit response_format or use {{\"type\": \"text\"}}"
-            ))
-            .with_param("response_format"));
-        }
-    }
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(
             ApiError::bad_request("tools are not supported by this server; omit tools")

@@ -17,6 +17,7 @@ use super::blocking::blocking;
 use super::stream::{event, sse_response, ChunkWriter, Reply};
 use crate::body::parse_json;
 use crate::error::ApiError;
+use crate::output_format::{compile, requested_format};
 use crate::protocol::common::response_id;
 use crate::protocol::completion::*;
 use crate::state::{unix_now, AppState};
@@ -44,6 +45,10 @@ pub async fn handle(
             )
         }
     };
+    let format = requested_format(
+        req.response_format.as_ref(),
+        req.structured_outputs.as_ref(),
+    )?;
     let max_tokens = req.sampling.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let (params, requested) = sampling_params(req.sampling, Some(max_tokens), logprobs)?;
     let inputs: Vec<RequestInput> = match req.prompt {
@@ -62,6 +67,13 @@ pub async fn handle(
         )
         .with_param("prompt"));
     }
+    let grammar = match format {
+        Some(format) => {
+            let engine = state.engine.clone();
+            blocking(&state, move || compile(&engine, Some(&format))).await?
+        }
+        None => None,
+    };
     let mut streams = Vec::with_capacity(inputs.len());
     for input in inputs {
         let engine = state.engine.clone();
@@ -76,7 +88,11 @@ pub async fn handle(
             prompt.token_ids.len(),
             state.engine.max_model_len(),
         )?;
-        streams.push(state.engine.submit_prepared(prompt, p)?);
+        streams.push(
+            state
+                .engine
+                .submit_constrained(prompt, p, grammar.as_ref())?,
+        );
     }
     let reply = Reply {
         id: response_id("cmpl"),
