@@ -4,6 +4,7 @@
 //! engine decodes it.
 
 use std::io::{Cursor, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -91,9 +92,16 @@ fn read_local(path: &Path, config: &ServerConfig) -> Result<Vec<u8>, String> {
     if !full.starts_with(&root) {
         return Err(outside());
     }
-    let metadata = std::fs::metadata(&full)
-        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
-    // A FIFO, device or directory would block or never end: only regular files are read.
+    // Opened without blocking (a FIFO would wait for a writer), then judged by what was
+    // opened, so a file swapped for a FIFO after a check cannot slip through: a FIFO,
+    // device or directory would block or never end, and only regular files are read.
+    let cannot = |e: std::io::Error| format!("cannot read image {}: {e}", path.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&full)
+        .map_err(cannot)?;
+    let metadata = file.metadata().map_err(cannot)?;
     if !metadata.is_file() {
         return Err(format!(
             "image path {} is not a regular file",
@@ -105,12 +113,9 @@ fn read_local(path: &Path, config: &ServerConfig) -> Result<Vec<u8>, String> {
     }
     // Read at most one byte past the limit, in case the file grew since.
     let mut bytes = Vec::new();
-    std::fs::File::open(&full)
-        .and_then(|f| {
-            f.take(config.max_image_bytes as u64 + 1)
-                .read_to_end(&mut bytes)
-        })
-        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    file.take(config.max_image_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
     if bytes.len() > config.max_image_bytes {
         return Err(too_big(bytes.len(), config));
     }
