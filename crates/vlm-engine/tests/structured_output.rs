@@ -254,6 +254,49 @@ fn bad_formats_are_refused_before_queueing() {
     ));
     refused(OutputFormat::Lark("start: ( ".into()));
     refused(OutputFormat::Choice(Vec::new()));
+    // Schemas are never fetched: a remote reference is an error, not a request.
+    refused(OutputFormat::JsonSchema(
+        json!({"$ref": "http://127.0.0.1:9/schema.json"}),
+    ));
+    // As deep as a request body may nest (serde_json's limit is 128): compiled or refused,
+    // on a thread with the stack of a preparation thread, never a crash.
+    let mut deep = Vec::new();
+    for depth in [60, 126] {
+        let mut schema = json!({"type": "integer"});
+        for _ in 0..depth / 2 {
+            schema = json!({"type": "object", "properties": {"a": schema}, "required": ["a"]});
+        }
+        deep.push(OutputFormat::JsonSchema(schema));
+    }
+    // A reference cycle with nothing in between, and a recursive (valid) tree.
+    deep.push(OutputFormat::JsonSchema(
+        json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}),
+    ));
+    deep.push(OutputFormat::JsonSchema(
+        json!({"$defs": {"node": {"type": "object",
+        "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
+        "$ref": "#/$defs/node"}),
+    ));
+    // Grammar and regex text nests without a JSON limit.
+    let nested = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+    deep.push(OutputFormat::Regex(nested(100_000)));
+    deep.push(OutputFormat::Lark(format!(
+        "start: {}",
+        nested(100_000).replace('a', "\"a\"")
+    )));
+    for format in deep {
+        let engine = &engine;
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn_scoped(scope, || {
+                    let _ = engine.compile_format(&format);
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+    }
     // The engine still serves.
     assert_eq!(
         complete(&engine, request("x", SamplingParams::greedy(3), None))[0]
