@@ -10,14 +10,21 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
 use vlm::cli::eval_progress::progress_bars;
+use vlm::cli::eval_recording::Recorder;
 use vlm::cli::eval_report::report;
+use vlm::cli::run_identity::{task_identities, ModelSpec};
+use vlm::cli::runs_commands::{leaderboard_command, runs_command, LeaderboardArgs, RunsArgs};
+use vlm::cli::store::Store;
+use vlm::cli::sweep::{sweep_command, SweepArgs};
 use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
+use vlm_engine::PixelBudget;
 use vlm_eval::tasks::{self, Task};
 use vlm_eval::{
     default_tags, evaluate, parse_tags, rescore, Backend, InProcess, OpenAiBackend, OpenAiOptions,
     RunInfo, RunOptions,
 };
+use vlm_runs::{ModelRecord, RunId};
 
 /// The command line: `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved
 /// predictions. Evaluating takes no subcommand, and a derived parser would build the
@@ -25,17 +32,24 @@ use vlm_eval::{
 /// matches are told apart here.
 enum Cli {
     Evaluate(Box<EvaluateArgs>),
-    Score(ScoreArgs),
+    Other(Subcommands),
 }
 
 #[derive(Subcommand, Debug)]
-enum ScoreCommand {
+enum Subcommands {
     #[command(
         display_name = "vlm-eval score",
         about = "Score a predictions JSONL ({\"doc_id\": ..., \"response\": ...} per line, or an \
                  lmms-eval samples file) without running a model"
     )]
     Score(ScoreArgs),
+    /// Evaluate many models on the same tasks over a pool of devices (sweep.toml), reusing
+    /// finished runs.
+    Sweep(SweepArgs),
+    /// List the runs in a runs store.
+    Runs(RunsArgs),
+    /// A task's leaderboard: each model's best completed run on its primary metric.
+    Leaderboard(LeaderboardArgs),
 }
 
 impl CommandFactory for Cli {
@@ -52,7 +66,7 @@ impl CommandFactory for Cli {
             .subcommand_negates_reqs(true)
             .propagate_version(true)
             .disable_help_subcommand(true);
-        ScoreCommand::augment_subcommands(EvaluateArgs::augment_args(command))
+        Subcommands::augment_subcommands(EvaluateArgs::augment_args(command))
     }
 
     fn command_for_update() -> Command {
@@ -63,8 +77,7 @@ impl CommandFactory for Cli {
 impl FromArgMatches for Cli {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         if matches.subcommand_name().is_some() {
-            let ScoreCommand::Score(args) = ScoreCommand::from_arg_matches(matches)?;
-            Ok(Self::Score(args))
+            Subcommands::from_arg_matches(matches).map(Self::Other)
         } else {
             EvaluateArgs::from_arg_matches(matches).map(|args| Self::Evaluate(Box::new(args)))
         }
@@ -126,6 +139,21 @@ struct EvaluateArgs {
     /// Keep the answers already in --output-dir and only ask for the missing or failed ones.
     #[arg(long)]
     resume: bool,
+    /// Record each task's run in this runs store: sqlite://PATH or postgres://...
+    #[arg(long, env = "VLM_EVAL_DB")]
+    db: Option<String>,
+    /// The model's name in the runs store (default: --model).
+    #[arg(long)]
+    name: Option<String>,
+    /// Qwen2-VL: fewest pixels an image is resized to (overrides the checkpoint's min_pixels).
+    #[arg(long)]
+    min_pixels: Option<u64>,
+    /// Qwen2-VL: most pixels an image is resized to (overrides the checkpoint's max_pixels).
+    #[arg(long)]
+    max_pixels: Option<u64>,
+    /// Runs a worker claimed for these tasks ("task=id,..."): recorded into, not duplicated.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    claimed_runs: Vec<String>,
     /// The in-process engine.
     #[command(flatten)]
     engine: EngineArgs,
@@ -167,10 +195,105 @@ fn run_options(common: &CommonArgs, resume: bool) -> Result<RunOptions> {
     })
 }
 
+/// What `--db` records an evaluation as: the model spec and the run's settings.
+fn model_spec(args: &EvaluateArgs) -> ModelSpec {
+    match &args.base_url {
+        Some(url) => ModelSpec::Remote {
+            base_url: url.clone(),
+            name: args.model.model.clone(),
+        },
+        None => ModelSpec::InProcess {
+            reference: args.model.model.clone(),
+            device: args.model.device.clone(),
+            dtype: args.model.dtype.clone(),
+            max_model_len: args.engine.max_model_len,
+            min_pixels: args.min_pixels,
+            max_pixels: args.max_pixels,
+            chat_template: args.model.chat_template.clone(),
+        },
+    }
+}
+
+/// Starts recording in the runs store, when `--db` names one.
+fn recorder(
+    args: &EvaluateArgs,
+    tasks: &[Box<dyn Task>],
+    options: &RunOptions,
+) -> Result<Option<Recorder>> {
+    let Some(url) = &args.db else {
+        return Ok(None);
+    };
+    let store = Store::open(url)?;
+    let spec = model_spec(args);
+    let identities = task_identities(
+        &spec.identity()?,
+        tasks,
+        options.data_dir.as_deref(),
+        options.limit,
+    )?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| args.model.model.clone());
+    let (reference, base_url) = match &spec {
+        ModelSpec::Remote { base_url, name } => (Some(name.clone()), Some(base_url.clone())),
+        ModelSpec::InProcess { reference, .. } => (Some(reference.clone()), None),
+    };
+    let model = ModelRecord {
+        name: name.clone(),
+        display_name: name,
+        reference,
+        base_url,
+        settings: json!({"device": args.model.device, "dtype": args.model.dtype,
+            "max_model_len": args.engine.max_model_len, "min_pixels": args.min_pixels,
+            "max_pixels": args.max_pixels}),
+        params_b: None,
+        created_at: 0,
+    };
+    let config = json!({
+        "data_dir": options.data_dir,
+        "limit": options.limit,
+        "args": std::env::args().skip(1).collect::<Vec<_>>(),
+    });
+    let claimed = args
+        .claimed_runs
+        .iter()
+        .map(|c| {
+            c.split_once('=')
+                .map(|(t, id)| (t.to_string(), RunId(id.to_string())))
+                .with_context(|| format!("--claimed-runs: expected task=id, got {c:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let output_dir = options.output_dir.display().to_string();
+    Ok(Some(Recorder::start(
+        store,
+        model,
+        tasks,
+        &identities,
+        &config,
+        &output_dir,
+        &claimed,
+    )?))
+}
+
 fn evaluate_command(args: EvaluateArgs) -> Result<()> {
-    let started = Instant::now();
     let tasks = parse_tasks(&args.common.tasks)?;
     let options = run_options(&args.common, args.resume)?;
+    let mut recorder = recorder(&args, &tasks, &options)?;
+    let result = evaluate_recorded(&args, &tasks, &options, recorder.as_mut());
+    if let (Err(e), Some(recorder)) = (&result, &recorder) {
+        recorder.fail(&format!("{e:#}"));
+    }
+    result
+}
+
+fn evaluate_recorded(
+    args: &EvaluateArgs,
+    tasks: &[Box<dyn Task>],
+    options: &RunOptions,
+    mut recorder: Option<&mut Recorder>,
+) -> Result<()> {
+    let started = Instant::now();
     let (backend, identity): (Box<dyn Backend>, _) = match &args.base_url {
         Some(url) => {
             let backend = OpenAiBackend::connect(OpenAiOptions {
@@ -200,11 +323,24 @@ fn evaluate_command(args: EvaluateArgs) -> Result<()> {
             // is refilled immediately; each waiting request holds its pixels.
             let window = args.engine.max_num_seqs + 8;
             let identity = json!({"model": args.model.model, "backend": "in-process"});
-            (Box::new(InProcess::new(engine, window)), identity)
+            let budget = PixelBudget {
+                min_pixels: args.min_pixels,
+                max_pixels: args.max_pixels,
+            };
+            (
+                Box::new(InProcess::new(engine, window).with_pixel_budget(budget)),
+                identity,
+            )
         }
     };
-    let mut progress = progress_bars();
-    let runs = evaluate(&tasks, backend.as_ref(), &options, &identity, &mut progress)?;
+    let mut bars = progress_bars();
+    let mut progress = |event: vlm_eval::Progress<'_>| {
+        if let Some(r) = recorder.as_deref_mut() {
+            r.progress(&event);
+        }
+        bars(event);
+    };
+    let runs = evaluate(tasks, backend.as_ref(), options, &identity, &mut progress)?;
     let info = RunInfo {
         model: args.model.model.clone(),
         backend: backend.describe(),
@@ -213,7 +349,12 @@ fn evaluate_command(args: EvaluateArgs) -> Result<()> {
         total_seconds: started.elapsed().as_secs_f64(),
         mode: "evaluate",
     };
-    report(&runs, &info, &options)
+    // Recorded before the report, which fails a run with unanswered samples after writing
+    // its results: those are complete runs with failures counted in their metrics.
+    if let Some(r) = recorder {
+        r.finish(&runs)?;
+    }
+    report(&runs, &info, options)
 }
 
 fn score_command(args: ScoreArgs) -> Result<()> {
@@ -239,7 +380,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     main_with("vlm-eval", "warn", || match cli {
         Cli::Evaluate(args) => evaluate_command(*args),
-        Cli::Score(args) => score_command(args),
+        Cli::Other(Subcommands::Score(args)) => score_command(args),
+        Cli::Other(Subcommands::Sweep(args)) => sweep_command(args),
+        Cli::Other(Subcommands::Runs(args)) => runs_command(args),
+        Cli::Other(Subcommands::Leaderboard(args)) => leaderboard_command(args),
     })
 }
 
@@ -260,7 +404,22 @@ mod tests {
             "--predictions",
             "p.jsonl",
         ];
-        assert!(matches!(Cli::try_parse_from(score), Ok(Cli::Score(_))));
+        assert!(matches!(
+            Cli::try_parse_from(score),
+            Ok(Cli::Other(Subcommands::Score(_)))
+        ));
+        let sweep = [
+            "vlm-eval",
+            "sweep",
+            "--config",
+            "s.toml",
+            "--devices",
+            "cpu:0,cpu:1",
+        ];
+        assert!(matches!(
+            Cli::try_parse_from(sweep),
+            Ok(Cli::Other(Subcommands::Sweep(_)))
+        ));
         // The evaluation's flags belong to no subcommand.
         assert!(Cli::try_parse_from(["vlm-eval", "--tasks", "mme", "score"]).is_err());
     }

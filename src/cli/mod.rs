@@ -5,11 +5,16 @@
 mod allocator;
 mod engine_args;
 pub mod eval_progress;
+pub mod eval_recording;
 pub mod eval_report;
 mod logging;
 mod model_args;
+pub mod run_identity;
+pub mod runs_commands;
 pub mod shutdown;
 mod startup;
+pub mod store;
+pub mod sweep;
 
 pub use engine_args::EngineArgs;
 pub use model_args::ModelArgs;

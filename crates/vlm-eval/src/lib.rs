@@ -10,6 +10,7 @@
 
 mod backend;
 mod dataset;
+pub mod identity;
 mod images;
 mod journal;
 mod prompt;
@@ -17,6 +18,7 @@ mod python;
 mod reasoning;
 mod report;
 mod run;
+pub mod sweep;
 pub mod tasks;
 
 pub use backend::{

@@ -18,6 +18,8 @@ pub struct InProcess {
     engine: Arc<Engine>,
     /// Requests held by the engine at once (running + waiting); each holds its pixels.
     window: usize,
+    /// Qwen2-VL's pixel budget for every image (`--min-pixels` / `--max-pixels`).
+    pixel_budget: PixelBudget,
 }
 
 impl InProcess {
@@ -27,7 +29,14 @@ impl InProcess {
         Self {
             engine,
             window: window.max(1),
+            pixel_budget: PixelBudget::default(),
         }
+    }
+
+    /// Resizes every image within this budget instead of the checkpoint's.
+    pub fn with_pixel_budget(mut self, budget: PixelBudget) -> Self {
+        self.pixel_budget = budget;
+        self
     }
 }
 
@@ -61,7 +70,7 @@ impl Backend for InProcess {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let input = RequestInput::Chat(vec![ChatMessage::new(Role::User, content)]);
-        job.prepared = Some(self.engine.prepare(input, PixelBudget::default())?);
+        job.prepared = Some(self.engine.prepare(input, self.pixel_budget)?);
         Ok(job)
     }
 

@@ -63,6 +63,10 @@ pub trait Task: Send + Sync {
     fn max_new_tokens(&self) -> usize;
     /// Metric names, in lmms-eval's spelling.
     fn metric_names(&self) -> &'static [&'static str];
+    /// The metric leaderboards rank by (one of [`metric_names`](Self::metric_names)).
+    fn primary_metric(&self) -> &'static str {
+        self.metric_names().first().copied().unwrap_or_default()
+    }
     /// `versions.<task>` in lmms-eval's results.
     fn version(&self) -> Value;
     /// The task's `configs` entry (prompts and generation settings).

@@ -2,6 +2,7 @@
 //! resolved through the Hugging Face cache (downloading when the hub is reachable).
 
 mod aliases;
+mod fingerprint;
 mod hub;
 mod options;
 mod snapshot;

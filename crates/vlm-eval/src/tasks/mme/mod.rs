@@ -47,6 +47,10 @@ impl Task for Mme {
         &[COGNITION_METRIC, PERCEPTION_METRIC]
     }
 
+    fn primary_metric(&self) -> &'static str {
+        PERCEPTION_METRIC
+    }
+
     fn version(&self) -> Value {
         // The yaml's metadata is a list, so lmms-eval reports its placeholder.
         json!("Yaml")

@@ -1,0 +1,159 @@
+//! What makes two evaluation runs the same, so a rerun reuses a finished one: the model
+//! (its weights' fingerprint, or the server and model name), the engine settings that
+//! change answers, the task and its version, the dataset's revision, and the limit.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::dataset::{locate, DatasetError};
+use crate::tasks::Task;
+
+/// A run's identity and the key it is stored under (a hash of its canonical JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunIdentity {
+    pub value: Value,
+    pub key: String,
+}
+
+/// The identity of one task's run of `model` (see [`in_process_model`] and
+/// [`remote_model`]) on a dataset with fingerprint `dataset`.
+pub fn run_identity(
+    model: &Value,
+    task: &dyn Task,
+    dataset: &str,
+    limit: Option<usize>,
+) -> RunIdentity {
+    let value = json!({
+        "model": model,
+        "task": task.name(),
+        "task_version": task.version(),
+        "dataset": dataset,
+        "limit": limit,
+    });
+    let key = blake3::hash(canonical(&value).to_string().as_bytes())
+        .to_hex()
+        .to_string();
+    RunIdentity { value, key }
+}
+
+/// A model loaded here: its fingerprint and the settings that change its answers (the
+/// resolved dtype, the context limit, Qwen2-VL's pixel budget, a replaced chat template).
+/// Batch sizes, KV cache size and devices do not change answers and are left out.
+pub fn in_process_model(fingerprint: &str, settings: Value) -> Value {
+    json!({"weights": fingerprint, "settings": settings})
+}
+
+/// A model behind an OpenAI-compatible server: what can be known is where and what name.
+pub fn remote_model(base_url: &str, name: &str) -> Value {
+    json!({"base_url": base_url.trim_end_matches('/'), "name": name})
+}
+
+/// The revision of the task's dataset where it is known (a hub or cache snapshot), else a
+/// hash of its shard files' contents.
+pub fn dataset_fingerprint(
+    task: &dyn Task,
+    data_dir: Option<&Path>,
+) -> Result<String, DatasetError> {
+    let (repo, split) = task.dataset();
+    let located = locate(repo, task.dataset_aliases(), split, data_dir)?;
+    if let Some(revision) = located.revision {
+        return Ok(format!("rev:{revision}"));
+    }
+    let mut hasher = blake3::Hasher::new();
+    for file in &located.files {
+        let unreadable = |e: std::io::Error| DatasetError::Parquet {
+            file: file.clone(),
+            reason: e.to_string(),
+        };
+        let mut f = std::fs::File::open(file).map_err(unreadable)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buffer).map_err(unreadable)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+    }
+    Ok(format!("blake3:{}", hasher.finalize().to_hex()))
+}
+
+/// The value with every object's keys sorted, so equal identities hash equally whatever
+/// order they were built in.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let sorted: Map<String, Value> = keys
+                .into_iter()
+                .map(|k| (k.clone(), canonical(&map[k])))
+                .collect();
+            Value::Object(sorted)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks;
+
+    #[test]
+    fn equal_identities_share_a_key_and_any_difference_changes_it() {
+        let mme = tasks::by_name("mme").unwrap();
+        let mmmu = tasks::by_name("mmmu_val").unwrap();
+        let model = in_process_model("blake3:aa", json!({"dtype": "f32", "max_model_len": null}));
+        let reordered =
+            in_process_model("blake3:aa", json!({"max_model_len": null, "dtype": "f32"}));
+        let a = run_identity(&model, mme.as_ref(), "rev:1", Some(4));
+        assert_eq!(
+            a.key,
+            run_identity(&reordered, mme.as_ref(), "rev:1", Some(4)).key
+        );
+        for other in [
+            run_identity(&model, mmmu.as_ref(), "rev:1", Some(4)),
+            run_identity(&model, mme.as_ref(), "rev:2", Some(4)),
+            run_identity(&model, mme.as_ref(), "rev:1", None),
+            run_identity(
+                &in_process_model("blake3:ab", json!({"dtype": "f32", "max_model_len": null})),
+                mme.as_ref(),
+                "rev:1",
+                Some(4),
+            ),
+            run_identity(
+                &in_process_model("blake3:aa", json!({"dtype": "bf16", "max_model_len": null})),
+                mme.as_ref(),
+                "rev:1",
+                Some(4),
+            ),
+            run_identity(
+                &remote_model("http://h/v1/", "m"),
+                mme.as_ref(),
+                "rev:1",
+                Some(4),
+            ),
+        ] {
+            assert_ne!(a.key, other.key, "{}", other.value);
+        }
+        assert_eq!(
+            remote_model("http://h/v1/", "m"),
+            remote_model("http://h/v1", "m")
+        );
+    }
+
+    #[test]
+    fn local_datasets_are_fingerprinted_by_content() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../eval-datasets");
+        let mme = tasks::by_name("mme").unwrap();
+        let a = dataset_fingerprint(mme.as_ref(), Some(&data)).unwrap();
+        assert!(a.starts_with("blake3:") || a.starts_with("rev:"), "{a}");
+        assert_eq!(a, dataset_fingerprint(mme.as_ref(), Some(&data)).unwrap());
+        let mmmu = tasks::by_name("mmmu_val").unwrap();
+        assert_ne!(a, dataset_fingerprint(mmmu.as_ref(), Some(&data)).unwrap());
+    }
+}

@@ -1,0 +1,277 @@
+//! `sweep.toml`: the tasks, data and devices of a sweep and the models in it, read strictly
+//! (an unknown key is an error naming it) and checked before anything runs.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::devices::{parse_pool, Device};
+use crate::tasks;
+
+/// A sweep as its file states it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    pub tasks: Vec<String>,
+    pub data_dir: Option<PathBuf>,
+    pub output_dir: Option<PathBuf>,
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    pub models: Vec<ModelEntry>,
+}
+
+/// One `[[models]]` entry: a model loaded in-process (`model` and engine settings) or a
+/// remote OpenAI-compatible server (`base_url`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    /// The environment variable holding `base_url`'s key.
+    pub api_key_env: Option<String>,
+    pub concurrency: Option<usize>,
+    pub dtype: Option<String>,
+    pub kv_cache_gb: Option<f64>,
+    pub max_model_len: Option<usize>,
+    pub max_num_seqs: Option<usize>,
+    pub min_pixels: Option<u64>,
+    pub max_pixels: Option<u64>,
+    /// How many devices of the pool it takes.
+    #[serde(default = "one")]
+    pub devices: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// A sweep checked against this machine: known tasks, existing devices, every model fits.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub tasks: Vec<String>,
+    pub data_dir: Option<PathBuf>,
+    pub output_dir: PathBuf,
+    pub limit: Option<usize>,
+    pub pool: Vec<Device>,
+    pub models: Vec<ModelEntry>,
+}
+
+/// Why a sweep cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepConfigError {
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Command-line settings that take precedence over the file's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub output_dir: Option<PathBuf>,
+    pub devices: Option<Vec<String>>,
+}
+
+impl SweepConfig {
+    pub fn read(path: &Path) -> Result<Self, SweepConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| SweepConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        toml::from_str(&text).map_err(|e| SweepConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" (at line {})", text[..s.start].lines().count().max(1)))
+                    .unwrap_or_default(),
+        })
+    }
+
+    /// Checks everything that can be checked before a model loads.
+    pub fn check(self, path: &Path, overrides: &Overrides) -> Result<Sweep, SweepConfigError> {
+        let invalid = |message: String| SweepConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if self.tasks.is_empty() {
+            return Err(invalid("tasks is empty; name at least one task".into()));
+        }
+        for task in &self.tasks {
+            if tasks::by_name(task).is_none() {
+                return Err(invalid(format!(
+                    "unknown task `{task}`; known: {}",
+                    tasks::NAMES.join(", ")
+                )));
+            }
+        }
+        if self.models.is_empty() {
+            return Err(invalid("no [[models]]; add at least one".into()));
+        }
+        let specs = overrides.devices.as_ref().unwrap_or(&self.devices);
+        let pool = parse_pool(specs).map_err(|e| invalid(e.0))?;
+        let cuda_pool = matches!(pool.first(), Some(Device::Cuda(_)));
+        let mut names = Vec::new();
+        for m in &self.models {
+            let at = format!("model `{}`", m.name);
+            if m.name.is_empty() || m.name.contains(['/', '\\']) || m.name.starts_with('.') {
+                return Err(invalid(format!(
+                    "{at}: a name must be non-empty, without slashes and not start with a dot (it names the run folder)"
+                )));
+            }
+            if names.contains(&&m.name) {
+                return Err(invalid(format!("{at} is listed twice")));
+            }
+            names.push(&m.name);
+            match (&m.model, &m.base_url) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(format!(
+                        "{at}: give either model or base_url, not both"
+                    )))
+                }
+                (None, None) => {
+                    return Err(invalid(format!(
+                        "{at}: give model (loaded here) or base_url (a remote /v1)"
+                    )))
+                }
+                (None, Some(_)) => {
+                    let local_only = [
+                        ("dtype", m.dtype.is_some()),
+                        ("kv_cache_gb", m.kv_cache_gb.is_some()),
+                        ("max_model_len", m.max_model_len.is_some()),
+                        ("max_num_seqs", m.max_num_seqs.is_some()),
+                        ("min_pixels", m.min_pixels.is_some()),
+                        ("max_pixels", m.max_pixels.is_some()),
+                    ];
+                    if let Some((key, _)) = local_only.iter().find(|(_, set)| *set) {
+                        return Err(invalid(format!(
+                            "{at}: {key} is an engine setting, and this model is served at base_url"
+                        )));
+                    }
+                    if let Some(var) = &m.api_key_env {
+                        if std::env::var_os(var).is_none() {
+                            return Err(invalid(format!(
+                                "{at}: api_key_env names {var}, which is not set"
+                            )));
+                        }
+                    }
+                }
+                (Some(_), None) => {
+                    if m.api_key_env.is_some() || m.concurrency.is_some() {
+                        return Err(invalid(format!(
+                            "{at}: api_key_env and concurrency belong to base_url models"
+                        )));
+                    }
+                }
+            }
+            if m.devices == 0 || m.devices > pool.len() {
+                return Err(invalid(format!(
+                    "{at} needs {} device(s) and the pool has {} ({})",
+                    m.devices,
+                    pool.len(),
+                    pool.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if cuda_pool && m.devices > 1 {
+                return Err(invalid(format!(
+                    "{at} asks for {} CUDA devices; a model runs on one (no tensor parallelism)",
+                    m.devices
+                )));
+            }
+        }
+        Ok(Sweep {
+            tasks: self.tasks,
+            data_dir: self.data_dir,
+            output_dir: overrides
+                .output_dir
+                .clone()
+                .or(self.output_dir)
+                .unwrap_or_else(|| PathBuf::from("sweep-out")),
+            limit: self.limit,
+            pool,
+            models: self.models,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Sweep, String> {
+        let config: SweepConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        config
+            .check(Path::new("sweep.toml"), &Overrides::default())
+            .map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+        tasks = ["mme", "mmmu_val"]
+        data_dir = "eval-datasets"
+        limit = 4
+        [[models]]
+        name = "a"
+        model = "tests/fixtures/llava-tiny-hub"
+        dtype = "f32"
+        kv_cache_gb = 0.5
+        [[models]]
+        name = "b"
+        base_url = "http://127.0.0.1:9/v1"
+        concurrency = 2
+    "#;
+
+    #[test]
+    fn a_good_sweep_and_every_kind_of_bad_one() {
+        let sweep = check(GOOD).unwrap();
+        assert_eq!(sweep.models.len(), 2);
+        assert_eq!(sweep.models[0].devices, 1);
+        assert_eq!(sweep.output_dir, PathBuf::from("sweep-out"));
+        assert_eq!(sweep.pool.len(), 1);
+
+        let unknown = check(&GOOD.replace("dtype", "dtyp")).unwrap_err();
+        assert!(unknown.contains("unknown field `dtyp`"), "{unknown}");
+        let task = check(&GOOD.replace("mmmu_val", "mmmu")).unwrap_err();
+        assert!(task.contains("unknown task `mmmu`"), "{task}");
+        let devices = check(&GOOD.replace("limit = 4", "devices = [\"cpu:100000\"]")).unwrap_err();
+        assert!(devices.contains("core 100000"), "{devices}");
+        let more = check(&GOOD.replace("dtype = \"f32\"", "devices = 3")).unwrap_err();
+        assert!(
+            more.contains("needs 3 device(s) and the pool has 1"),
+            "{more}"
+        );
+        let both = check(&GOOD.replace("concurrency = 2", "model = \"x\"")).unwrap_err();
+        assert!(both.contains("either model or base_url"), "{both}");
+        let engine_on_remote =
+            check(&GOOD.replace("concurrency = 2", "kv_cache_gb = 1.0")).unwrap_err();
+        assert!(
+            engine_on_remote.contains("kv_cache_gb is an engine setting"),
+            "{engine_on_remote}"
+        );
+        let twice = check(&GOOD.replace("name = \"b\"", "name = \"a\"")).unwrap_err();
+        assert!(twice.contains("listed twice"), "{twice}");
+        let key = check(&GOOD.replace("concurrency = 2", "api_key_env = \"VLM_NO_SUCH_VAR_SET\""))
+            .unwrap_err();
+        assert!(key.contains("VLM_NO_SUCH_VAR_SET"), "{key}");
+        let slash = check(&GOOD.replace("name = \"a\"", "name = \"../a\"")).unwrap_err();
+        assert!(slash.contains("without slashes"), "{slash}");
+    }
+
+    #[test]
+    fn read_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.toml");
+        std::fs::write(&path, GOOD.replace("limit = 4", "limit = 4\nbogus = 1")).unwrap();
+        let err = SweepConfig::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown field `bogus`") && err.contains("line"),
+            "{err}"
+        );
+    }
+}
