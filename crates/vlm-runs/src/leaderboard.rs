@@ -114,8 +114,20 @@ mod tests {
     #[test]
     fn best_run_per_model_with_shared_ranks() {
         let runs = vec![
-            run("a1", "a", RunStatus::Completed, json!({"acc": 0.5, "f1": 0.1}), 10),
-            run("a2", "a", RunStatus::Completed, json!({"acc": 0.7, "f1": 0.2}), 5),
+            run(
+                "a1",
+                "a",
+                RunStatus::Completed,
+                json!({"acc": 0.5, "f1": 0.1}),
+                10,
+            ),
+            run(
+                "a2",
+                "a",
+                RunStatus::Completed,
+                json!({"acc": 0.7, "f1": 0.2}),
+                5,
+            ),
             run("b1", "b", RunStatus::Completed, json!({"acc": 0.7}), 20),
             run("c1", "c", RunStatus::Completed, json!({"acc": 0.9}), 1),
             run("d1", "d", RunStatus::Completed, json!({"acc": 0.2}), 1),
@@ -130,7 +142,12 @@ mod tests {
             .collect();
         assert_eq!(
             summary,
-            vec![(1, "c", "c1"), (2, "b", "b1"), (2, "a", "a2"), (4, "d", "d1")]
+            vec![
+                (1, "c", "c1"),
+                (2, "b", "b1"),
+                (2, "a", "a2"),
+                (4, "d", "d1")
+            ]
         );
         let mut expected_other = Map::new();
         expected_other.insert("f1".to_owned(), json!(0.2));

@@ -25,7 +25,10 @@ impl StoreLocation {
         if let Some(rest) = url.strip_prefix(SQLITE_PREFIX) {
             return sqlite_location(rest, shown_url);
         }
-        if POSTGRES_PREFIXES.iter().any(|prefix| url.starts_with(prefix)) {
+        if POSTGRES_PREFIXES
+            .iter()
+            .any(|prefix| url.starts_with(prefix))
+        {
             return Ok(StoreLocation {
                 backend: Backend::Postgres,
                 connect_url: url.to_owned(),
@@ -33,6 +36,20 @@ impl StoreLocation {
             });
         }
         Err(StoreError::UnsupportedUrl { url: shown_url })
+    }
+
+    pub fn connect_error(&self, source: sqlx::Error) -> StoreError {
+        StoreError::Connect {
+            url: self.shown_url.clone(),
+            source,
+        }
+    }
+
+    pub fn migrate_error(&self, source: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Migrate {
+            url: self.shown_url.clone(),
+            source,
+        }
     }
 }
 
@@ -48,7 +65,9 @@ fn sqlite_location(rest: &str, shown_url: String) -> Result<StoreLocation, Store
         // Every pooled connection would see its own empty database.
         return Err(StoreError::UnsupportedUrl { url: shown_url });
     }
-    let directory = Path::new(path).parent().filter(|dir| !dir.as_os_str().is_empty());
+    let directory = Path::new(path)
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty());
     if let Some(dir) = directory {
         if !dir.is_dir() {
             return Err(StoreError::MissingDirectory {
@@ -102,7 +121,10 @@ mod tests {
         assert_eq!(location.shown_url, url);
 
         let with_query = StoreLocation::parse(&format!("{url}?cache=private")).unwrap();
-        assert_eq!(with_query.connect_url, format!("{url}?cache=private&mode=rwc"));
+        assert_eq!(
+            with_query.connect_url,
+            format!("{url}?cache=private&mode=rwc")
+        );
         let read_only = StoreLocation::parse(&format!("{url}?mode=ro")).unwrap();
         assert_eq!(read_only.connect_url, format!("{url}?mode=ro"));
     }
@@ -116,7 +138,10 @@ mod tests {
     #[test]
     fn sqlite_path_in_missing_directory_is_refused() {
         let error = StoreLocation::parse("sqlite:///no/such/dir/runs.db").unwrap_err();
-        assert!(matches!(error, StoreError::MissingDirectory { .. }), "{error}");
+        assert!(
+            matches!(error, StoreError::MissingDirectory { .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains("/no/such/dir"), "{error}");
     }
 
@@ -146,7 +171,10 @@ mod tests {
         let error = StoreLocation::parse("mysql://localhost/runs").unwrap_err();
         let message = error.to_string();
         assert!(message.contains("mysql://localhost/runs"), "{message}");
-        assert!(message.contains("sqlite://PATH or postgres://"), "{message}");
+        assert!(
+            message.contains("sqlite://PATH or postgres://"),
+            "{message}"
+        );
         assert!(StoreLocation::parse("runs.db").is_err());
     }
 
@@ -156,8 +184,14 @@ mod tests {
             without_password("postgres://vlm:hunter2@db:5432/runs?sslmode=disable"),
             "postgres://vlm:***@db:5432/runs?sslmode=disable"
         );
-        assert_eq!(without_password("postgres://vlm@db/runs"), "postgres://vlm@db/runs");
-        assert_eq!(without_password("sqlite:///a@b:c/runs.db"), "sqlite:///a@b:c/runs.db");
+        assert_eq!(
+            without_password("postgres://vlm@db/runs"),
+            "postgres://vlm@db/runs"
+        );
+        assert_eq!(
+            without_password("sqlite:///a@b:c/runs.db"),
+            "sqlite:///a@b:c/runs.db"
+        );
         let error = StoreLocation::parse("mysql://u:secret@h/db").unwrap_err();
         assert!(!error.to_string().contains("secret"), "{error}");
     }

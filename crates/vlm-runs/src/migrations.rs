@@ -63,7 +63,11 @@ mod tests {
         }
         for migration in &migrations {
             assert!(migration.version > 0);
-            assert!(migration.sql.contains("CREATE"), "{}", migration.description);
+            assert!(
+                migration.sql.contains("CREATE"),
+                "{}",
+                migration.description
+            );
         }
     }
 

@@ -272,8 +272,13 @@ mod tests {
         let a = RunId::random();
         let b = RunId::random();
         assert_eq!(a.len(), 16);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
-        assert_eq!(serde_json::to_value(&a).unwrap(), Value::String(a.0.clone()));
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            Value::String(a.0.clone())
+        );
     }
 }

@@ -89,7 +89,10 @@ pub(crate) fn task_from_row(row: &AnyRow) -> Result<TaskRecord, StoreError> {
 }
 
 /// JSON text for a column.
-pub(crate) fn json_text(what: &'static str, value: &impl serde::Serialize) -> Result<String, StoreError> {
+pub(crate) fn json_text(
+    what: &'static str,
+    value: &impl serde::Serialize,
+) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|error| StoreError::InvalidInput {
         what,
         detail: error.to_string(),
@@ -103,7 +106,11 @@ fn parse_json(key: &str, column: &'static str, text: &str) -> Result<Value, Stor
 fn parse_metrics(key: &str, text: &str) -> Result<Map<String, Value>, StoreError> {
     match parse_json(key, "metrics", text)? {
         Value::Object(map) => Ok(map),
-        other => Err(corrupt(key, "metrics", format!("expected an object, found {other}"))),
+        other => Err(corrupt(
+            key,
+            "metrics",
+            format!("expected an object, found {other}"),
+        )),
     }
 }
 
@@ -123,7 +130,16 @@ mod tests {
     fn metrics_must_be_an_object() {
         assert!(parse_metrics("r", r#"{"acc": 0.5}"#).is_ok());
         let error = parse_metrics("r", "[1]").unwrap_err();
-        assert!(matches!(error, StoreError::Corrupt { column: "metrics", .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                StoreError::Corrupt {
+                    column: "metrics",
+                    ..
+                }
+            ),
+            "{error}"
+        );
         assert!(parse_metrics("r", "not json").is_err());
     }
 

@@ -431,7 +431,10 @@ mod tests {
 
     #[test]
     fn primary_value_needs_a_finite_number() {
-        let metrics = json!({"acc": 0.5, "name": "x", "count": 3}).as_object().cloned().unwrap();
+        let metrics = json!({"acc": 0.5, "name": "x", "count": 3})
+            .as_object()
+            .cloned()
+            .unwrap();
         assert_eq!(primary_value(&metrics, "acc"), Some(0.5));
         assert_eq!(primary_value(&metrics, "count"), Some(3.0));
         assert_eq!(primary_value(&metrics, "name"), None);
@@ -461,7 +464,10 @@ mod tests {
         new.model = " ".into();
         assert!(matches!(
             run_from_new(&new, RunStatus::Queued, RunSource::Run, 1),
-            Err(StoreError::InvalidInput { what: "run model", .. })
+            Err(StoreError::InvalidInput {
+                what: "run model",
+                ..
+            })
         ));
     }
 }

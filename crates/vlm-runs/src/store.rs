@@ -38,20 +38,16 @@ impl RunStore {
     pub async fn open(url: &str) -> Result<RunStore, StoreError> {
         let location = StoreLocation::parse(url)?;
         sqlx::any::install_default_drivers();
-        let connect_error = |source| StoreError::Connect {
-            url: location.shown_url.clone(),
-            source,
-        };
 
         // One connection first: a refused server or an unopenable file fails here at once with
         // its own message, where the pool would retry until its timeout.
         let mut connection = AnyConnection::connect(&location.connect_url)
             .await
-            .map_err(connect_error)?;
+            .map_err(|source| location.connect_error(source))?;
         if location.backend == Backend::Sqlite {
             prepare_sqlite_connection(&mut connection)
                 .await
-                .map_err(connect_error)?;
+                .map_err(|source| location.connect_error(source))?;
         }
         migrate(&mut connection, &location).await?;
         // The migrations are committed; a failure to say goodbye cleanly changes nothing.
@@ -60,7 +56,7 @@ impl RunStore {
         let pool = pool_options(location.backend)
             .connect(&location.connect_url)
             .await
-            .map_err(connect_error)?;
+            .map_err(|source| location.connect_error(source))?;
         Ok(RunStore {
             pool,
             backend: location.backend,
@@ -183,14 +179,12 @@ async fn migrate(
     connection: &mut AnyConnection,
     location: &StoreLocation,
 ) -> Result<(), StoreError> {
-    let migrate_error = |source| StoreError::Migrate {
-        url: location.shown_url.clone(),
-        source,
-    };
-    let migrator = migrations::migrator().await.map_err(migrate_error)?;
+    let migrator = migrations::migrator()
+        .await
+        .map_err(|source| location.migrate_error(source))?;
     let mut attempt = 1;
     loop {
-        match migrator.run(&mut *connection).await {
+        match migrator.run_direct(&mut *connection).await {
             Ok(()) => return Ok(()),
             Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))
                 if location.backend == Backend::Sqlite && attempt < SQLITE_MIGRATE_ATTEMPTS =>
@@ -198,7 +192,7 @@ async fn migrate(
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 attempt += 1;
             }
-            Err(source) => return Err(migrate_error(source)),
+            Err(source) => return Err(location.migrate_error(source)),
         }
     }
 }

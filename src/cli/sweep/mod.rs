@@ -129,6 +129,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
     let mut summary = Summary::new(&sweep);
     let mut plans = Vec::new();
     for entry in &sweep.models {
+        abandon_dead_runs(&store, &entry.name);
         let identities = match identities(&sweep, entry) {
             Ok(ids) => ids,
             Err(e) => {
@@ -326,20 +327,86 @@ fn fail_running(store: &Store, model: &str, error: &str) {
 /// Records a model that could not start as one failed run per task.
 fn record_failure(store: &Store, entry: &ModelEntry, tasks: &[String], error: &str) {
     let (host, worker) = super::eval_recording::worker_name();
+    let model = vlm_runs::ModelRecord {
+        name: entry.name.clone(),
+        display_name: entry.name.clone(),
+        reference: entry.model.clone(),
+        base_url: entry.base_url.clone(),
+        settings: serde_json::Value::Null,
+        params_b: None,
+        created_at: 0,
+    };
+    if let Err(e) = store.call(|s| s.upsert_model(&model)) {
+        eprintln!("vlm-eval sweep: cannot record {}: {e:#}", entry.name);
+    }
     for task in tasks {
+        if let Some(t) = tasks::by_name(task) {
+            let record = vlm_runs::TaskRecord {
+                name: task.clone(),
+                display_name: task.clone(),
+                primary_metric: t.primary_metric().into(),
+                created_at: 0,
+            };
+            let _ = store.call(|s| s.upsert_task(&record));
+        }
         let primary = tasks::by_name(task)
             .map(|t| t.primary_metric())
             .unwrap_or_default();
         let new = vlm_runs::NewRun {
             model: entry.name.clone(),
             task: task.clone(),
-            identity_key: String::new(),
+            // Never matches a completed run: the model could not even be identified.
+            identity_key: format!("unidentified:{}:{task}", entry.name),
             config: serde_json::json!({"model": entry.model, "base_url": entry.base_url}),
             primary_metric: primary.into(),
             output_dir: None,
         };
-        if let Ok(id) = store.call(|s| s.start(&new, &worker, &host)) {
-            let _ = store.call(|s| s.fail(&id, error));
+        let recorded = store
+            .call(|s| s.start(&new, &worker, &host))
+            .and_then(|id| store.call(|s| s.fail(&id, error)));
+        if let Err(e) = recorded {
+            eprintln!(
+                "vlm-eval sweep: cannot record the failure of {}: {e:#}",
+                entry.name
+            );
         }
+    }
+}
+
+/// Fails the model's runs still marked running by a process of this host that is gone (a
+/// sweep killed with its children), so the store does not show them running forever.
+fn abandon_dead_runs(store: &Store, model: &str) {
+    let (host, _) = super::eval_recording::worker_name();
+    let filter = RunFilter {
+        model: Some(model.into()),
+        status: Some(RunStatus::Running),
+        ..RunFilter::default()
+    };
+    let Ok(runs) = store.call(|s| s.runs(&filter)) else {
+        return;
+    };
+    for run in runs {
+        let Some((run_host, pid)) = run.worker.as_deref().and_then(|w| w.rsplit_once(':')) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if run_host == host && !process_alive(pid) {
+            let error = format!("abandoned: its process ({pid}) is gone; the sweep ran it again");
+            let _ = store.call(|s| s.fail(&run.id, &error));
+        }
+    }
+}
+
+/// Whether a process runs (a zombie, which a container's init may never reap, does not).
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
     }
 }
