@@ -16,6 +16,7 @@ use vlm::cli::run_identity::{task_identities, ModelSpec};
 use vlm::cli::runs_commands::{leaderboard_command, runs_command, LeaderboardArgs, RunsArgs};
 use vlm::cli::store::Store;
 use vlm::cli::sweep::{sweep_command, SweepArgs};
+use vlm::cli::workers::{queue_command, worker_command, QueueArgs, WorkerArgs};
 use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_engine::PixelBudget;
@@ -50,6 +51,10 @@ enum Subcommands {
     Runs(RunsArgs),
     /// A task's leaderboard: each model's best completed run on its primary metric.
     Leaderboard(LeaderboardArgs),
+    /// Put a sweep's runs in the runs store for workers, without running them.
+    Queue(QueueArgs),
+    /// Claim queued runs from the runs store and run them on this machine's devices.
+    Worker(WorkerArgs),
 }
 
 impl CommandFactory for Cli {
@@ -384,6 +389,8 @@ fn main() -> ExitCode {
         Cli::Other(Subcommands::Sweep(args)) => sweep_command(args),
         Cli::Other(Subcommands::Runs(args)) => runs_command(args),
         Cli::Other(Subcommands::Leaderboard(args)) => leaderboard_command(args),
+        Cli::Other(Subcommands::Queue(args)) => queue_command(args),
+        Cli::Other(Subcommands::Worker(args)) => worker_command(args),
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod allocator;
 mod engine_args;
+pub mod eval_child;
 pub mod eval_progress;
 pub mod eval_recording;
 pub mod eval_report;
@@ -15,6 +16,7 @@ pub mod shutdown;
 mod startup;
 pub mod store;
 pub mod sweep;
+pub mod workers;
 
 pub use engine_args::EngineArgs;
 pub use model_args::ModelArgs;

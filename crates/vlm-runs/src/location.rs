@@ -58,36 +58,61 @@ fn sqlite_location(rest: &str, shown_url: String) -> Result<StoreLocation, Store
         Some((path, query)) => (path, Some(query)),
         None => (rest, None),
     };
-    if path.is_empty() {
-        return Err(StoreError::MissingPath { url: shown_url });
-    }
     if path == ":memory:" {
         // Every pooled connection would see its own empty database.
         return Err(StoreError::UnsupportedUrl { url: shown_url });
     }
-    let directory = Path::new(path)
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty());
-    if let Some(dir) = directory {
-        if !dir.is_dir() {
-            return Err(StoreError::MissingDirectory {
-                url: shown_url,
-                dir: dir.display().to_string(),
-            });
-        }
+    if path.ends_with('/') {
+        return Err(StoreError::MissingPath { url: shown_url });
     }
+    let path = Path::new(path);
+    let Some(file_name) = path.file_name() else {
+        return Err(StoreError::MissingPath { url: shown_url });
+    };
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let missing_directory = || StoreError::MissingDirectory {
+        url: shown_url.clone(),
+        dir: directory.display().to_string(),
+    };
+    let directory = directory.canonicalize().map_err(|_| missing_directory())?;
+    if !directory.is_dir() {
+        return Err(missing_directory());
+    }
+    // sqlx's Any driver sends the URL through a URL parser, which would read the first part
+    // of a relative path as a host name and fold `..` away: hand it an absolute path.
+    let Some(absolute) = directory.join(file_name).to_str().map(encode_path) else {
+        return Err(StoreError::UnsupportedUrl { url: shown_url });
+    };
     let connect_url = match query {
         Some(query) if query.split('&').any(|pair| pair.starts_with("mode=")) => {
-            format!("{SQLITE_PREFIX}{path}?{query}")
+            format!("{SQLITE_PREFIX}{absolute}?{query}")
         }
-        Some(query) if !query.is_empty() => format!("{SQLITE_PREFIX}{path}?{query}&mode=rwc"),
-        _ => format!("{SQLITE_PREFIX}{path}?mode=rwc"),
+        Some(query) if !query.is_empty() => format!("{SQLITE_PREFIX}{absolute}?{query}&mode=rwc"),
+        _ => format!("{SQLITE_PREFIX}{absolute}?mode=rwc"),
     };
     Ok(StoreLocation {
         backend: Backend::Sqlite,
         connect_url,
         shown_url,
     })
+}
+
+/// A literal file path as sqlx's SQLite URL reader wants it: it percent-decodes the path and
+/// ends it at `?`, so those characters are escaped (a URL parser would end it at `#`).
+fn encode_path(path: &str) -> String {
+    let mut encoded = String::with_capacity(path.len());
+    for character in path.chars() {
+        match character {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            other => encoded.push(other),
+        }
+    }
+    encoded
 }
 
 /// `scheme://user:secret@host/...` becomes `scheme://user:***@host/...`.
@@ -112,27 +137,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sqlite_urls_gain_create_mode() {
+    fn sqlite_urls_gain_create_mode_and_an_absolute_path() {
         let dir = tempfile::tempdir().unwrap();
+        let canonical = dir.path().canonicalize().unwrap();
         let url = format!("sqlite://{}/runs.db", dir.path().display());
+        let expected = format!("sqlite://{}/runs.db", canonical.display());
         let location = StoreLocation::parse(&url).unwrap();
         assert_eq!(location.backend, Backend::Sqlite);
-        assert_eq!(location.connect_url, format!("{url}?mode=rwc"));
+        assert_eq!(location.connect_url, format!("{expected}?mode=rwc"));
         assert_eq!(location.shown_url, url);
 
         let with_query = StoreLocation::parse(&format!("{url}?cache=private")).unwrap();
         assert_eq!(
             with_query.connect_url,
-            format!("{url}?cache=private&mode=rwc")
+            format!("{expected}?cache=private&mode=rwc")
         );
         let read_only = StoreLocation::parse(&format!("{url}?mode=ro")).unwrap();
-        assert_eq!(read_only.connect_url, format!("{url}?mode=ro"));
+        assert_eq!(read_only.connect_url, format!("{expected}?mode=ro"));
     }
 
     #[test]
-    fn relative_sqlite_path_in_current_directory_is_accepted() {
+    fn relative_sqlite_paths_become_absolute() {
+        let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
         let location = StoreLocation::parse("sqlite://runs.db").unwrap();
-        assert_eq!(location.connect_url, "sqlite://runs.db?mode=rwc");
+        assert_eq!(
+            location.connect_url,
+            format!("sqlite://{}/runs.db?mode=rwc", cwd.display())
+        );
+        let parent = cwd.parent().unwrap();
+        let up = StoreLocation::parse("sqlite://../Runs.db").unwrap();
+        assert_eq!(
+            up.connect_url,
+            format!("sqlite://{}/Runs.db?mode=rwc", parent.display())
+        );
+    }
+
+    #[test]
+    fn url_characters_in_paths_are_escaped() {
+        assert_eq!(
+            encode_path("/a/b%20c?#/runs.db"),
+            "/a/b%2520c%3F%23/runs.db"
+        );
     }
 
     #[test]
@@ -147,10 +192,12 @@ mod tests {
 
     #[test]
     fn empty_and_memory_sqlite_paths_are_refused() {
-        assert!(matches!(
-            StoreLocation::parse("sqlite://").unwrap_err(),
-            StoreError::MissingPath { .. }
-        ));
+        for url in ["sqlite://", "sqlite:///tmp/", "sqlite://.."] {
+            assert!(matches!(
+                StoreLocation::parse(url).unwrap_err(),
+                StoreError::MissingPath { .. }
+            ));
+        }
         assert!(matches!(
             StoreLocation::parse("sqlite://:memory:").unwrap_err(),
             StoreError::UnsupportedUrl { .. }

@@ -147,7 +147,8 @@ impl RunStore {
     }
 
     /// Puts running runs whose last heartbeat is older than `timeout` back in the queue, their
-    /// worker, host, start, heartbeat and progress cleared. Returns how many.
+    /// worker, host, start, heartbeat and progress cleared. Returns how many. Runs recorded by
+    /// [`RunStore::start`] are included: their config lets a worker run them again.
     pub async fn requeue_stale(&self, timeout: Duration) -> Result<u64, StoreError> {
         let cutoff = now_ms().saturating_sub(duration_ms(timeout));
         let updated = sqlx::query(

@@ -21,9 +21,8 @@ const SQLITE_CONNECTION_PRAGMAS: [&str; 3] = [
     "PRAGMA synchronous = NORMAL",
 ];
 
-/// Processes opening one fresh SQLite file at once can race to apply the same migration (SQLite
-/// has no advisory lock); the loser sees it applied when it tries again.
-const SQLITE_MIGRATE_ATTEMPTS: u32 = 5;
+/// How often opening a SQLite store tries again after a race with another process opening it.
+const SQLITE_SETUP_ATTEMPTS: u32 = 20;
 
 /// A store of evaluation runs on SQLite or PostgreSQL. Cheap to clone: clones share one pool.
 #[derive(Debug, Clone)]
@@ -38,21 +37,17 @@ impl RunStore {
     pub async fn open(url: &str) -> Result<RunStore, StoreError> {
         let location = StoreLocation::parse(url)?;
         sqlx::any::install_default_drivers();
-
-        // One connection first: a refused server or an unopenable file fails here at once with
-        // its own message, where the pool would retry until its timeout.
-        let mut connection = AnyConnection::connect(&location.connect_url)
-            .await
-            .map_err(|source| location.connect_error(source))?;
-        if location.backend == Backend::Sqlite {
-            prepare_sqlite_connection(&mut connection)
-                .await
-                .map_err(|source| location.connect_error(source))?;
+        let mut attempt = 1;
+        while let Err(error) = prepare_database(&location).await {
+            if location.backend != Backend::Sqlite
+                || attempt >= SQLITE_SETUP_ATTEMPTS
+                || !is_sqlite_setup_race(&error)
+            {
+                return Err(error);
+            }
+            tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            attempt += 1;
         }
-        migrate(&mut connection, &location).await?;
-        // The migrations are committed; a failure to say goodbye cleanly changes nothing.
-        let _ = connection.close().await;
-
         let pool = pool_options(location.backend)
             .connect(&location.connect_url)
             .await
@@ -175,24 +170,53 @@ async fn prepare_sqlite_connection(connection: &mut AnyConnection) -> Result<(),
     Ok(())
 }
 
-async fn migrate(
-    connection: &mut AnyConnection,
-    location: &StoreLocation,
-) -> Result<(), StoreError> {
+/// Connects once, sets SQLite up, and applies the migrations. One connection rather than the
+/// pool: a refused server or an unopenable file fails at once with its own message, where the
+/// pool would retry until its timeout.
+async fn prepare_database(location: &StoreLocation) -> Result<(), StoreError> {
+    let mut connection = AnyConnection::connect(&location.connect_url)
+        .await
+        .map_err(|source| location.connect_error(source))?;
+    if location.backend == Backend::Sqlite {
+        prepare_sqlite_connection(&mut connection)
+            .await
+            .map_err(|source| location.connect_error(source))?;
+    }
     let migrator = migrations::migrator()
         .await
         .map_err(|source| location.migrate_error(source))?;
-    let mut attempt = 1;
-    loop {
-        match migrator.run_direct(&mut *connection).await {
-            Ok(()) => return Ok(()),
-            Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))
-                if location.backend == Backend::Sqlite && attempt < SQLITE_MIGRATE_ATTEMPTS =>
-            {
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(source) => return Err(location.migrate_error(source)),
-        }
+    // `run_direct`, not `run`: `run`'s higher-ranked `Acquire` bound makes this future not `Send`.
+    migrator
+        .run_direct(&mut connection)
+        .await
+        .map_err(|source| location.migrate_error(source))?;
+    // The migrations are committed; a failure to say goodbye cleanly changes nothing.
+    let _ = connection.close().await;
+    Ok(())
+}
+
+/// Errors that processes opening one fresh SQLite file at once can meet and that go away on a
+/// second try: a lock SQLite reports at once rather than waiting for (as while another process
+/// switches the file to WAL), or the same migration applied by two processes (SQLite has no
+/// advisory lock; the loser sees it applied when it tries again).
+fn is_sqlite_setup_race(error: &StoreError) -> bool {
+    match error {
+        StoreError::Connect { source, .. } => is_sqlite_busy(source),
+        StoreError::Migrate { source, .. } => matches!(
+            source,
+            MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)
+        ),
+        _ => false,
     }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes included.
+fn is_sqlite_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(database_error) = error else {
+        return false;
+    };
+    let code = database_error
+        .code()
+        .and_then(|code| code.parse::<i64>().ok());
+    matches!(code.map(|code| code & 0xff), Some(5 | 6))
 }

@@ -28,7 +28,7 @@ async fn eight_claimers_take_each_of_thirty_runs_once_on_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn processes_opening_a_fresh_file_at_once_all_succeed() {
+async fn stores_opening_a_fresh_file_at_once_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir, "fresh.db");
     let opens: Vec<_> = (0..8)

@@ -3,7 +3,6 @@
 //! the pool and recording into the runs store; a rerun reuses every finished run whose
 //! identity matches and resumes partial ones from their journals.
 
-mod child;
 mod summary;
 
 use std::path::PathBuf;
@@ -18,9 +17,9 @@ use vlm_eval::sweep::{Device, ModelEntry, Overrides, Sweep, SweepConfig};
 use vlm_eval::tasks;
 use vlm_runs::{RunFilter, RunStatus};
 
+use super::eval_child::{log_tail, spawn, stop, ChildJob, Running};
 use super::run_identity::{task_identities, ModelSpec};
 use super::store::Store;
-use child::{log_tail, spawn, stop, Running};
 pub use summary::{Outcome, Summary};
 
 #[derive(clap::Args, Debug)]
@@ -52,7 +51,7 @@ struct Plan {
 }
 
 /// The model as its identity sees it, on the pool's kind of device.
-fn spec(entry: &ModelEntry, pool: &[Device]) -> ModelSpec {
+pub fn spec(entry: &ModelEntry, pool: &[Device]) -> ModelSpec {
     match (&entry.model, &entry.base_url) {
         (_, Some(url)) => ModelSpec::Remote {
             base_url: url.clone(),
@@ -73,7 +72,7 @@ fn spec(entry: &ModelEntry, pool: &[Device]) -> ModelSpec {
     }
 }
 
-fn identities(sweep: &Sweep, entry: &ModelEntry) -> Result<Vec<RunIdentity>> {
+pub fn identities(sweep: &Sweep, entry: &ModelEntry) -> Result<Vec<RunIdentity>> {
     let model = spec(entry, &sweep.pool).identity()?;
     let tasks: Vec<_> = sweep
         .tasks
@@ -84,7 +83,7 @@ fn identities(sweep: &Sweep, entry: &ModelEntry) -> Result<Vec<RunIdentity>> {
 }
 
 /// Set by SIGINT / SIGTERM.
-fn stop_flag() -> Result<Arc<AtomicBool>> {
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -116,6 +115,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
     let overrides = Overrides {
         output_dir: args.output_dir.clone(),
         devices: args.devices.clone(),
+        for_queue: false,
     };
     let sweep = SweepConfig::read(&args.config)?.check(&args.config, &overrides)?;
     let store = Store::open_or_default(args.db.as_deref(), &sweep.output_dir)?;
@@ -172,9 +172,9 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
                 bar.finish_with_message("stopped");
                 stop(&mut r, STOP_GRACE);
                 let error = "stopped: the sweep was interrupted (Ctrl-C / SIGTERM)";
-                fail_running(&store, &r.entry.name, error);
-                for task in &r.tasks {
-                    summary.set(&r.entry.name, task, Outcome::Failed(error.into()));
+                fail_running(&store, &r.job.entry.name, error);
+                for task in &r.job.tasks {
+                    summary.set(&r.job.entry.name, task, Outcome::Failed(error.into()));
                 }
             }
             eprintln!("{}", summary.table());
@@ -190,14 +190,17 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
             }
             let plan = pending.remove(i);
             let devices: Vec<Device> = free.drain(..need).collect();
-            match spawn(
-                &sweep,
-                &plan.entry,
-                plan.todo.clone(),
-                devices.clone(),
-                &db,
-                !args.no_reuse,
-            ) {
+            let job = ChildJob {
+                entry: plan.entry.clone(),
+                tasks: plan.todo.clone(),
+                data_dir: sweep.data_dir.clone(),
+                limit: sweep.limit,
+                output_dir: sweep.output_dir.join(&plan.entry.name),
+                db: db.clone(),
+                resume: !args.no_reuse,
+                claimed: Vec::new(),
+            };
+            match spawn(job, devices.clone()) {
                 Ok(r) => {
                     let bar = bars.add(ProgressBar::new_spinner().with_style(style.clone()));
                     bar.set_prefix(plan.entry.name.clone());
@@ -224,7 +227,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
         for (mut r, bar) in running.drain(..) {
             match r.child.try_wait() {
                 Ok(None) => {
-                    bar.set_message(progress_line(&store, &r.entry.name));
+                    bar.set_message(progress_line(&store, &r.job.entry.name));
                     bar.tick();
                     still.push((r, bar));
                 }
@@ -237,7 +240,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
                             r.log.display(),
                             log_tail(&r.log, 20)
                         );
-                        fail_running(&store, &r.entry.name, &error);
+                        fail_running(&store, &r.job.entry.name, &error);
                     }
                     let outcomes = task_outcomes(&store, &r, seconds);
                     bar.finish_with_message(format!(
@@ -245,7 +248,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
                         if status.success() { "done" } else { "failed" }
                     ));
                     for (task, outcome) in outcomes {
-                        summary.set(&r.entry.name, &task, outcome);
+                        summary.set(&r.job.entry.name, &task, outcome);
                     }
                 }
                 Err(e) => {
@@ -285,11 +288,12 @@ fn progress_line(store: &Store, model: &str) -> String {
 
 /// Each task's latest run for a finished child.
 fn task_outcomes(store: &Store, r: &Running, seconds: f64) -> Vec<(String, Outcome)> {
-    r.tasks
+    r.job
+        .tasks
         .iter()
         .map(|task| {
             let filter = RunFilter {
-                model: Some(r.entry.name.clone()),
+                model: Some(r.job.entry.name.clone()),
                 task: Some(task.clone()),
                 ..RunFilter::default()
             };
@@ -324,31 +328,39 @@ fn fail_running(store: &Store, model: &str, error: &str) {
     }
 }
 
-/// Records a model that could not start as one failed run per task.
-fn record_failure(store: &Store, entry: &ModelEntry, tasks: &[String], error: &str) {
-    let (host, worker) = super::eval_recording::worker_name();
+/// Records the model of a sweep entry and the sweep's tasks in the store.
+pub fn record_model(store: &Store, entry: &ModelEntry) -> Result<()> {
     let model = vlm_runs::ModelRecord {
         name: entry.name.clone(),
         display_name: entry.name.clone(),
         reference: entry.model.clone(),
         base_url: entry.base_url.clone(),
-        settings: serde_json::Value::Null,
+        settings: serde_json::to_value(entry)?,
         params_b: None,
         created_at: 0,
     };
-    if let Err(e) = store.call(|s| s.upsert_model(&model)) {
-        eprintln!("vlm-eval sweep: cannot record {}: {e:#}", entry.name);
-    }
-    for task in tasks {
+    store.call(|s| s.upsert_model(&model))?;
+    for task in tasks::NAMES {
         if let Some(t) = tasks::by_name(task) {
             let record = vlm_runs::TaskRecord {
-                name: task.clone(),
-                display_name: task.clone(),
+                name: task.into(),
+                display_name: task.into(),
                 primary_metric: t.primary_metric().into(),
                 created_at: 0,
             };
-            let _ = store.call(|s| s.upsert_task(&record));
+            store.call(|s| s.upsert_task(&record))?;
         }
+    }
+    Ok(())
+}
+
+/// Records a model that could not start as one failed run per task.
+pub fn record_failure(store: &Store, entry: &ModelEntry, tasks: &[String], error: &str) {
+    let (host, worker) = super::eval_recording::worker_name();
+    if let Err(e) = record_model(store, entry) {
+        eprintln!("vlm-eval sweep: cannot record {}: {e:#}", entry.name);
+    }
+    for task in tasks {
         let primary = tasks::by_name(task)
             .map(|t| t.primary_metric())
             .unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::devices::{parse_pool, Device};
 use crate::tasks;
@@ -23,7 +23,7 @@ pub struct SweepConfig {
 
 /// One `[[models]]` entry: a model loaded in-process (`model` and engine settings) or a
 /// remote OpenAI-compatible server (`base_url`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     pub name: String,
@@ -75,6 +75,9 @@ pub enum SweepConfigError {
 pub struct Overrides {
     pub output_dir: Option<PathBuf>,
     pub devices: Option<Vec<String>>,
+    /// Checked for a queue, whose runs go to workers on other machines: the devices are
+    /// theirs, so this machine's are not checked.
+    pub for_queue: bool,
 }
 
 impl SweepConfig {
@@ -113,7 +116,11 @@ impl SweepConfig {
             return Err(invalid("no [[models]]; add at least one".into()));
         }
         let specs = overrides.devices.as_ref().unwrap_or(&self.devices);
-        let pool = parse_pool(specs).map_err(|e| invalid(e.0))?;
+        let pool = if overrides.for_queue {
+            Vec::new()
+        } else {
+            parse_pool(specs).map_err(|e| invalid(e.0))?
+        };
         let cuda_pool = matches!(pool.first(), Some(Device::Cuda(_)));
         let mut names = Vec::new();
         for m in &self.models {
@@ -168,7 +175,7 @@ impl SweepConfig {
                     }
                 }
             }
-            if m.devices == 0 || m.devices > pool.len() {
+            if m.devices == 0 || (!overrides.for_queue && m.devices > pool.len()) {
                 return Err(invalid(format!(
                     "{at} needs {} device(s) and the pool has {} ({})",
                     m.devices,
@@ -186,9 +193,25 @@ impl SweepConfig {
                 )));
             }
         }
+        // Paths become absolute (from the directory the command runs in), so children and
+        // workers elsewhere read the same files; a model that is not a directory is an
+        // alias or hub id and stays as it is.
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let models = self
+            .models
+            .into_iter()
+            .map(|mut m| {
+                if let Some(model) = &m.model {
+                    if Path::new(model).is_dir() {
+                        m.model = Some(absolute(Path::new(model)).display().to_string());
+                    }
+                }
+                m
+            })
+            .collect();
         Ok(Sweep {
             tasks: self.tasks,
-            data_dir: self.data_dir,
+            data_dir: self.data_dir.as_deref().map(absolute),
             output_dir: overrides
                 .output_dir
                 .clone()
@@ -196,7 +219,7 @@ impl SweepConfig {
                 .unwrap_or_else(|| PathBuf::from("sweep-out")),
             limit: self.limit,
             pool,
-            models: self.models,
+            models,
         })
     }
 }

@@ -1,55 +1,68 @@
-//! One model of a sweep as a child `vlm-eval` process: its command line (model, tasks,
-//! devices, engine settings, the runs store), its log file, and stopping it.
+//! A model's tasks run by a child `vlm-eval` process (for a sweep or a worker): its command
+//! line (model, tasks, devices, engine settings, the runs store), its log file, and
+//! stopping it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use vlm_eval::sweep::{device_flags, Device, ModelEntry, Sweep};
+use vlm_eval::sweep::{device_flags, Device, ModelEntry};
+use vlm_runs::RunId;
+
+/// What one child evaluates, and where it writes.
+#[derive(Debug, Clone)]
+pub struct ChildJob {
+    pub entry: ModelEntry,
+    pub tasks: Vec<String>,
+    pub data_dir: Option<PathBuf>,
+    pub limit: Option<usize>,
+    pub output_dir: PathBuf,
+    pub db: String,
+    /// Keep the journals already in the output folder (`--resume`).
+    pub resume: bool,
+    /// Store runs already made for these tasks (a worker's claims).
+    pub claimed: Vec<(String, RunId)>,
+}
 
 /// A running child.
 pub struct Running {
-    pub entry: ModelEntry,
+    pub job: ChildJob,
     pub devices: Vec<Device>,
-    pub tasks: Vec<String>,
     pub child: Child,
     pub log: PathBuf,
     pub started: Instant,
 }
 
-/// The model's run folder inside the sweep's output directory.
-pub fn run_dir(sweep: &Sweep, entry: &ModelEntry) -> PathBuf {
-    sweep.output_dir.join(&entry.name)
-}
-
 /// The child's arguments (after the program).
-pub fn child_args(
-    sweep: &Sweep,
-    entry: &ModelEntry,
-    tasks: &[String],
-    devices: &[Device],
-    db: &str,
-    resume: bool,
-) -> Vec<String> {
+pub fn child_args(job: &ChildJob, devices: &[Device]) -> Vec<String> {
+    let entry = &job.entry;
     let mut args: Vec<String> = vec![
         "--name".into(),
         entry.name.clone(),
         "--tasks".into(),
-        tasks.join(","),
+        job.tasks.join(","),
         "--output-dir".into(),
-        run_dir(sweep, entry).display().to_string(),
+        job.output_dir.display().to_string(),
         "--db".into(),
-        db.into(),
+        job.db.clone(),
     ];
-    if let Some(dir) = &sweep.data_dir {
+    if let Some(dir) = &job.data_dir {
         args.extend(["--data-dir".into(), dir.display().to_string()]);
     }
-    if let Some(limit) = sweep.limit {
+    if let Some(limit) = job.limit {
         args.extend(["--limit".into(), limit.to_string()]);
     }
-    if resume {
+    if job.resume {
         args.push("--resume".into());
+    }
+    if !job.claimed.is_empty() {
+        let claimed: Vec<String> = job
+            .claimed
+            .iter()
+            .map(|(task, id)| format!("{task}={}", id.as_str()))
+            .collect();
+        args.extend(["--claimed-runs".into(), claimed.join(",")]);
     }
     match (&entry.model, &entry.base_url) {
         (_, Some(url)) => {
@@ -88,16 +101,10 @@ pub fn child_args(
     args
 }
 
-/// Starts the child with its output appended to `<run folder>/vlm-eval.log`.
-pub fn spawn(
-    sweep: &Sweep,
-    entry: &ModelEntry,
-    tasks: Vec<String>,
-    devices: Vec<Device>,
-    db: &str,
-    resume: bool,
-) -> Result<Running> {
-    let dir = run_dir(sweep, entry);
+/// Starts the child with its output appended to `<output folder>/vlm-eval.log`.
+pub fn spawn(job: ChildJob, devices: Vec<Device>) -> Result<Running> {
+    let entry = &job.entry;
+    let dir = &job.output_dir;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let log = dir.join("vlm-eval.log");
     let file = std::fs::OpenOptions::new()
@@ -108,7 +115,7 @@ pub fn spawn(
     let exe = std::env::current_exe().context("cannot find the vlm-eval executable")?;
     let mut command = Command::new(exe);
     command
-        .args(child_args(sweep, entry, &tasks, &devices, db, resume))
+        .args(child_args(&job, &devices))
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file);
@@ -121,9 +128,8 @@ pub fn spawn(
         .spawn()
         .with_context(|| format!("cannot start vlm-eval for {}", entry.name))?;
     Ok(Running {
-        entry: entry.clone(),
+        job,
         devices,
-        tasks,
         child,
         log,
         started: Instant::now(),
