@@ -1,8 +1,12 @@
 //! Sweeps and the runs store end to end: the real `vlm-eval` binary sweeping the two tiny
 //! fixture models over the shipped sample sets on two CPU "devices", reuse and resume after
-//! a kill, a failing model, bad configurations, and reading the store back.
+//! a kill, a failing model, bad configurations, reading the store back, backfilling it from
+//! output folders, and two workers sharing a real PostgreSQL queue.
 
 mod common;
+#[path = "../crates/vlm-runs/tests/postgres_server/mod.rs"]
+#[allow(dead_code)]
+mod postgres_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -214,7 +218,13 @@ fn a_killed_sweep_resumes_what_was_partial_and_reuses_what_finished() {
             .unwrap_or(0)
     };
     while lines(&journal) == 0 {
-        assert!(Instant::now() < deadline, "the MMMU journal never started");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let logs = ["llava-tiny", "qwen2-vl-tiny"].map(|m| {
+                std::fs::read_to_string(out.join(m).join("vlm-eval.log")).unwrap_or_default()
+            });
+            panic!("the MMMU journal never started; logs: {logs:#?}");
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
     // SAFETY: killing the process group this test started.
@@ -276,7 +286,7 @@ fn a_failing_model_is_recorded_and_the_rest_completes() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("missing / mme"), "{stderr}");
     let runs = runs_json(&db, &[], &cache);
-    assert_eq!(completed(&runs).len(), 4);
+    assert_eq!(completed(&runs).len(), 4, "{runs:#?}");
     let failed = runs_json(&db, &["--model", "missing"], &cache);
     assert_eq!(failed.len(), 2);
     for r in &failed {
@@ -331,4 +341,212 @@ fn bad_configurations_fail_before_anything_runs() {
         assert!(stderr.lines().count() <= 3, "{stderr}");
         assert!(!out.exists(), "{expected}: something ran");
     }
+}
+
+#[test]
+fn sync_records_our_folders_and_lmms_eval_results_once() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("hf");
+    let ours = work.path().join("ours");
+    ok(&run(
+        &[
+            "--model",
+            fixtures().join("llava-tiny-hub").to_str().unwrap(),
+            "--name",
+            "llava-tiny",
+            "--tasks",
+            "mme,mmmu_val",
+            "--limit",
+            "4",
+            "--data-dir",
+            root().join("eval-datasets").to_str().unwrap(),
+            "--output-dir",
+            ours.to_str().unwrap(),
+            "--kv-cache-gb",
+            "0.25",
+        ],
+        &cache,
+    ));
+    // lmms-eval's layout: <output>/<sanitized model>/<date>_results.json.
+    let lmms = work.path().join("lmms").join("llava-hf__llava-1.5-7b-hf");
+    std::fs::create_dir_all(&lmms).unwrap();
+    std::fs::write(
+        lmms.join("20261129_101010_results.json"),
+        serde_json::json!({
+            "results": {"mme": {"alias": "mme",
+                "mme_cognition_score,none": 355.7, "mme_cognition_score_stderr,none": "N/A",
+                "mme_perception_score,none": 1510.75, "mme_perception_score_stderr,none": "N/A"}},
+            "group_subtasks": {"mme": []},
+            "configs": {"mme": {"task": "mme"}},
+            "versions": {"mme": "Yaml"},
+            "n-shot": {"mme": 0},
+            "higher_is_better": {"mme": {"mme_cognition_score": true, "mme_perception_score": true}},
+            "n-samples": {"mme": {"original": 2374, "effective": 2374}},
+            "config": {"model": "llava_hf", "model_args": "pretrained=llava-hf/llava-1.5-7b-hf,device_map=auto", "batch_size": "1"},
+            "git_hash": "abc1234",
+            "date": 1795990210.5,
+            "model_source": "llava_hf",
+            "model_name": "llava-hf/llava-1.5-7b-hf",
+            "model_name_sanitized": "llava-hf__llava-1.5-7b-hf",
+            "total_evaluation_time_seconds": "3600.0"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/runs.db", work.path().display());
+    let lmms_root = work.path().join("lmms");
+    let dirs = [ours.to_str().unwrap(), lmms_root.to_str().unwrap()];
+    let first = ok(&run(&["sync", "--db", &db, dirs[0], dirs[1]], &cache));
+    assert!(first.contains("3 run(s) recorded"), "{first}");
+    let again = ok(&run(&["sync", "--db", &db, dirs[0], dirs[1]], &cache));
+    assert!(again.contains("0 run(s) recorded, 3 already"), "{again}");
+    let runs = runs_json(&db, &[], &cache);
+    assert_eq!(runs.len(), 3);
+    let lmms_run = runs
+        .iter()
+        .find(|r| r["model"] == "llava-hf/llava-1.5-7b-hf")
+        .unwrap();
+    assert_eq!(lmms_run["metrics"]["mme_perception_score"], 1510.75);
+    assert_eq!(lmms_run["finished_at"], 1_795_990_210_500i64);
+    let ours_mme = runs
+        .iter()
+        .find(|r| r["model"] == "llava-tiny" && r["task"] == "mme")
+        .unwrap();
+    let results = results_metrics(&ours);
+    assert_eq!(
+        ours_mme["metrics"]["mme_perception_score"],
+        results["mme"]["mme_perception_score,none"]
+    );
+    let board: Vec<Value> = serde_json::from_str(&ok(&run(
+        &["leaderboard", "--db", &db, "--task", "mme", "--json"],
+        &cache,
+    )))
+    .unwrap();
+    assert_eq!(board[0]["model"], "llava-hf/llava-1.5-7b-hf");
+    assert_eq!(board[0]["rank"], 1);
+}
+
+#[test]
+fn two_workers_on_postgres_drain_the_queue_and_finish_a_killed_workers_run() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime.block_on(postgres_server::TestDatabase::create());
+    let url = database.url.clone();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("hf");
+    // Three models x two tasks: six runs.
+    let config = write_sweep(
+        work.path(),
+        &format!(
+            "\n[[models]]\nname = \"llava-tiny-plain\"\nmodel = \"{}\"\nkv_cache_gb = 0.25\n",
+            fixtures().join("llava-tiny").display()
+        ),
+    );
+    let queued = ok(&run(
+        &["queue", "--db", &url, "--config", config.to_str().unwrap()],
+        &cache,
+    ));
+    assert!(queued.contains("queued 6 run(s)"), "{queued}");
+
+    let [a, b] = two_cpu_devices();
+    let worker = |devices: &str, out: &str| {
+        let mut command = vlm_eval(
+            &[
+                "worker",
+                "--db",
+                &url,
+                "--devices",
+                devices,
+                "--once",
+                "--stale-after",
+                "8",
+                "--output-dir",
+                work.path().join(out).to_str().unwrap(),
+            ],
+            &cache,
+        );
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let mut first = worker(&a, "a");
+    let second = worker(&b, "b");
+    // Kill the first worker (and its child) while it holds a run.
+    let store = runtime.block_on(vlm_runs::RunStore::open(&url)).unwrap();
+    let first_pid = format!(":{}", first.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        let running = runtime
+            .block_on(store.runs(&vlm_runs::RunFilter {
+                status: Some(vlm_runs::RunStatus::Running),
+                ..Default::default()
+            }))
+            .unwrap();
+        if let Some(run) = running
+            .into_iter()
+            .find(|r| r.worker.as_deref().is_some_and(|w| w.ends_with(&first_pid)))
+        {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first worker never claimed a run"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // SAFETY: killing the process group this test started.
+    unsafe {
+        libc::kill(-(first.id() as i32), libc::SIGKILL);
+    }
+    first.wait().unwrap();
+
+    let output = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runs = runtime
+        .block_on(store.runs(&vlm_runs::RunFilter::default()))
+        .unwrap();
+    assert_eq!(runs.len(), 6, "{runs:#?}");
+    assert!(
+        runs.iter()
+            .all(|r| r.status == vlm_runs::RunStatus::Completed),
+        "{runs:#?}"
+    );
+    // The killed worker's run went back to the queue and the other worker finished it.
+    let finished = runs.iter().find(|r| r.id == held.id).unwrap();
+    let second_pid = format!(":{}", output_pid(&stdout));
+    assert!(
+        finished
+            .worker
+            .as_deref()
+            .is_some_and(|w| w.ends_with(&second_pid)),
+        "{finished:#?}"
+    );
+    // Every (model, task) once.
+    let mut pairs: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| (r.model.clone(), r.task.clone()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 6);
+    drop(store);
+    drop(database);
+}
+
+/// The worker's pid from its closing line ("worker HOST:PID: ...").
+fn output_pid(stdout: &str) -> String {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("worker "))
+        .unwrap_or_else(|| panic!("no closing line in {stdout:?}"));
+    let id = line
+        .trim_start_matches("worker ")
+        .split(": ")
+        .next()
+        .unwrap();
+    id.rsplit(':').next().unwrap().to_string()
 }

@@ -16,6 +16,7 @@ use vlm::cli::run_identity::{task_identities, ModelSpec};
 use vlm::cli::runs_commands::{leaderboard_command, runs_command, LeaderboardArgs, RunsArgs};
 use vlm::cli::store::Store;
 use vlm::cli::sweep::{sweep_command, SweepArgs};
+use vlm::cli::sync_command::{sync_command, SyncArgs};
 use vlm::cli::workers::{queue_command, worker_command, QueueArgs, WorkerArgs};
 use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
@@ -55,6 +56,8 @@ enum Subcommands {
     Queue(QueueArgs),
     /// Claim queued runs from the runs store and run them on this machine's devices.
     Worker(WorkerArgs),
+    /// Record runs from existing output folders (ours and lmms-eval's) in the runs store.
+    Sync(SyncArgs),
 }
 
 impl CommandFactory for Cli {
@@ -348,6 +351,10 @@ fn evaluate_recorded(
     let runs = evaluate(tasks, backend.as_ref(), options, &identity, &mut progress)?;
     let info = RunInfo {
         model: args.model.model.clone(),
+        model_name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| args.model.model.clone()),
         backend: backend.describe(),
         limit: options.limit,
         reasoning_tags: options.reasoning_tags.clone(),
@@ -371,6 +378,7 @@ fn score_command(args: ScoreArgs) -> Result<()> {
     let options = run_options(&args.common, false)?;
     let run = rescore(tasks[0].as_ref(), &args.predictions, &options)?;
     let info = RunInfo {
+        model_name: args.model.clone(),
         model: args.model,
         backend: json!({"backend": "predictions", "file": args.predictions.display().to_string()}),
         limit: options.limit,
@@ -391,6 +399,7 @@ fn main() -> ExitCode {
         Cli::Other(Subcommands::Leaderboard(args)) => leaderboard_command(args),
         Cli::Other(Subcommands::Queue(args)) => queue_command(args),
         Cli::Other(Subcommands::Worker(args)) => worker_command(args),
+        Cli::Other(Subcommands::Sync(args)) => sync_command(args),
     })
 }
 

@@ -105,7 +105,7 @@ pub fn child_args(job: &ChildJob, devices: &[Device]) -> Vec<String> {
 pub fn spawn(job: ChildJob, devices: Vec<Device>) -> Result<Running> {
     let entry = &job.entry;
     let dir = &job.output_dir;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let log = dir.join("vlm-eval.log");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -16,6 +16,7 @@ pub mod shutdown;
 mod startup;
 pub mod store;
 pub mod sweep;
+pub mod sync_command;
 pub mod workers;
 
 pub use engine_args::EngineArgs;

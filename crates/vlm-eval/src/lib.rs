@@ -30,6 +30,9 @@ pub use images::ImageError;
 pub use journal::{JournalError, Prediction};
 pub use prompt::{Prompt, PromptPart};
 pub use reasoning::{default_tags, parse_tags, ReasoningTagsError};
-pub use report::{details, table, write_results, ResultsWriteError, RunInfo};
+pub use report::{
+    details, read_results, results_files, table, write_results, FinishedRun, FinishedTask,
+    ReadBackError, ResultsWriteError, RunInfo,
+};
 pub use run::{evaluate, rescore, DatasetInfo, Progress, RunError, RunOptions, TaskRun};
 pub use tasks::{Task, TaskError, TaskScores};

@@ -19,6 +19,8 @@ pub struct ResultsWriteError {
 #[derive(Debug, Clone)]
 pub struct RunInfo {
     pub model: String,
+    /// `model_name`: the name the run goes by (`--name`, else the model).
+    pub model_name: String,
     pub backend: Value,
     pub limit: Option<usize>,
     pub reasoning_tags: Vec<(String, String)>,
@@ -113,7 +115,7 @@ fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
             "reasoning_tags": tags,
         },
         "date": chrono::Utc::now().format("%Y%m%d_%H%M%S").to_string(),
-        "model_name": info.model,
+        "model_name": info.model_name,
         "total_evaluation_time_seconds": format!("{:.3}", info.total_seconds),
         "vlm": {
             "version": env!("CARGO_PKG_VERSION"),
