@@ -2,7 +2,6 @@
 //! (its weights' fingerprint, or the server and model name), the engine settings that
 //! change answers, the task and its version, the dataset's revision, and the limit.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
@@ -67,15 +66,8 @@ pub fn dataset_fingerprint(
             file: file.clone(),
             reason: e.to_string(),
         };
-        let mut f = std::fs::File::open(file).map_err(unreadable)?;
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buffer).map_err(unreadable)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
+        let f = std::fs::File::open(file).map_err(unreadable)?;
+        hasher.update_reader(f).map_err(unreadable)?;
     }
     Ok(format!("blake3:{}", hasher.finalize().to_hex()))
 }

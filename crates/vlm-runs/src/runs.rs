@@ -107,12 +107,15 @@ impl RunStore {
         if run.status.is_finished() {
             return Err(wrong_status(&run, UNFINISHED));
         }
+        // Not a cached statement: the Any driver declares a NULL double as float4, and a
+        // statement prepared with that on one call rejects an 8-byte value on the next.
         let updated = sqlx::query(
             "UPDATE runs SET status = 'completed', metrics = $2, primary_value = $3, \
              details = $4, finished_at = $5, duration_s = $6, samples_per_s = $7, \
              output_dir = COALESCE($8, output_dir), error = NULL \
              WHERE id = $1 AND status IN ('queued', 'running')",
         )
+        .persistent(false)
         .bind(id)
         .bind(json_text("run metrics", &result.metrics)?)
         .bind(primary_value(&result.metrics, &run.primary_metric))
@@ -384,7 +387,9 @@ impl<'a> EncodedRun<'a> {
 /// Binds every column in [`RUN_COLUMNS`] order (`$1` to `$23`).
 fn bind_run<'q>(query: AnyQuery<'q>, encoded: &'q EncodedRun<'q>) -> AnyQuery<'q> {
     let run = encoded.run;
+    // Not cached, as in `complete`: its doubles are NULL on some calls and not on others.
     query
+        .persistent(false)
         .bind(run.id.as_str())
         .bind(run.model.as_str())
         .bind(run.task.as_str())

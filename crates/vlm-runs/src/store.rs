@@ -77,7 +77,9 @@ impl RunStore {
              reference = excluded.reference, base_url = excluded.base_url, \
              settings = excluded.settings, params_b = excluded.params_b"
         );
+        // Not cached: `params_b` is a double that may be NULL (see `RunStore::complete`).
         sqlx::query(&sql)
+            .persistent(false)
             .bind(model.name.as_str())
             .bind(model.display_name.as_str())
             .bind(model.reference.as_deref())

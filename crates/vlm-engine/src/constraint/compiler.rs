@@ -10,6 +10,7 @@ use vlm_models::text::TokenSpelling;
 
 use super::format::OutputFormat;
 use super::grammar::Grammar;
+use super::message::one_line;
 
 /// Compiles formats for one vocabulary. Built once per model (a trie over every token's
 /// bytes); compiling is done on the caller's thread, never the engine's.
@@ -75,13 +76,4 @@ fn special(name: &str) -> Vec<u8> {
     let mut bytes = vec![TokTrie::SPECIAL_TOKEN_MARKER];
     bytes.extend_from_slice(name.as_bytes());
     bytes
-}
-
-/// llguidance's messages on one line (a regex error spans several), at most 400 characters.
-pub(crate) fn one_line(message: &str) -> String {
-    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(400) {
-        Some((cut, _)) => format!("{}...", &line[..cut]),
-        None => line,
-    }
 }

@@ -4,7 +4,7 @@
 use llguidance::toktrie::SimpleVob;
 use llguidance::Matcher;
 
-use super::compiler::one_line;
+use super::message::one_line;
 
 const NO_CONTINUATION: &str = "structured output: no token of the model's vocabulary can continue the output in the requested format";
 

@@ -5,6 +5,7 @@
 mod compiler;
 mod format;
 mod grammar;
+mod message;
 
 pub use compiler::GrammarCompiler;
 pub use format::OutputFormat;

@@ -2,7 +2,6 @@
 //! these exact weights before: the hub commit of a snapshot in the Hugging Face cache, else
 //! a hash of the files that decide the outputs.
 
-use std::io::Read;
 use std::path::Path;
 
 use super::snapshot::Snapshot;
@@ -39,17 +38,10 @@ impl Snapshot {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             hasher.update(name.as_bytes());
             hasher.update(&[0]);
-            let mut file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
-            let mut buffer = vec![0u8; 1 << 20];
-            loop {
-                let n = file
-                    .read(&mut buffer)
-                    .map_err(|e| ModelError::io(&path, e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..n]);
-            }
+            let file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
+            hasher
+                .update_reader(file)
+                .map_err(|e| ModelError::io(&path, e))?;
         }
         Ok(format!("blake3:{}", hasher.finalize().to_hex()))
     }

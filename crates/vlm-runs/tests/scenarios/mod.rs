@@ -331,6 +331,21 @@ async fn leaderboard(store: &RunStore) {
     let unregistered = store.leaderboard("unregistered").await.unwrap();
     assert_eq!(unregistered.len(), 1);
     assert_eq!(unregistered[0].value, 0.4);
+
+    // Doubles that are NULL on one call and numbers on the next, over every pooled
+    // connection: PostgreSQL once rejected the number on a statement prepared for the NULL.
+    for i in 0..48 {
+        let id = store
+            .start(&new_run("a", "alternating", &format!("alt{i}")), "cli", "h")
+            .await
+            .unwrap();
+        let metrics = if i % 2 == 0 {
+            json!({"acc": 0.5})
+        } else {
+            json!({"other": 1.0})
+        };
+        store.complete(&id, &result(metrics, None)).await.unwrap();
+    }
 }
 
 async fn requeue_stale(store: &RunStore) {
