@@ -120,6 +120,12 @@ fn a_sweep_equals_single_runs_and_reruns_reuse_or_resume() {
     // Four completed runs, each with the metrics of the same model evaluated on its own.
     let runs = runs_json(&db, &[], &cache);
     assert_eq!(completed(&runs).len(), 4, "{runs:#?}");
+    // The children's progress reached the store (written from a heartbeat thread: the
+    // in-process stream may not block on the store).
+    for r in &runs {
+        assert!(r["progress_total"].as_u64() > Some(0), "{r}");
+        assert_eq!(r["progress_done"], r["progress_total"], "{r}");
+    }
     for (name, fixture) in [
         ("llava-tiny", "llava-tiny-hub"),
         ("qwen2-vl-tiny", "qwen2-vl-tiny-hub"),

@@ -289,7 +289,7 @@ fn evaluate_command(args: EvaluateArgs) -> Result<()> {
     let options = run_options(&args.common, args.resume)?;
     let mut recorder = recorder(&args, &tasks, &options)?;
     let result = evaluate_recorded(&args, &tasks, &options, recorder.as_mut());
-    if let (Err(e), Some(recorder)) = (&result, &recorder) {
+    if let (Err(e), Some(recorder)) = (&result, recorder.as_mut()) {
         recorder.fail(&format!("{e:#}"));
     }
     result

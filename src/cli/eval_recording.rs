@@ -1,8 +1,12 @@
 //! A `vlm-eval` run recording itself in the runs store (`--db`): one run per task, marked
-//! running when it starts, its progress heartbeated every few seconds, then completed with
-//! its metrics or failed with the error.
+//! running when it starts, its progress heartbeated every few seconds (from a thread of its
+//! own: progress arrives inside the engine's async stream, where nothing may block), then
+//! completed with its metrics or failed with the error.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{Map, Value};
@@ -18,12 +22,22 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// The store rows of one `vlm-eval` invocation's tasks.
 pub struct Recorder {
-    store: Store,
+    store: Arc<Store>,
     /// Task name, run id, finished.
     runs: Vec<(String, RunId, bool)>,
-    last_beat: Instant,
+    /// The latest progress, for the heartbeat thread.
+    progress: Arc<Mutex<Progressing>>,
+    stop: Arc<AtomicBool>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+/// The task being generated and how far it is; `changed` since the last heartbeat.
+#[derive(Default)]
+struct Progressing {
+    run: Option<RunId>,
     done: u64,
     total: u64,
+    changed: bool,
 }
 
 /// Who is running: `host:pid`.
@@ -75,12 +89,22 @@ impl Recorder {
             let id = store.call(|s| s.start(&new, &worker, &host))?;
             runs.push((task.name().to_string(), id, false));
         }
+        let store = Arc::new(store);
+        let progress = Arc::new(Mutex::new(Progressing::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (store, progress, stop) = (store.clone(), progress.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("vlm-eval-heartbeat".into())
+                .spawn(move || heartbeats(&store, &progress, &stop))
+                .ok()
+        };
         Ok(Self {
             store,
             runs,
-            last_beat: Instant::now() - HEARTBEAT,
-            done: 0,
-            total: 0,
+            progress,
+            stop,
+            heartbeat,
         })
     }
 
@@ -91,43 +115,36 @@ impl Recorder {
             .map(|(_, id, _)| id.clone())
     }
 
-    /// Follows the evaluation's progress; a store that cannot be reached costs a warning,
-    /// never the evaluation.
+    /// Follows the evaluation's progress (never blocking: the heartbeat thread writes it).
     pub fn progress(&mut self, event: &Progress<'_>) {
-        let task = match *event {
+        let mut state = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        match *event {
             Progress::TaskStarted {
                 task,
                 total,
                 already_done,
             } => {
-                self.done = already_done as u64;
-                self.total = total as u64;
-                self.last_beat = Instant::now() - HEARTBEAT;
-                task
+                state.run = self.id_of(task);
+                state.done = already_done as u64;
+                state.total = total as u64;
             }
-            Progress::SampleDone { task, .. } => {
-                self.done += 1;
-                task
-            }
-            Progress::TaskFinished { task } => {
-                self.last_beat = Instant::now() - HEARTBEAT;
-                task
-            }
-        };
-        if self.last_beat.elapsed() < HEARTBEAT {
-            return;
+            Progress::SampleDone { .. } => state.done += 1,
+            Progress::TaskFinished { .. } => {}
         }
-        self.last_beat = Instant::now();
-        if let Some(id) = self.id_of(task) {
-            let progress = Some((self.done, self.total));
-            if let Err(e) = self.store.call(|s| s.heartbeat(&id, progress)) {
-                tracing::warn!("cannot record progress in the runs store: {e:#}");
-            }
+        state.changed = true;
+    }
+
+    /// Stops the heartbeat thread (after its last write).
+    fn stop_heartbeats(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.heartbeat.take() {
+            let _ = thread.join();
         }
     }
 
     /// Completes each task's run with its metrics.
     pub fn finish(&mut self, runs: &[TaskRun]) -> Result<()> {
+        self.stop_heartbeats();
         for run in runs {
             let Some(id) = self.id_of(run.name) else {
                 continue;
@@ -160,7 +177,8 @@ impl Recorder {
     }
 
     /// Fails every task's run that has not completed.
-    pub fn fail(&self, error: &str) {
+    pub fn fail(&mut self, error: &str) {
+        self.stop_heartbeats();
         for (_, id, finished) in &self.runs {
             if !finished {
                 if let Err(e) = self.store.call(|s| s.fail(id, error)) {
@@ -168,5 +186,44 @@ impl Recorder {
                 }
             }
         }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop_heartbeats();
+    }
+}
+
+/// Writes the latest progress every [`HEARTBEAT`] until stopped (and once more then); a
+/// store that cannot be reached costs a warning, never the evaluation.
+fn heartbeats(store: &Store, progress: &Mutex<Progressing>, stop: &AtomicBool) {
+    let tick = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        if waited >= HEARTBEAT || stopping {
+            waited = Duration::ZERO;
+            let beat = {
+                let mut state = progress.lock().unwrap_or_else(|p| p.into_inner());
+                let beat = state
+                    .run
+                    .clone()
+                    .filter(|_| state.changed)
+                    .map(|id| (id, state.done, state.total));
+                state.changed = false;
+                beat
+            };
+            if let Some((id, done, total)) = beat {
+                if let Err(e) = store.call(|s| s.heartbeat(&id, Some((done, total)))) {
+                    tracing::warn!("cannot record progress in the runs store: {e:#}");
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+        std::thread::sleep(tick);
+        waited += tick;
     }
 }

@@ -15,7 +15,10 @@ pub struct Store {
 
 impl Store {
     pub fn open(url: &str) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Its own worker thread, so any thread outside an async context may block on it.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("vlm-runs-store")
             .enable_all()
             .build()
             .context("cannot start the runs store's runtime")?;
@@ -39,7 +42,8 @@ impl Store {
         }
     }
 
-    /// Runs one store call to completion.
+    /// Runs one store call to completion. Never call it from inside an async context (an
+    /// engine stream): it blocks.
     pub fn call<'a, T, F>(&'a self, f: impl FnOnce(&'a RunStore) -> F) -> Result<T>
     where
         F: Future<Output = Result<T, StoreError>> + 'a,
