@@ -31,13 +31,12 @@ pub struct Recorder {
     heartbeat: Option<JoinHandle<()>>,
 }
 
-/// The task being generated and how far it is; `changed` since the last heartbeat.
+/// How far each task's run is, and which runs changed since the last heartbeat.
 #[derive(Default)]
 struct Progressing {
-    run: Option<RunId>,
-    done: u64,
-    total: u64,
-    changed: bool,
+    current: Option<RunId>,
+    counts: std::collections::BTreeMap<String, (u64, u64)>,
+    changed: std::collections::BTreeSet<String>,
 }
 
 /// Who is running: `host:pid`.
@@ -124,14 +123,25 @@ impl Recorder {
                 total,
                 already_done,
             } => {
-                state.run = self.id_of(task);
-                state.done = already_done as u64;
-                state.total = total as u64;
+                state.current = self.id_of(task);
+                if let Some(id) = state.current.clone() {
+                    state
+                        .counts
+                        .insert(id.as_str().to_string(), (already_done as u64, total as u64));
+                }
             }
-            Progress::SampleDone { .. } => state.done += 1,
+            Progress::SampleDone { .. } => {
+                if let Some(id) = state.current.clone() {
+                    if let Some((done, _)) = state.counts.get_mut(id.as_str()) {
+                        *done += 1;
+                    }
+                }
+            }
             Progress::TaskFinished { .. } => {}
         }
-        state.changed = true;
+        if let Some(id) = state.current.clone() {
+            state.changed.insert(id.as_str().to_string());
+        }
     }
 
     /// Stops the heartbeat thread (after its last write).
@@ -204,18 +214,16 @@ fn heartbeats(store: &Store, progress: &Mutex<Progressing>, stop: &AtomicBool) {
         let stopping = stop.load(Ordering::SeqCst);
         if waited >= HEARTBEAT || stopping {
             waited = Duration::ZERO;
-            let beat = {
+            let beats: Vec<(String, (u64, u64))> = {
                 let mut state = progress.lock().unwrap_or_else(|p| p.into_inner());
-                let beat = state
-                    .run
-                    .clone()
-                    .filter(|_| state.changed)
-                    .map(|id| (id, state.done, state.total));
-                state.changed = false;
-                beat
+                let changed = std::mem::take(&mut state.changed);
+                changed
+                    .into_iter()
+                    .filter_map(|id| state.counts.get(&id).map(|c| (id, *c)))
+                    .collect()
             };
-            if let Some((id, done, total)) = beat {
-                if let Err(e) = store.call(|s| s.heartbeat(&id, Some((done, total)))) {
+            for (id, counts) in beats {
+                if let Err(e) = store.call(|s| s.heartbeat(&id, Some(counts))) {
                     tracing::warn!("cannot record progress in the runs store: {e:#}");
                 }
             }
