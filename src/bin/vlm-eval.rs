@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
+use vlm::cli::dashboard::{dashboard_command, DashboardArgs};
 use vlm::cli::eval_progress::progress_bars;
 use vlm::cli::eval_recording::Recorder;
 use vlm::cli::eval_report::report;
-use vlm::cli::run_identity::{task_identities, ModelSpec};
 use vlm::cli::runs_commands::{leaderboard_command, runs_command, LeaderboardArgs, RunsArgs};
 use vlm::cli::store::Store;
 use vlm::cli::sweep::{sweep_command, SweepArgs};
@@ -21,6 +21,7 @@ use vlm::cli::workers::{queue_command, worker_command, QueueArgs, WorkerArgs};
 use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_engine::PixelBudget;
+use vlm_eval::identity::{task_identities, ModelSpec};
 use vlm_eval::tasks::{self, Task};
 use vlm_eval::{
     default_tags, evaluate, parse_tags, rescore, Backend, InProcess, OpenAiBackend, OpenAiOptions,
@@ -58,6 +59,8 @@ enum Subcommands {
     Worker(WorkerArgs),
     /// Record runs from existing output folders (ours and lmms-eval's) in the runs store.
     Sync(SyncArgs),
+    /// Serve the runs store's REST API and the dashboard page.
+    Dashboard(DashboardArgs),
 }
 
 impl CommandFactory for Cli {
@@ -400,6 +403,7 @@ fn main() -> ExitCode {
         Cli::Other(Subcommands::Queue(args)) => queue_command(args),
         Cli::Other(Subcommands::Worker(args)) => worker_command(args),
         Cli::Other(Subcommands::Sync(args)) => sync_command(args),
+        Cli::Other(Subcommands::Dashboard(args)) => dashboard_command(args),
     })
 }
 

@@ -3,6 +3,7 @@
 //! report.
 
 mod allocator;
+pub mod dashboard;
 mod engine_args;
 pub mod eval_child;
 pub mod eval_progress;
@@ -10,7 +11,6 @@ pub mod eval_recording;
 pub mod eval_report;
 mod logging;
 mod model_args;
-pub mod run_identity;
 pub mod runs_commands;
 pub mod shutdown;
 mod startup;

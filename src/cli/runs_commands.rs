@@ -1,7 +1,7 @@
 //! `vlm-eval runs` and `vlm-eval leaderboard`: reading the runs store, as a table or JSON.
 
 use anyhow::Result;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use vlm_runs::{Run, RunFilter, RunStatus};
 
 use super::store::Store;
@@ -35,38 +35,6 @@ pub struct LeaderboardArgs {
     pub json: bool,
 }
 
-/// Metric names as results.json has them, without lmms-eval's `,none` filter suffix.
-fn plain_metrics(metrics: &Map<String, Value>) -> Map<String, Value> {
-    metrics
-        .iter()
-        .map(|(k, v)| (k.trim_end_matches(",none").to_string(), v.clone()))
-        .collect()
-}
-
-fn run_json(run: &Run) -> Value {
-    json!({
-        "id": run.id.as_str(),
-        "model": run.model,
-        "task": run.task,
-        "status": run.status.as_str(),
-        "metrics": run.metrics.as_ref().map(plain_metrics).unwrap_or_default(),
-        "primary_metric": run.primary_metric,
-        "primary_value": run.primary_value,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration_s": run.duration_s,
-        "samples_per_s": run.samples_per_s,
-        "host": run.host,
-        "worker": run.worker,
-        "progress_done": run.progress_done,
-        "progress_total": run.progress_total,
-        "output_dir": run.output_dir,
-        "error": run.error,
-        "source": run.source.as_str(),
-    })
-}
-
 pub fn runs_command(args: RunsArgs) -> Result<()> {
     let status = match &args.status {
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
@@ -82,7 +50,7 @@ pub fn runs_command(args: RunsArgs) -> Result<()> {
     };
     let runs = store.call(|s| s.runs(&filter))?;
     if args.json {
-        let all: Vec<Value> = runs.iter().map(run_json).collect();
+        let all: Vec<Value> = runs.iter().map(Run::view).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
@@ -114,20 +82,7 @@ pub fn leaderboard_command(args: LeaderboardArgs) -> Result<()> {
     let store = Store::open(&args.db)?;
     let rows = store.call(|s| s.leaderboard(&args.task))?;
     if args.json {
-        let all: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "rank": r.rank,
-                    "model": r.model,
-                    "run_id": r.run_id.as_str(),
-                    "metric": r.metric.trim_end_matches(",none"),
-                    "value": r.value,
-                    "metrics": plain_metrics(&r.other_metrics),
-                    "finished_at": r.finished_at,
-                })
-            })
-            .collect();
+        let all: Vec<Value> = rows.iter().map(|r| r.view()).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }

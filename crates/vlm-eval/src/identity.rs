@@ -1,10 +1,13 @@
 //! What makes two evaluation runs the same, so a rerun reuses a finished one: the model
 //! (its weights' fingerprint, or the server and model name), the engine settings that
-//! change answers, the task and its version, the dataset's revision, and the limit.
+//! change answers, the task and its version, the dataset's revision, and the limit. Computed
+//! the same way by a sweep or queue (deciding what to reuse), the `vlm-eval` child that
+//! records the run, and the dashboard queueing one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
+use vlm_models::{loader, LoadOptions};
 
 use crate::dataset::{locate, DatasetError};
 use crate::tasks::Task;
@@ -70,6 +73,99 @@ pub fn dataset_fingerprint(
         hasher.update_reader(f).map_err(unreadable)?;
     }
     Ok(format!("blake3:{}", hasher.finalize().to_hex()))
+}
+
+/// Why a run's identity cannot be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    Model(#[from] vlm_models::ModelError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error("cannot read chat template {}: {error}", path.display())]
+    ChatTemplate {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// What is evaluated: a model loaded here with the settings that change its answers, or a
+/// model behind an OpenAI-compatible server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSpec {
+    InProcess {
+        reference: String,
+        device: String,
+        dtype: String,
+        max_model_len: Option<usize>,
+        min_pixels: Option<u64>,
+        max_pixels: Option<u64>,
+        chat_template: Option<PathBuf>,
+    },
+    Remote {
+        base_url: String,
+        name: String,
+    },
+}
+
+impl ModelSpec {
+    /// The model's part of a run identity. Loaded models are resolved and fingerprinted
+    /// (reading their weights once).
+    pub fn identity(&self) -> Result<Value, IdentityError> {
+        match self {
+            ModelSpec::Remote { base_url, name } => Ok(remote_model(base_url, name)),
+            ModelSpec::InProcess {
+                reference,
+                device,
+                dtype,
+                max_model_len,
+                min_pixels,
+                max_pixels,
+                chat_template,
+            } => {
+                let snapshot = loader::resolve(reference)?;
+                let fingerprint = snapshot.fingerprint()?;
+                let options = LoadOptions::parse(device, dtype)?;
+                let template = match chat_template {
+                    Some(path) => {
+                        let text =
+                            std::fs::read(path).map_err(|error| IdentityError::ChatTemplate {
+                                path: path.clone(),
+                                error,
+                            })?;
+                        Value::String(blake3::hash(&text).to_hex().to_string())
+                    }
+                    None => Value::Null,
+                };
+                Ok(in_process_model(
+                    &fingerprint,
+                    json!({
+                        "dtype": format!("{:?}", options.dtype).to_lowercase(),
+                        "max_model_len": max_model_len,
+                        "min_pixels": min_pixels,
+                        "max_pixels": max_pixels,
+                        "chat_template": template,
+                    }),
+                ))
+            }
+        }
+    }
+}
+
+/// Each task's run identity for `model` (see [`ModelSpec::identity`]).
+pub fn task_identities(
+    model: &Value,
+    tasks: &[Box<dyn Task>],
+    data_dir: Option<&std::path::Path>,
+    limit: Option<usize>,
+) -> Result<Vec<RunIdentity>, IdentityError> {
+    tasks
+        .iter()
+        .map(|task| {
+            let dataset = dataset_fingerprint(task.as_ref(), data_dir)?;
+            Ok(run_identity(model, task.as_ref(), &dataset, limit))
+        })
+        .collect()
 }
 
 /// The value with every object's keys sorted, so equal identities hash equally whatever

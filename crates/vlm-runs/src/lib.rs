@@ -20,6 +20,7 @@ mod records;
 mod rows;
 mod runs;
 mod store;
+mod view;
 
 pub use error::StoreError;
 pub use records::{
@@ -27,6 +28,7 @@ pub use records::{
     RunStatus, TaskRecord,
 };
 pub use store::RunStore;
+pub use view::plain_metrics;
 
 #[cfg(test)]
 mod send_tests {

@@ -18,9 +18,9 @@ use vlm_eval::tasks;
 use vlm_runs::{RunFilter, RunStatus};
 
 use super::eval_child::{log_tail, spawn, stop, ChildJob, Running};
-use super::run_identity::{task_identities, ModelSpec};
 use super::store::Store;
 pub use summary::{Outcome, Summary};
+use vlm_eval::identity::task_identities;
 
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
@@ -50,36 +50,20 @@ struct Plan {
     todo: Vec<String>,
 }
 
-/// The model as its identity sees it, on the pool's kind of device.
-pub fn spec(entry: &ModelEntry, pool: &[Device]) -> ModelSpec {
-    match (&entry.model, &entry.base_url) {
-        (_, Some(url)) => ModelSpec::Remote {
-            base_url: url.clone(),
-            name: entry.name.clone(),
-        },
-        (model, None) => ModelSpec::InProcess {
-            reference: model.clone().unwrap_or_default(),
-            device: match pool.first() {
-                Some(Device::Cuda(_)) => "cuda".into(),
-                _ => "cpu".into(),
-            },
-            dtype: entry.dtype.clone().unwrap_or_else(|| "auto".into()),
-            max_model_len: entry.max_model_len,
-            min_pixels: entry.min_pixels,
-            max_pixels: entry.max_pixels,
-            chat_template: None,
-        },
-    }
-}
-
 pub fn identities(sweep: &Sweep, entry: &ModelEntry) -> Result<Vec<RunIdentity>> {
-    let model = spec(entry, &sweep.pool).identity()?;
+    let cuda = matches!(sweep.pool.first(), Some(Device::Cuda(_)));
+    let model = entry.spec(cuda).identity()?;
     let tasks: Vec<_> = sweep
         .tasks
         .iter()
         .filter_map(|t| tasks::by_name(t))
         .collect();
-    task_identities(&model, &tasks, sweep.data_dir.as_deref(), sweep.limit)
+    Ok(task_identities(
+        &model,
+        &tasks,
+        sweep.data_dir.as_deref(),
+        sweep.limit,
+    )?)
 }
 
 /// Set by SIGINT / SIGTERM.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::devices::{parse_pool, Device};
+use crate::identity::ModelSpec;
 use crate::tasks;
 
 /// A sweep as its file states it.
@@ -45,6 +46,28 @@ pub struct ModelEntry {
 
 fn one() -> usize {
     1
+}
+
+impl ModelEntry {
+    /// The model as a run's identity sees it, on CUDA devices or CPU ones (which decides
+    /// what dtype `auto` is).
+    pub fn spec(&self, cuda: bool) -> ModelSpec {
+        match (&self.model, &self.base_url) {
+            (_, Some(url)) => ModelSpec::Remote {
+                base_url: url.clone(),
+                name: self.name.clone(),
+            },
+            (model, None) => ModelSpec::InProcess {
+                reference: model.clone().unwrap_or_default(),
+                device: if cuda { "cuda" } else { "cpu" }.into(),
+                dtype: self.dtype.clone().unwrap_or_else(|| "auto".into()),
+                max_model_len: self.max_model_len,
+                min_pixels: self.min_pixels,
+                max_pixels: self.max_pixels,
+                chat_template: None,
+            },
+        }
+    }
 }
 
 /// A sweep checked against this machine: known tasks, existing devices, every model fits.
