@@ -120,7 +120,7 @@ async function runPage(id) {
     <div id="metrics"></div><div id="chart"></div>
     <p class="error" id="run-error">${esc(run.error || "")}</p>
     <h2>Log</h2><pre class="log" id="log"></pre>
-    <h2>Files</h2><ul>${artifacts.map(a => `<li><a href="/api/evals/runs/${esc(id)}/artifacts/${encodeURIComponent(a.name)}">${esc(a.name)}</a> <span class="muted">${a.bytes} bytes</span></li>`).join("")}</ul>
+    <h2>Files</h2><ul id="files">${fileItems(id, artifacts)}</ul>
     <h2>Samples <label class="muted"><input type="checkbox" id="wrong-only"> wrong only</label></h2><div id="samples"></div>`;
   showMetrics(run);
   document.getElementById("wrong-only").addEventListener("change", () => samples(id, 0));
@@ -155,7 +155,14 @@ async function runPage(id) {
     document.getElementById("live").dataset.final = final.status;
     source.close();
     samples(id, 0);
+    api(`/runs/${encodeURIComponent(id)}/artifacts`)
+      .then(files => { document.getElementById("files").innerHTML = fileItems(id, files); })
+      .catch(() => {});
   });
+}
+
+function fileItems(id, files) {
+  return files.map(a => `<li><a href="/api/evals/runs/${esc(id)}/artifacts/${encodeURIComponent(a.name)}">${esc(a.name)}</a> <span class="muted">${a.bytes} bytes</span></li>`).join("");
 }
 
 function showMetrics(run) {

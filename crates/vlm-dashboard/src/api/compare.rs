@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::files::{read_samples, run_of};
+use super::query::ApiQuery;
 use crate::error::ApiError;
 use crate::state::DashboardState;
 
@@ -47,7 +48,7 @@ fn correct(sample: &Value) -> bool {
 
 pub async fn compare(
     State(state): State<Arc<DashboardState>>,
-    Query(q): Query<CompareQuery>,
+    ApiQuery(q): ApiQuery<CompareQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let a = run_of(&state, &q.a).await?;
     let b = run_of(&state, &q.b).await?;

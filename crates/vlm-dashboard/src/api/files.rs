@@ -4,7 +4,7 @@
 use std::path::{Component, Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vlm_runs::Run;
 
+use super::query::ApiQuery;
 use crate::error::ApiError;
 use crate::state::DashboardState;
 
@@ -163,7 +164,7 @@ pub(super) fn read_samples(state: &DashboardState, run: &Run) -> Result<Vec<Valu
 pub async fn samples(
     State(state): State<Arc<DashboardState>>,
     Path(id): Path<String>,
-    Query(q): Query<SamplesQuery>,
+    ApiQuery(q): ApiQuery<SamplesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > 1000 {

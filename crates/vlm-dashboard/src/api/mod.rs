@@ -5,6 +5,7 @@ mod catalog;
 mod compare;
 mod events;
 mod files;
+mod query;
 mod runs;
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,6 +14,7 @@ use vlm_eval::tasks;
 use vlm_runs::{NewRun, RunFilter, RunStatus};
 
 use super::catalog::parse;
+use super::query::ApiQuery;
 use crate::error::ApiError;
 use crate::state::DashboardState;
 
@@ -38,7 +39,7 @@ fn status_filter(status: Option<&str>) -> Result<Option<RunStatus>, ApiError> {
 
 pub async fn all_runs(
     State(state): State<Arc<DashboardState>>,
-    Query(q): Query<RunsQuery>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = RunFilter {
         model: q.model,
@@ -60,7 +61,7 @@ async fn known_task(state: &DashboardState, task: &str) -> Result<(), ApiError> 
 pub async fn task_runs(
     State(state): State<Arc<DashboardState>>,
     Path(task): Path<String>,
-    Query(q): Query<RunsQuery>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     known_task(&state, &task).await?;
     let filter = RunFilter {
