@@ -62,6 +62,25 @@ function bars(items, max) {
   }).join("")}</svg>`;
 }
 
+// A metric over time, one polyline (and dots) per model, as SVG.
+function lines(runs) {
+  const w = 640, h = 180, pad = 36, palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
+  const xs = runs.map(r => r.finished_at), ys = runs.map(r => r.primary_value);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(0, ...ys), Math.max(...ys, 1e-9)];
+  const X = x => pad + (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5) * (w - 2 * pad);
+  const Y = y => h - pad + 8 - (y1 > y0 ? (y - y0) / (y1 - y0) : 0.5) * (h - 2 * pad);
+  const models = [...new Set(runs.map(r => r.model))];
+  const series = models.map((m, i) => {
+    const pts = runs.filter(r => r.model === m).sort((a, b) => a.finished_at - b.finished_at);
+    const color = palette[i % palette.length];
+    return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map(r => `${X(r.finished_at)},${Y(r.primary_value)}`).join(" ")}"></polyline>` +
+      pts.map(r => `<circle cx="${X(r.finished_at)}" cy="${Y(r.primary_value)}" r="3" fill="${color}"><title>${esc(m)}: ${num(r.primary_value)} (${esc(when(r.finished_at))})</title></circle>`).join("") +
+      `<text x="${w - pad + 6}" y="${14 + i * 14}" fill="${color}">${esc(m)}</text>`;
+  }).join("");
+  return `<svg width="${w + 140}" height="${h}" role="img"><line x1="${pad}" y1="${h - pad + 8}" x2="${w - pad}" y2="${h - pad + 8}" stroke="#e4e7ec"></line>
+    <text x="2" y="${Y(y1) + 4}">${num(y1, 3)}</text><text x="2" y="${Y(y0) + 4}">${num(y0, 3)}</text>${series}</svg>`;
+}
+
 // The breakdown a run's details hold: MME categories, MMMU domains.
 function breakdown(details) {
   if (!details) return [];
@@ -90,8 +109,9 @@ async function leaderboards() {
     const best = rows[0];
     const parts = best ? breakdown(best.details) : [];
     if (parts.length) html += `<p class="muted">Breakdown of ${esc(best.model)}:</p>` + bars(parts);
-    const trend = rows.map(r => ({label: r.model, value: r.value}));
-    if (trend.length > 1) html += `<p class="muted">${esc(t.primary_metric)} by model:</p>` + bars(trend);
+    const history = (await api(`/tasks/${encodeURIComponent(t.name)}/runs?status=completed`))
+      .filter(r => typeof r.primary_value === "number" && r.finished_at);
+    if (history.length > 1) html += `<p class="muted">${esc(t.primary_metric)} over time, per model:</p>` + lines(history);
   }
   view.innerHTML = html;
 }
