@@ -362,6 +362,22 @@ async fn every_route_with_its_errors() {
         .unwrap()
         .iter()
         .all(|s| s["correct"] == false));
+    // Thumbnails: the sample's images from the task's dataset.
+    let doc = page["samples"][0]["doc_id"].as_u64().unwrap();
+    let image = reqwest::get(format!("{api}/runs/{llava_mme}/samples/{doc}/images/0"))
+        .await
+        .unwrap();
+    assert_eq!(image.status().as_u16(), 200);
+    let kind = image.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(kind.starts_with("image/"), "{kind}");
+    assert!(!image.bytes().await.unwrap().is_empty());
+    let (s, b) = get(&format!("{api}/runs/{llava_mme}/samples/{doc}/images/9")).await;
+    assert_error(s, &b, 404);
+    let (s, b) = get(&format!("{api}/runs/{llava_mme}/samples/x/images/0")).await;
+    assert_error(s, &b, 400);
     let (s, b) = get(&format!("{api}/runs/{llava_mme}/samples?limit=0")).await;
     assert_error(s, &b, 400);
     let (s, b) = get(&format!("{api}/runs/{llava_mme}/samples?offset=-1")).await;

@@ -39,15 +39,15 @@ pub fn dashboard_command(args: DashboardArgs) -> Result<()> {
         .context("cannot start the dashboard's runtime")?;
     runtime.block_on(async move {
         let store = RunStore::open(&args.db).await?;
-        let state = Arc::new(DashboardState {
+        let state = Arc::new(DashboardState::new(
             store,
-            config: DashboardConfig {
+            DashboardConfig {
                 api_key: args.api_key,
                 protect_reads: args.protect_reads,
                 output_root: args.output_root,
                 data_dir: args.data_dir,
             },
-        });
+        ));
         let address = format!("{}:{}", args.host, args.port);
         let listener = tokio::net::TcpListener::bind(&address)
             .await

@@ -196,8 +196,8 @@ async function samples(id, offset) {
   const box = document.getElementById("samples");
   try {
     const page = await api(`/runs/${encodeURIComponent(id)}/samples?offset=${offset}&limit=25${wrong ? "&correct=false" : ""}`);
-    box.innerHTML = `<p class="muted">${page.total} sample(s)</p><table><tr><th>doc</th><th>prompt</th><th>target</th><th>response</th><th>parsed</th><th></th></tr>
-      ${page.samples.map(s => `<tr><td>${esc(s.doc_id)}</td><td>${esc(s.input)}</td><td>${esc(s.target)}</td><td>${esc(s.response)}</td><td>${esc(typeof s.parsed === "string" ? s.parsed : JSON.stringify(s.parsed))}</td><td class="${s.correct ? "right" : "wrong"}">${s.correct ? "right" : "wrong"}</td></tr>`).join("")}</table>
+    box.innerHTML = `<p class="muted">${page.total} sample(s)</p><table><tr><th>doc</th><th>image</th><th>prompt</th><th>target</th><th>response</th><th>parsed</th><th></th></tr>
+      ${page.samples.map(s => `<tr><td>${esc(s.doc_id)}</td><td><img class="thumb" loading="lazy" alt="" src="/api/evals/runs/${encodeURIComponent(id)}/samples/${esc(s.doc_id)}/images/0" onerror="this.remove()"></td><td>${esc(s.input)}</td><td>${esc(s.target)}</td><td>${esc(s.response)}</td><td>${esc(typeof s.parsed === "string" ? s.parsed : JSON.stringify(s.parsed))}</td><td class="${s.correct ? "right" : "wrong"}">${s.correct ? "right" : "wrong"}</td></tr>`).join("")}</table>
       ${offset > 0 ? `<button id="prev">previous</button>` : ""} ${offset + 25 < page.total ? `<button id="next">next</button>` : ""}`;
     document.getElementById("prev")?.addEventListener("click", () => samples(id, Math.max(0, offset - 25)));
     document.getElementById("next")?.addEventListener("click", () => samples(id, offset + 25));

@@ -7,7 +7,7 @@ mod error;
 mod page;
 mod state;
 
-pub use state::{DashboardConfig, DashboardState};
+pub use state::{DashboardConfig, DashboardState, ImagesKey};
 
 use std::sync::Arc;
 

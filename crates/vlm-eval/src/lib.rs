@@ -18,6 +18,7 @@ mod python;
 mod reasoning;
 mod report;
 mod run;
+mod sample_images;
 pub mod sweep;
 pub mod tasks;
 
@@ -35,4 +36,5 @@ pub use report::{
     ReadBackError, ResultsWriteError, RunInfo,
 };
 pub use run::{evaluate, rescore, DatasetInfo, Progress, RunError, RunOptions, TaskRun};
+pub use sample_images::SampleImages;
 pub use tasks::{Task, TaskError, TaskScores};

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vlm_runs::Run;
 
-use super::query::ApiQuery;
+use super::query::{ApiPath, ApiQuery};
 use crate::error::ApiError;
 use crate::state::DashboardState;
 
@@ -201,6 +201,72 @@ pub async fn samples(
         "limit": limit,
         "samples": page,
     })))
+}
+
+/// Splits kept loaded for thumbnails.
+const LOADED_SPLITS: usize = 2;
+
+fn image_type(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [0xFF, 0xD8, ..] => "image/jpeg",
+        [b'G', b'I', b'F', b'8', ..] => "image/gif",
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
+        [b'B', b'M', ..] => "image/bmp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET /runs/{id}/samples/{doc_id}/images/{k}`: the k-th image the sample's prompt showed,
+/// from the task's dataset (the run's data directory, else the dashboard's `--data-dir`).
+pub async fn sample_image(
+    State(state): State<Arc<DashboardState>>,
+    ApiPath((id, doc_id, k)): ApiPath<(String, usize, usize)>,
+) -> Result<Response, ApiError> {
+    let run = run_of(&state, &id).await?;
+    let task = vlm_eval::tasks::by_name(&run.task)
+        .ok_or_else(|| ApiError::not_found(format!("task {} has no dataset here", run.task)))?;
+    let data_dir = run.config["data_dir"]
+        .as_str()
+        .map(PathBuf::from)
+        .or_else(|| state.config.data_dir.clone());
+    let key = (run.task.clone(), data_dir.clone());
+    let cached = {
+        let images = state.images.lock().unwrap_or_else(|p| p.into_inner());
+        images
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let split = match cached {
+        Some(split) => split,
+        None => {
+            let loaded = tokio::task::spawn_blocking(move || {
+                vlm_eval::SampleImages::load(task, data_dir.as_deref())
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::not_found(format!("the task's dataset is not here: {e}")))?;
+            let loaded = Arc::new(loaded);
+            let mut images = state.images.lock().unwrap_or_else(|p| p.into_inner());
+            images.insert(0, (key, loaded.clone()));
+            images.truncate(LOADED_SPLITS);
+            loaded
+        }
+    };
+    let bytes = split
+        .images(doc_id)
+        .into_iter()
+        .nth(k)
+        .ok_or_else(|| ApiError::not_found(format!("sample {doc_id} has no image {k}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, image_type(&bytes).to_string()),
+            (header::CACHE_CONTROL, "max-age=3600".to_string()),
+        ],
+        bytes.to_vec(),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

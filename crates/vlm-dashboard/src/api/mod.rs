@@ -36,6 +36,10 @@ pub fn routes(state: Arc<DashboardState>) -> Router<Arc<DashboardState>> {
         .route("/runs/{id}/artifacts", get(files::artifacts))
         .route("/runs/{id}/artifacts/{name}", get(files::artifact))
         .route("/runs/{id}/samples", get(files::samples))
+        .route(
+            "/runs/{id}/samples/{doc_id}/images/{k}",
+            get(files::sample_image),
+        )
         .route("/runs/{id}/events", get(events::events))
         .route("/compare", get(compare::compare))
         .fallback(|| async { ApiError::not_found("no such API route") })
