@@ -573,6 +573,42 @@ async fn a_browser_sees_leaderboards_a_run_and_live_progress() {
         board.contains("llava-tiny") && board.contains("qwen2-vl-tiny"),
         "{board}"
     );
+    // Charts: the best run's breakdown bars and the metric over time.
+    let charts = client.find_all(css("main svg")).await.unwrap();
+    assert!(charts.len() >= 3, "{} charts", charts.len());
+    let page = client.source().await.unwrap();
+    assert!(page.contains("Science"), "MMMU's domains are drawn");
+
+    // Two runs compared: deltas and McNemar's test.
+    let (_, mme_runs) = get(&format!("{}/api/evals/tasks/mme/runs", dash.base)).await;
+    let ids: Vec<&str> = mme_runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    client
+        .goto(&format!(
+            "{}/#/compare?a={}&b={}",
+            dash.base, ids[0], ids[1]
+        ))
+        .await
+        .unwrap();
+    let out = client
+        .wait()
+        .at_most(wait)
+        .for_element(css("#cmp-out h2"))
+        .await
+        .unwrap();
+    assert_eq!(out.text().await.unwrap(), "Metrics (B − A)");
+    let compared = client
+        .find(css("#cmp-out"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(compared.contains("McNemar's exact test: p ="), "{compared}");
 
     // A run executing during the test, watched on its page without a reload.
     let server = slow_openai_server(Duration::from_millis(450)).await;
@@ -652,6 +688,16 @@ async fn a_browser_sees_leaderboards_a_run_and_live_progress() {
             .unwrap();
         if finished.is_some() {
             assert_eq!(finished.as_deref(), Some("completed"), "{seen:?}");
+            let last = client
+                .find(css("#progress-text"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if seen.last() != Some(&last) {
+                seen.push(last);
+            }
             break;
         }
         assert!(
@@ -697,6 +743,42 @@ async fn a_browser_sees_leaderboards_a_run_and_live_progress() {
         .unwrap();
     assert!(!acc.is_empty(), "the final metrics are shown");
 
+    // The sample browser: thumbnails from the dataset, and "wrong only".
+    client
+        .wait()
+        .at_most(wait)
+        .for_element(css("#samples img.thumb"))
+        .await
+        .unwrap();
+    let loaded = client
+        .execute(
+            "return [...document.querySelectorAll('#samples img.thumb')].filter(i => i.complete && i.naturalWidth > 0).length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(loaded.as_u64() > Some(0), "no thumbnail loaded");
+    client
+        .find(css("#wrong-only"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let verdicts = client.find_all(css("#samples td.right")).await.unwrap();
+    assert!(
+        verdicts.is_empty(),
+        "right answers shown under 'wrong only'"
+    );
+    client
+        .find(css("#wrong-only"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // The progress bar's last step is animated; the file list is fetched again.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let files = client

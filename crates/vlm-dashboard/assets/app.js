@@ -85,8 +85,13 @@ function lines(runs) {
 function breakdown(details) {
   if (!details) return [];
   if (details.categories) return Object.entries(details.categories).map(([k, v]) => ({label: k, value: +v}));
-  const parts = details.domains || details.subjects;
-  if (parts) return Object.entries(parts).map(([k, v]) => ({label: k, value: typeof v === "object" ? +(v.acc ?? v.accuracy ?? 0) : +v}));
+  const parts = details.breakdown || details.domains || details.subjects;
+  if (!parts) return [];
+  let entries = Object.entries(parts);
+  // MMMU: its domains ("Overall-Science", ...) rather than every subject.
+  const domains = entries.filter(([k]) => k.startsWith("Overall-"));
+  if (domains.length) entries = domains.map(([k, v]) => [k.slice("Overall-".length), v]);
+  return entries.map(([k, v]) => ({label: k, value: typeof v === "object" ? +(v.acc ?? v.accuracy ?? 0) : +v}));
   return [];
 }
 
@@ -170,7 +175,12 @@ async function runPage(id) {
     document.getElementById("run-error").textContent = final.error || "";
     showMetrics(final);
     if (final.progress_total) {
-      document.getElementById("progress-bar").style.width = "100%";
+      const pct = 100 * final.progress_done / final.progress_total;
+      document.getElementById("progress-bar").style.width = pct.toFixed(1) + "%";
+      const text = document.getElementById("progress-text");
+      if (!text.textContent.startsWith(`${final.progress_done} / `)) {
+        text.textContent = `${final.progress_done} / ${final.progress_total} samples`;
+      }
     }
     document.getElementById("live").dataset.final = final.status;
     source.close();
