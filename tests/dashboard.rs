@@ -8,23 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fixtures;
+use common::{fixtures, root, vlm_eval_command};
 use serde_json::{json, Value};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn vlm_eval(args: &[&str], hf_cache: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vlm-eval"));
-    command
-        .args(args)
-        .env("RUST_LOG", "error")
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", hf_cache)
-        .env_remove("VLM_EVAL_DB")
-        .env_remove("VLM_DASHBOARD_API_KEY");
-    command
+    vlm_eval_command(args, hf_cache)
 }
 
 fn ok(out: Output) -> String {
@@ -58,6 +46,28 @@ fn evaluate(fixture: &str, name: &str, out: &Path, db: &str, cache: &Path, extra
     args.extend(["--data-dir", data.to_str().unwrap()]);
     args.extend_from_slice(extra);
     ok(vlm_eval(&args, cache).output().unwrap());
+}
+
+/// A runs store (in `dir`) holding both tiny models' runs of mme and mmmu_val, their
+/// folders `dir/a` and `dir/b`; returns the HF cache and the store's URL.
+fn store_of_two_models(dir: &Path) -> (PathBuf, String) {
+    let cache = dir.join("hf");
+    let db = format!("sqlite://{}/runs.db", dir.display());
+    for (fixture, name, folder) in [
+        ("llava-tiny-hub", "llava-tiny", "a"),
+        ("qwen2-vl-tiny-hub", "qwen2-vl-tiny", "b"),
+    ] {
+        let model = fixtures().join(fixture);
+        evaluate(
+            model.to_str().unwrap(),
+            name,
+            &dir.join(folder),
+            &db,
+            &cache,
+            &[],
+        );
+    }
+    (cache, db)
 }
 
 struct Dashboard {
@@ -129,26 +139,7 @@ fn assert_error(status: u16, body: &Value, expected: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_with_its_errors() {
     let work = tempfile::tempdir().unwrap();
-    let cache = work.path().join("hf");
-    let db = format!("sqlite://{}/runs.db", work.path().display());
-    let llava = fixtures().join("llava-tiny-hub");
-    let qwen = fixtures().join("qwen2-vl-tiny-hub");
-    evaluate(
-        llava.to_str().unwrap(),
-        "llava-tiny",
-        &work.path().join("a"),
-        &db,
-        &cache,
-        &[],
-    );
-    evaluate(
-        qwen.to_str().unwrap(),
-        "qwen2-vl-tiny",
-        &work.path().join("b"),
-        &db,
-        &cache,
-        &[],
-    );
+    let (cache, db) = store_of_two_models(work.path());
     // A file outside every run folder, and a symlink to it from inside one.
     std::fs::write(work.path().join("secret.txt"), "secret").unwrap();
     std::os::unix::fs::symlink(
@@ -503,26 +494,7 @@ fn browser_binaries() -> (PathBuf, PathBuf) {
 async fn a_browser_sees_leaderboards_a_run_and_live_progress() {
     let (driver_bin, browser_bin) = browser_binaries();
     let work = tempfile::tempdir().unwrap();
-    let cache = work.path().join("hf");
-    let db = format!("sqlite://{}/runs.db", work.path().display());
-    let llava = fixtures().join("llava-tiny-hub");
-    let qwen = fixtures().join("qwen2-vl-tiny-hub");
-    evaluate(
-        llava.to_str().unwrap(),
-        "llava-tiny",
-        &work.path().join("a"),
-        &db,
-        &cache,
-        &[],
-    );
-    evaluate(
-        qwen.to_str().unwrap(),
-        "qwen2-vl-tiny",
-        &work.path().join("b"),
-        &db,
-        &cache,
-        &[],
-    );
+    let (cache, db) = store_of_two_models(work.path());
     let dash = start_dashboard(&db, &cache, &[]);
 
     let driver_port = free_port();

@@ -12,22 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fixtures;
+use common::{fixtures, root, vlm_eval_command};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn vlm_eval(args: &[&str], hf_cache: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vlm-eval"));
-    command
-        .args(args)
-        .env("RUST_LOG", "error")
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", hf_cache)
-        .env_remove("VLM_EVAL_DB");
-    command
+    vlm_eval_command(args, hf_cache)
 }
 
 fn run(args: &[&str], hf_cache: &Path) -> Output {

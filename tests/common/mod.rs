@@ -1,4 +1,5 @@
-//! Starting the real `vlm-serve` binary on a free loopback port for a test.
+//! Starting the real `vlm-serve` binary on a free loopback port for a test, and the
+//! offline `vlm-eval` command line the eval, runs and dashboard tests share.
 
 #![allow(dead_code)]
 
@@ -149,4 +150,23 @@ pub async fn metric(base: &str, name: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
+/// The repository's root (fixtures, eval-datasets, examples).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `vlm-eval` offline (no hub, the given HF cache), quiet, with no store or key from the
+/// environment.
+pub fn vlm_eval_command(args: &[&str], hf_cache: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vlm-eval"));
+    command
+        .args(args)
+        .env("RUST_LOG", "error")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", hf_cache)
+        .env_remove("VLM_EVAL_DB")
+        .env_remove("VLM_DASHBOARD_API_KEY");
+    command
 }
