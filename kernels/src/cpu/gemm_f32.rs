@@ -63,6 +63,18 @@ impl PackedF32Weight {
         self.in_features
     }
 
+    /// Row `index` of the original `[out_features, in_features]` weight (a tied model's
+    /// embedding row, read from the head's panels so the table is held once); `None` past
+    /// the last row.
+    pub fn row(&self, index: usize) -> Option<Vec<f32>> {
+        if index >= self.out_features {
+            return None;
+        }
+        let k = self.in_features;
+        let base = index / PANEL * k * PANEL + index % PANEL;
+        Some((0..k).map(|kk| self.panels[base + kk * PANEL]).collect())
+    }
+
     /// `y[m][n] = sum_k x[m][k] * w[n][k]` for the `m` rows of `x` (`[m, in_features]`);
     /// panels are split across candle's pinned pool.
     ///
@@ -218,5 +230,20 @@ mod tests {
     #[test]
     fn refuses_a_weight_of_the_wrong_length() {
         assert!(PackedF32Weight::pack(&[0.0; 10], 3, 4).is_none());
+    }
+
+    #[test]
+    fn rows_read_back_from_the_panels() {
+        if !avx2_fma() {
+            return;
+        }
+        // 37 rows: three panels, the last one partly padding.
+        let (n, k) = (37, 29);
+        let w = random(n * k, 5);
+        let packed = PackedF32Weight::pack(&w, n, k).unwrap();
+        for r in 0..n {
+            assert_eq!(packed.row(r).unwrap(), w[r * k..(r + 1) * k]);
+        }
+        assert_eq!(packed.row(n), None);
     }
 }

@@ -1,13 +1,13 @@
 //! The decoder's layer stack: token embeddings, decoder layers (RMS norm, attention, MLP),
 //! final norm and LM head.
 
-use candle_core::{Module, Tensor};
+use candle_core::{Device, Module, Tensor};
 use candle_nn::Embedding;
 
 use super::attention::{Attention, DecoderInput};
 use super::config::{DecoderConfig, Flavor};
 use super::kv::KvCache;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::layers::Linear;
 use crate::loader::Weights;
 
@@ -65,7 +65,9 @@ struct Layer {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     config: DecoderConfig,
-    embed_tokens: Embedding,
+    /// `None` when the embeddings are tied and the head holds them packed: rows are read
+    /// from the head, so the vocabulary matrix is held once.
+    embed_tokens: Option<Embedding>,
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -113,6 +115,8 @@ impl Decoder {
         } else {
             lm_head.linear(c.hidden_size, c.vocab_size, false)?
         };
+        // Tied and packed: the head's panels are the table; the tensor is dropped.
+        let embed_tokens = (!(tied && lm_head.is_packed())).then_some(embed_tokens);
         Ok(Self {
             config: config.clone(),
             embed_tokens,
@@ -127,8 +131,28 @@ impl Decoder {
     }
 
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::new(ids, self.embed_tokens.embeddings().device())?;
-        Ok(self.embed_tokens.forward(&ids)?)
+        if let Some(table) = &self.embed_tokens {
+            let ids = Tensor::new(ids, table.embeddings().device())?;
+            return Ok(table.forward(&ids)?);
+        }
+        let hidden = self.config.hidden_size;
+        let mut rows = Vec::with_capacity(ids.len() * hidden);
+        for &id in ids {
+            let row = self.lm_head.packed_row(id as usize).ok_or_else(|| {
+                ModelError::InvalidStep(format!(
+                    "token id {id} is outside the vocabulary of {}",
+                    self.config.vocab_size
+                ))
+            })?;
+            rows.extend(row);
+        }
+        Ok(Tensor::from_vec(rows, (ids.len(), hidden), &Device::Cpu)?)
+    }
+
+    /// Whether the embedding table is held apart from the LM head (it is not when the two
+    /// are tied and the head is packed).
+    pub fn holds_embedding_table(&self) -> bool {
+        self.embed_tokens.is_some()
     }
 
     /// Runs every layer over the batch and returns the final-norm hidden states

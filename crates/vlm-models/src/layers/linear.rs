@@ -31,6 +31,19 @@ impl Linear {
         Self { kind }
     }
 
+    /// Row `index` of the weight when it is held packed (and only there); `None` otherwise.
+    pub fn packed_row(&self, index: usize) -> Option<Vec<f32>> {
+        match &self.kind {
+            Kind::Packed(p) => p.packed.row(index),
+            Kind::Candle(_) => None,
+        }
+    }
+
+    /// Whether the weight is held only as packed panels.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.kind, Kind::Packed(_))
+    }
+
     pub fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match &self.kind {
             Kind::Candle(l) => l.forward(xs),

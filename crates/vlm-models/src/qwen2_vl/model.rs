@@ -169,3 +169,42 @@ impl Family for Qwen2VlModel {
             .run_steps(steps, self.config.image_token_id, tables, kv, rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::{LoadOptions, Snapshot};
+
+    /// Qwen2-VL ties its embeddings: with a packed head (f32 on an AVX2 CPU) the table is
+    /// held once, in the head's panels, and embedding rows read from there are the
+    /// checkpoint's exactly.
+    #[test]
+    fn tied_embeddings_are_held_once_and_read_exactly() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/qwen2-vl-tiny");
+        let snapshot = Snapshot::open(&dir).unwrap();
+        let options = LoadOptions::default();
+        let model = Qwen2VlModel::load(&FamilySource::new(&snapshot, &options)).unwrap();
+        let packed = vlm_kernels::cpu::avx2_fma();
+        assert_eq!(model.decoder.holds_embedding_table(), !packed);
+
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let table = tensors
+            .tensor("model.language_model.embed_tokens.weight")
+            .unwrap();
+        let hidden = table.shape()[1];
+        let row = |id: usize| -> Vec<f32> {
+            table.data()[id * hidden * 4..(id + 1) * hidden * 4]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        };
+        let ids = [0u32, 5, 366, 367, 5];
+        let embedded = model.decoder.embed(&ids).unwrap().to_vec2::<f32>().unwrap();
+        for (got, &id) in embedded.iter().zip(&ids) {
+            assert_eq!(*got, row(id as usize), "token {id}");
+        }
+        assert!(model.decoder.embed(&[368]).is_err());
+    }
+}
