@@ -93,9 +93,13 @@ impl Recorder {
         let stop = Arc::new(AtomicBool::new(false));
         let heartbeat = {
             let (store, progress, stop) = (store.clone(), progress.clone(), stop.clone());
+            let alive: Vec<String> = runs
+                .iter()
+                .map(|(_, id, _)| id.as_str().to_string())
+                .collect();
             std::thread::Builder::new()
                 .name("vlm-eval-heartbeat".into())
-                .spawn(move || heartbeats(&store, &progress, &stop))
+                .spawn(move || heartbeats(&store, &progress, &stop, &alive))
                 .ok()
         };
         Ok(Self {
@@ -205,26 +209,34 @@ impl Drop for Recorder {
     }
 }
 
-/// Writes the latest progress every [`HEARTBEAT`] until stopped (and once more then); a
-/// store that cannot be reached costs a warning, never the evaluation.
-fn heartbeats(store: &Store, progress: &Mutex<Progressing>, stop: &AtomicBool) {
+/// Every [`HEARTBEAT`] until stopped (and once more then): the latest progress of runs
+/// that moved, and a plain heartbeat for this invocation's other runs, so that a run whose
+/// model is still loading is not taken for dead and requeued. A store that cannot be
+/// reached costs a warning, never the evaluation.
+fn heartbeats(store: &Store, progress: &Mutex<Progressing>, stop: &AtomicBool, alive: &[String]) {
     let tick = Duration::from_millis(50);
-    let mut waited = Duration::ZERO;
+    let mut waited = HEARTBEAT;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         if waited >= HEARTBEAT || stopping {
             waited = Duration::ZERO;
-            let beats: Vec<(String, (u64, u64))> = {
+            let beats: Vec<(String, Option<(u64, u64)>)> = {
                 let mut state = progress.lock().unwrap_or_else(|p| p.into_inner());
                 let changed = std::mem::take(&mut state.changed);
-                changed
-                    .into_iter()
-                    .filter_map(|id| state.counts.get(&id).map(|c| (id, *c)))
+                alive
+                    .iter()
+                    .map(|id| {
+                        let counts = changed.contains(id).then(|| state.counts.get(id).copied());
+                        (id.clone(), counts.flatten())
+                    })
                     .collect()
             };
             for (id, counts) in beats {
-                if let Err(e) = store.call(|s| s.heartbeat(&id, Some(counts))) {
-                    tracing::warn!("cannot record progress in the runs store: {e:#}");
+                // A finished run refuses heartbeats (WrongStatus): nothing to report.
+                if let Err(e) = store.call(|s| s.heartbeat(&id, counts)) {
+                    if counts.is_some() {
+                        tracing::warn!("cannot record progress in the runs store: {e:#}");
+                    }
                 }
             }
         }
