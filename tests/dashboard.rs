@@ -267,6 +267,52 @@ async fn every_route_with_its_errors() {
     assert_eq!(queued["status"], "queued");
     let (s, b) = post(&queue, &body, Some("sesame")).await;
     assert_error(s, &b, 409);
+    // A model recorded by a plain `--db` evaluation can be queued again as it ran, and
+    // ten clients queueing the same run at once get one run.
+    let again = json!({"model_name": "llava-tiny", "limit": 2,
+        "data_dir": root().join("eval-datasets").to_str().unwrap()})
+    .to_string();
+    let races = (0..10).map(|_| post(&queue, &again, Some("sesame")));
+    let outcomes = futures_util::future::join_all(races).await;
+    let accepted = outcomes.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(accepted, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|(s, _)| *s == 200 || *s == 409),
+        "{outcomes:?}"
+    );
+    // Writing takes JSON only (no cross-site form or text/plain posts); wrong methods are
+    // 405 in the same error shape; engine settings are checked as a sweep checks them.
+    let text_plain = reqwest::Client::new()
+        .post(format!("{api}/models"))
+        .header("content-type", "text/plain")
+        .bearer_auth("sesame")
+        .body(r#"{"name": "csrf", "model": "m"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text_plain.status().as_u16(), 415);
+    let wrong_method = reqwest::Client::new()
+        .put(format!("{api}/runs"))
+        .header("content-type", "application/json")
+        .bearer_auth("sesame")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = wrong_method.status().as_u16();
+    let body: Value = wrong_method.json().await.unwrap();
+    assert_error(status, &body, 405);
+    for bad in [
+        r#"{"name": "neg", "model": "m", "settings": {"kv_cache_gb": -1}}"#,
+        r#"{"name": "zero", "model": "m", "settings": {"devices": 0}}"#,
+        r#"{"name": "ftp", "base_url": "ftp://x"}"#,
+        r#"{"name": "p", "model": "m", "params_b": -5}"#,
+    ] {
+        let (s, b) = post(&format!("{api}/models"), bad, Some("sesame")).await;
+        assert_error(s, &b, 400);
+    }
+    let (s, b) = get(&format!("{api}/runs/%FF")).await;
+    assert_error(s, &b, 400);
 
     // One run in detail, its files and samples.
     let run_id = board[0]["run_id"].as_str().unwrap().to_string();
@@ -331,6 +377,37 @@ async fn every_route_with_its_errors() {
     }
     let (s, b) = get(&format!("{api}/runs/{llava_mme}/artifacts/missing.json")).await;
     assert_error(s, &b, 404);
+    // Files the routes read themselves are held to the folder too: a samples file or log
+    // that is a symlink out of it is refused, never read.
+    let other = work.path().join("b");
+    std::fs::write(
+        work.path().join("outside.jsonl"),
+        "{\"doc_id\": 0, \"score\": 1.0, \"input\": \"LEAKED\"}\n",
+    )
+    .unwrap();
+    let samples_file = other.join("samples_mmmu_val.jsonl");
+    std::fs::remove_file(&samples_file).unwrap();
+    std::os::unix::fs::symlink(work.path().join("outside.jsonl"), &samples_file).unwrap();
+    std::os::unix::fs::symlink(work.path().join("secret.txt"), other.join("vlm-eval.log")).unwrap();
+    let qwen_mmmu = get(&format!("{api}/runs?model=qwen2-vl-tiny&task=mmmu_val"))
+        .await
+        .1[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, b) = get(&format!("{api}/runs/{qwen_mmmu}/samples")).await;
+    assert_error(s, &b, 400);
+    assert!(!b.to_string().contains("LEAKED"));
+    let events = reqwest::get(format!("{api}/runs/{qwen_mmmu}/events"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !events.contains("secret") && events.contains("event: final"),
+        "{events}"
+    );
     let (s, page) = get(&format!("{api}/runs/{llava_mme}/samples?limit=2")).await;
     assert_eq!(s, 200);
     assert_eq!(page["samples"].as_array().unwrap().len(), 2);

@@ -22,6 +22,7 @@ use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_engine::PixelBudget;
 use vlm_eval::identity::{task_identities, ModelSpec};
+use vlm_eval::sweep::ModelEntry;
 use vlm_eval::tasks::{self, Task};
 use vlm_eval::{
     default_tags, evaluate, parse_tags, rescore, Backend, InProcess, OpenAiBackend, OpenAiOptions,
@@ -225,6 +226,34 @@ fn model_spec(args: &EvaluateArgs) -> ModelSpec {
     }
 }
 
+/// This evaluation as a sweep's `[[models]]` entry: the model (a directory made absolute)
+/// or the server, with the engine settings it ran with.
+fn model_entry(args: &EvaluateArgs, name: &str) -> ModelEntry {
+    let local = |m: &str| {
+        let path = std::path::Path::new(m);
+        if path.is_dir() {
+            std::path::absolute(path).map_or_else(|_| m.to_string(), |p| p.display().to_string())
+        } else {
+            m.to_string()
+        }
+    };
+    let remote = args.base_url.is_some();
+    ModelEntry {
+        name: name.to_string(),
+        model: (!remote).then(|| local(&args.model.model)),
+        base_url: args.base_url.clone(),
+        api_key_env: None,
+        concurrency: remote.then_some(args.concurrency),
+        dtype: (!remote).then(|| args.model.dtype.clone()),
+        kv_cache_gb: (!remote).then_some(args.engine.kv_cache_gb),
+        max_model_len: args.engine.max_model_len.filter(|_| !remote),
+        max_num_seqs: (!remote).then_some(args.engine.max_num_seqs),
+        min_pixels: args.min_pixels.filter(|_| !remote),
+        max_pixels: args.max_pixels.filter(|_| !remote),
+        devices: 1,
+    }
+}
+
 /// Starts recording in the runs store, when `--db` names one.
 fn recorder(
     args: &EvaluateArgs,
@@ -252,12 +281,11 @@ fn recorder(
     };
     let model = ModelRecord {
         name: name.clone(),
-        display_name: name,
+        display_name: name.clone(),
         reference,
         base_url,
-        settings: json!({"device": args.model.device, "dtype": args.model.dtype,
-            "max_model_len": args.engine.max_model_len, "min_pixels": args.min_pixels,
-            "max_pixels": args.max_pixels}),
+        // A sweep entry a worker can run again (queued from the dashboard).
+        settings: serde_json::to_value(model_entry(args, &name))?,
         params_b: None,
         created_at: 0,
     };

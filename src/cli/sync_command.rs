@@ -49,7 +49,10 @@ pub fn sync_command(args: SyncArgs) -> Result<()> {
                 params_b: None,
                 created_at: 0,
             };
-            store.call(|s| s.upsert_model(&model))?;
+            // A model the store knows keeps its settings (a sweep's runnable entry).
+            if store.call(|s| s.model(&model.name))?.is_none() {
+                store.call(|s| s.upsert_model(&model))?;
+            }
             let folder = file
                 .parent()
                 .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
@@ -81,7 +84,20 @@ pub fn sync_command(args: SyncArgs) -> Result<()> {
                     output_dir: None,
                     finished_at: run.finished_at,
                 };
-                match store.call(|s| s.record_synced(&new, &result))? {
+                let recorded = match store.call(|s| s.record_synced(&new, &result)) {
+                    Ok(recorded) => recorded,
+                    Err(e) => {
+                        eprintln!(
+                            "vlm-eval sync: skipped {} / {} from {}: {e:#}",
+                            run.model,
+                            task.task,
+                            file.display()
+                        );
+                        unreadable += 1;
+                        continue;
+                    }
+                };
+                match recorded {
                     Some(id) => {
                         println!(
                             "recorded {} / {} from {} as {}",

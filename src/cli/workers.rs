@@ -105,8 +105,18 @@ pub fn queue_command(args: QueueArgs) -> Result<()> {
                 primary_metric: task_def.primary_metric().into(),
                 output_dir: None,
             };
-            store.call(|s| s.enqueue(&new))?;
-            queued += 1;
+            match store.call(|s| s.enqueue(&new)) {
+                Ok(_) => queued += 1,
+                // Queued meanwhile by someone else: the same run, once.
+                Err(e)
+                    if e.downcast_ref::<vlm_runs::StoreError>().is_some_and(|e| {
+                        matches!(e, vlm_runs::StoreError::AlreadyQueued { .. })
+                    }) =>
+                {
+                    skipped += 1
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     println!("queued {queued} run(s); {skipped} already finished or queued");

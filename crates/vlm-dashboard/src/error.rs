@@ -60,7 +60,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::RunNotFound(id) => Self::not_found(format!("no run {id}")),
-            StoreError::WrongStatus { .. } => Self::conflict(e.to_string()),
+            StoreError::WrongStatus { .. } | StoreError::AlreadyQueued { .. } => {
+                Self::conflict(e.to_string())
+            }
             StoreError::InvalidInput { .. } => Self::bad_request(e.to_string()),
             other => {
                 tracing::error!("runs store: {other}");

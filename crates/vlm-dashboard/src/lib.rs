@@ -18,5 +18,6 @@ pub fn router(state: Arc<DashboardState>) -> Router {
     Router::new()
         .merge(page::routes())
         .nest("/api/evals", api::routes(state.clone()))
+        .fallback(|| async { error::ApiError::not_found("no such page or API route") })
         .with_state(state)
 }

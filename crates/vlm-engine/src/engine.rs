@@ -68,7 +68,12 @@ impl Engine {
             .max_model_len
             .unwrap_or(usize::MAX)
             .min(model.max_position_embeddings());
-        let capacity_tokens = blocks * config.block_size;
+        let capacity_tokens = blocks.checked_mul(config.block_size).ok_or_else(|| {
+            EngineError::Config(format!(
+                "kv_cache_gb {} is more memory than this machine can address",
+                config.kv_cache_gb
+            ))
+        })?;
         tracing::info!(
             blocks,
             block_size = config.block_size,

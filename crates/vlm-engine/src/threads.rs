@@ -27,6 +27,9 @@ pub fn thread_plan() -> Option<&'static ThreadPlan> {
 #[error("{0}")]
 pub struct CpuListError(String);
 
+/// The most cores a CPU list may name (`CPU_SETSIZE`).
+const MAX_CORES: usize = 1024;
+
 /// Parses "0-3,8" into sorted, distinct core ids.
 pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, CpuListError> {
     let mut cores = Vec::new();
@@ -41,6 +44,12 @@ pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, CpuListError> {
             })
         };
         let (a, b) = (parse(a)?, parse(b)?);
+        // Linux's CPU sets hold at most this many cores (CPU_SETSIZE).
+        if b >= MAX_CORES {
+            return Err(CpuListError(format!(
+                "core {b} in cpu list {list:?} is past the {MAX_CORES} cores a CPU set can name"
+            )));
+        }
         if a > b {
             return Err(CpuListError(format!(
                 "range {part:?} in cpu list {list:?} runs backwards"

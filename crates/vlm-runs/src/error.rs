@@ -35,6 +35,9 @@ pub enum StoreError {
     #[error("no run with id `{0}`")]
     RunNotFound(String),
 
+    #[error("a run with identity {identity_key} is already queued")]
+    AlreadyQueued { identity_key: String },
+
     #[error("run `{id}` is {status}, not {expected}")]
     WrongStatus {
         id: String,

@@ -12,11 +12,18 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 /// `(version, description, sql)`, oldest first. Never edit an applied one: add a new version.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "runs store",
-    include_str!("../migrations/0001_runs_store.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs store",
+        include_str!("../migrations/0001_runs_store.sql"),
+    ),
+    (
+        2,
+        "one queued run per identity",
+        include_str!("../migrations/0002_one_queued_run_per_identity.sql"),
+    ),
+];
 
 /// The embedded migrations as a sqlx [`MigrationSource`].
 #[derive(Debug, Clone, Copy)]

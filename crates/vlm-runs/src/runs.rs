@@ -26,11 +26,21 @@ const RUN_PLACEHOLDERS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $1
 const IDENTITY_KEY_PLACEHOLDER: &str = "$5";
 
 impl RunStore {
-    /// Adds a run for a worker to claim.
+    /// Adds a run for a worker to claim; [`StoreError::AlreadyQueued`] when a run with the
+    /// same identity is queued already (however many clients race to queue it).
     pub async fn enqueue(&self, new: &NewRun) -> Result<RunId, StoreError> {
         let run = run_from_new(new, RunStatus::Queued, RunSource::Run, now_ms())?;
-        self.insert(&run).await?;
-        Ok(run.id.clone())
+        match self.insert(&run).await {
+            Err(StoreError::Database(e))
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Err(StoreError::AlreadyQueued {
+                    identity_key: new.identity_key.clone(),
+                })
+            }
+            other => other.map(|()| run.id.clone()),
+        }
     }
 
     /// Records a run that is starting now in this process (a CLI run recording itself).
@@ -153,7 +163,26 @@ impl RunStore {
     /// worker, host, start, heartbeat and progress cleared. Returns how many. Runs recorded by
     /// [`RunStore::start`] are included: their config lets a worker run them again.
     pub async fn requeue_stale(&self, timeout: Duration) -> Result<u64, StoreError> {
-        let cutoff = now_ms().saturating_sub(duration_ms(timeout));
+        let now = now_ms();
+        let cutoff = now.saturating_sub(duration_ms(timeout));
+        // At most one queued run per identity (a unique index): a stale run whose identity
+        // is already queued, or that a newer stale run of the same identity will stand for,
+        // is failed as superseded instead of queued twice.
+        sqlx::query(
+            "UPDATE runs SET status = 'failed', finished_at = $2, \
+             error = 'superseded: its worker stopped and the same run is queued again' \
+             WHERE status = 'running' AND heartbeat_at < $1 AND (\
+               EXISTS (SELECT 1 FROM runs q WHERE q.identity_key = runs.identity_key \
+                       AND q.status = 'queued') \
+               OR EXISTS (SELECT 1 FROM runs o WHERE o.identity_key = runs.identity_key \
+                       AND o.status = 'running' AND o.heartbeat_at < $1 \
+                       AND (o.created_at > runs.created_at \
+                            OR (o.created_at = runs.created_at AND o.id > runs.id))))",
+        )
+        .bind(cutoff)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         let updated = sqlx::query(
             "UPDATE runs SET status = 'queued', worker = NULL, host = NULL, started_at = NULL, \
              heartbeat_at = NULL, progress_done = NULL, progress_total = NULL \

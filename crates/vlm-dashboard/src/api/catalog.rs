@@ -3,19 +3,24 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use vlm_eval::tasks;
 use vlm_runs::{ModelRecord, TaskRecord};
 
+use super::query::ApiPath;
 use crate::error::ApiError;
 use crate::state::DashboardState;
 
-/// A JSON body, its errors a 400 that says what is wrong.
-pub fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+/// A JSON body, its errors a 4xx that says what is wrong (413 past the body limit).
+pub fn parse<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
 fn task_view(t: &TaskRecord) -> Value {
@@ -47,7 +52,7 @@ pub async fn tasks(State(state): State<Arc<DashboardState>>) -> Result<Json<Valu
 
 pub async fn task(
     State(state): State<Arc<DashboardState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let t = state
         .store
@@ -67,9 +72,9 @@ pub struct NewTask {
 
 pub async fn add_task(
     State(state): State<Arc<DashboardState>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let new: NewTask = parse(&body)?;
+    let new: NewTask = parse(body)?;
     let known = tasks::by_name(&new.name).ok_or_else(|| {
         ApiError::bad_request(format!(
             "unknown task `{}`; vlm-eval knows: {}",
@@ -105,7 +110,7 @@ pub async fn models(State(state): State<Arc<DashboardState>>) -> Result<Json<Val
 
 pub async fn model(
     State(state): State<Arc<DashboardState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let m = state
         .store
@@ -131,9 +136,9 @@ pub struct NewModel {
 
 pub async fn add_model(
     State(state): State<Arc<DashboardState>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let new: NewModel = parse(&body)?;
+    let new: NewModel = parse(body)?;
     if new.model.is_some() == new.base_url.is_some() {
         return Err(ApiError::bad_request(
             "give either model (loaded by the workers) or base_url (a remote /v1)",
@@ -150,9 +155,12 @@ pub async fn add_model(
     }
     let entry: vlm_eval::sweep::ModelEntry = serde_json::from_value(Value::Object(entry))
         .map_err(|e| ApiError::bad_request(format!("invalid model settings: {e}")))?;
-    if entry.name.is_empty() || entry.name.contains(['/', '\\']) || entry.name.starts_with('.') {
+    entry
+        .check()
+        .map_err(|e| ApiError::bad_request(format!("model `{}`: {e}", entry.name)))?;
+    if new.params_b.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
         return Err(ApiError::bad_request(
-            "a model name must be non-empty, without slashes and not start with a dot",
+            "params_b must be a non-negative number",
         ));
     }
     let record = ModelRecord {

@@ -7,13 +7,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde_json::json;
 use vlm_runs::Run;
 
-use super::files::{run_folder, run_of};
+use super::files::{file_in_folder, run_folder, run_of};
+use super::query::ApiPath;
 use crate::error::ApiError;
 use crate::state::DashboardState;
 
@@ -45,7 +46,10 @@ impl Watch {
         let Ok(folder) = run_folder(&self.state, run) else {
             return Vec::new();
         };
-        let Ok(bytes) = std::fs::read(folder.join("vlm-eval.log")) else {
+        let Ok(log) = file_in_folder(&folder, "vlm-eval.log") else {
+            return Vec::new();
+        };
+        let Ok(bytes) = std::fs::read(log) else {
             return Vec::new();
         };
         let start = (self.log_offset as usize).min(bytes.len());
@@ -114,7 +118,7 @@ impl Watch {
 
 pub async fn events(
     State(state): State<Arc<DashboardState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     run_of(&state, &id).await?;
     let watch = Watch {

@@ -4,7 +4,7 @@
 use std::path::{Component, Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -54,9 +54,28 @@ pub(super) fn run_folder(state: &DashboardState, run: &Run) -> Result<PathBuf, A
     Ok(folder)
 }
 
+/// A file of the run's folder, by plain name, whose real path (symlinks resolved) stays
+/// inside the folder; every route that reads a run's files goes through here.
+pub(super) fn file_in_folder(folder: &FsPath, name: &str) -> Result<PathBuf, ApiError> {
+    let name = plain_name(name)?;
+    let real = folder
+        .join(name)
+        .canonicalize()
+        .map_err(|_| ApiError::not_found(format!("the run has no file {name}")))?;
+    if !real.starts_with(folder) {
+        return Err(ApiError::bad_request(format!(
+            "{name} leads outside the run's folder"
+        )));
+    }
+    if !real.is_file() {
+        return Err(ApiError::not_found(format!("{name} is not a file")));
+    }
+    Ok(real)
+}
+
 pub async fn artifacts(
     State(state): State<Arc<DashboardState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let run = run_of(&state, &id).await?;
     let folder = run_folder(&state, &run)?;
@@ -101,23 +120,12 @@ fn content_type(name: &str) -> &'static str {
 
 pub async fn artifact(
     State(state): State<Arc<DashboardState>>,
-    Path((id, name)): Path<(String, String)>,
+    ApiPath((id, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let name = plain_name(&name)?;
     let run = run_of(&state, &id).await?;
     let folder = run_folder(&state, &run)?;
-    let path = folder.join(name);
-    let real = path
-        .canonicalize()
-        .map_err(|_| ApiError::not_found(format!("run {id} has no file {name}")))?;
-    if !real.starts_with(&folder) {
-        return Err(ApiError::bad_request(format!(
-            "{name} leads outside the run's folder"
-        )));
-    }
-    if !real.is_file() {
-        return Err(ApiError::not_found(format!("{name} is not a file")));
-    }
+    let real = file_in_folder(&folder, name)?;
     let bytes = tokio::fs::read(&real)
         .await
         .map_err(|e| ApiError::not_found(format!("cannot read {name}: {e}")))?;
@@ -147,7 +155,9 @@ fn is_correct(sample: &Value) -> bool {
 /// The run's samples as the samples file holds them, one object per line.
 pub(super) fn read_samples(state: &DashboardState, run: &Run) -> Result<Vec<Value>, ApiError> {
     let folder = run_folder(state, run)?;
-    let file = folder.join(format!("samples_{}.jsonl", run.task));
+    // The task name comes from the store (a synced file may say anything): the samples
+    // file must still be a plain name inside the folder.
+    let file = file_in_folder(&folder, &format!("samples_{}.jsonl", run.task))?;
     let text = std::fs::read_to_string(&file).map_err(|_| {
         ApiError::not_found(format!(
             "run {} has no samples file (samples_{}.jsonl)",
@@ -163,7 +173,7 @@ pub(super) fn read_samples(state: &DashboardState, run: &Run) -> Result<Vec<Valu
 
 pub async fn samples(
     State(state): State<Arc<DashboardState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<SamplesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50);

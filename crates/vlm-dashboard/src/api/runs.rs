@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,7 +15,7 @@ use vlm_eval::tasks;
 use vlm_runs::{NewRun, RunFilter, RunStatus};
 
 use super::catalog::parse;
-use super::query::ApiQuery;
+use super::query::{ApiPath, ApiQuery};
 use crate::error::ApiError;
 use crate::state::DashboardState;
 
@@ -60,7 +61,7 @@ async fn known_task(state: &DashboardState, task: &str) -> Result<(), ApiError> 
 
 pub async fn task_runs(
     State(state): State<Arc<DashboardState>>,
-    Path(task): Path<String>,
+    ApiPath(task): ApiPath<String>,
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     known_task(&state, &task).await?;
@@ -75,7 +76,7 @@ pub async fn task_runs(
 
 pub async fn leaderboard(
     State(state): State<Arc<DashboardState>>,
-    Path(task): Path<String>,
+    ApiPath(task): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     known_task(&state, &task).await?;
     let rows = state.store.leaderboard(&task).await?;
@@ -94,7 +95,7 @@ pub async fn leaderboard(
 
 pub async fn run(
     State(state): State<Arc<DashboardState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let run = state
         .store
@@ -119,10 +120,10 @@ pub struct QueueRun {
 /// with the same identity).
 pub async fn queue_run(
     State(state): State<Arc<DashboardState>>,
-    Path(task): Path<String>,
-    body: Bytes,
+    ApiPath(task): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: QueueRun = parse(&body)?;
+    let request: QueueRun = parse(body)?;
     let task_def = tasks::by_name(&task)
         .ok_or_else(|| ApiError::not_found(format!("no task `{task}` that vlm-eval can run")))?;
     let model = state

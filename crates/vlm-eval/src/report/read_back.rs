@@ -56,7 +56,11 @@ pub fn results_files(dir: &Path) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
+            // Symlinked folders are not followed (a link back up would loop forever).
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
                 stack.push(path);
             } else if name == "results.json" || name.ends_with("_results.json") {
                 found.push(path);
@@ -85,6 +89,16 @@ fn model_from_args(args: &str) -> Option<String> {
         let name = rest.split(',').next().unwrap_or_default();
         (!name.is_empty()).then(|| name.to_string())
     })
+}
+
+/// A task name as lmms-eval and we write them: letters, digits, `_`, `-`, `.`, not
+/// starting with a dot.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// Reads one results file.
@@ -116,7 +130,10 @@ pub fn read_results(file: &Path) -> Result<FinishedRun, ReadBackError> {
         })?;
     let finished_at = match &value["date"] {
         // lmms-eval: the start time, unix seconds.
-        Value::Number(n) => n.as_f64().map(|s| (s * 1000.0) as i64),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && (0.0..1e11).contains(s))
+            .map(|s| (s * 1000.0) as i64),
         // Ours: %Y%m%d_%H%M%S in UTC.
         Value::String(s) => chrono::NaiveDateTime::parse_from_str(s, "%Y%m%d_%H%M%S")
             .ok()
@@ -128,9 +145,18 @@ pub fn read_results(file: &Path) -> Result<FinishedRun, ReadBackError> {
         let Some(entries) = entries.as_object() else {
             continue;
         };
+        // Task names name files (samples_<task>.jsonl): plain names only.
+        if !is_plain_name(task) {
+            continue;
+        }
         let metrics: Map<String, Value> = entries
             .iter()
-            .filter(|(k, v)| k.as_str() != "alias" && !k.contains("_stderr") && v.is_number())
+            .filter(|(k, v)| {
+                k.as_str() != "alias"
+                    && !k.contains("_stderr")
+                    && !k.trim().is_empty()
+                    && v.as_f64().is_some_and(f64::is_finite)
+            })
             .map(|(k, v)| (k.strip_suffix(",none").unwrap_or(k).to_string(), v.clone()))
             .collect();
         if metrics.is_empty() {
@@ -204,5 +230,29 @@ mod tests {
         assert_eq!(run.tasks[0].metrics.len(), 2);
         std::fs::write(&file, "{\"results\": {}}").unwrap();
         assert!(read_results(&file).is_err());
+    }
+
+    #[test]
+    fn symlink_loops_and_path_like_task_names_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::os::unix::fs::symlink(dir.path(), run.join("loop")).unwrap();
+        std::os::unix::fs::symlink(&run, run.join("self")).unwrap();
+        let file = run.join("results.json");
+        std::fs::write(
+            &file,
+            serde_json::json!({"results": {"/../../secret": {"acc,none": 1.0},
+                "..": {"acc,none": 1.0}, "pope": {"acc,none": 0.5, "f1,none": "N/A"}},
+                "model_name": "m", "date": 1e300})
+            .to_string(),
+        )
+        .unwrap();
+        assert_eq!(results_files(dir.path()), vec![file.clone()]);
+        let read = read_results(&file).unwrap();
+        let tasks: Vec<&str> = read.tasks.iter().map(|t| t.task.as_str()).collect();
+        assert_eq!(tasks, ["pope"]);
+        assert_eq!(read.tasks[0].metrics.len(), 1);
+        assert_eq!(read.finished_at, None);
     }
 }

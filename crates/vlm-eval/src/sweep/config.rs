@@ -49,6 +49,77 @@ fn one() -> usize {
 }
 
 impl ModelEntry {
+    /// What can be checked of an entry on its own (the devices it needs are checked against
+    /// a pool by the sweep): a name that can name a folder, a model or a server (not both),
+    /// engine settings only for a model loaded here, and values an engine accepts.
+    pub fn check(&self) -> Result<(), String> {
+        let m = self;
+        if m.name.is_empty() || m.name.contains(['/', '\\', '\0']) || m.name.starts_with('.') {
+            return Err(
+                "a name must be non-empty, without slashes and not start with a dot (it names the run folder)".into(),
+            );
+        }
+        match (&m.model, &m.base_url) {
+            (Some(_), Some(_)) => return Err("give either model or base_url, not both".into()),
+            (None, None) => {
+                return Err("give model (loaded here) or base_url (a remote /v1)".into())
+            }
+            (None, Some(url)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("base_url {url:?} is not an http(s) URL"));
+                }
+                let local_only = [
+                    ("dtype", m.dtype.is_some()),
+                    ("kv_cache_gb", m.kv_cache_gb.is_some()),
+                    ("max_model_len", m.max_model_len.is_some()),
+                    ("max_num_seqs", m.max_num_seqs.is_some()),
+                    ("min_pixels", m.min_pixels.is_some()),
+                    ("max_pixels", m.max_pixels.is_some()),
+                ];
+                if let Some((key, _)) = local_only.iter().find(|(_, set)| *set) {
+                    return Err(format!(
+                        "{key} is an engine setting, and this model is served at base_url"
+                    ));
+                }
+                if let Some(var) = &m.api_key_env {
+                    if std::env::var_os(var).is_none() {
+                        return Err(format!("api_key_env names {var}, which is not set"));
+                    }
+                }
+                if m.concurrency == Some(0) {
+                    return Err("concurrency must be at least 1".into());
+                }
+            }
+            (Some(model), None) => {
+                if model.is_empty() {
+                    return Err("model is empty".into());
+                }
+                if m.api_key_env.is_some() || m.concurrency.is_some() {
+                    return Err("api_key_env and concurrency belong to base_url models".into());
+                }
+                if let Some(gb) = m.kv_cache_gb {
+                    if !(gb.is_finite() && gb > 0.0 && gb <= 1e6) {
+                        return Err(format!(
+                            "kv_cache_gb must be a positive number of GiB, got {gb}"
+                        ));
+                    }
+                }
+                if m.max_num_seqs == Some(0) || m.max_model_len == Some(0) {
+                    return Err("max_num_seqs and max_model_len must be at least 1".into());
+                }
+                if let (Some(lo), Some(hi)) = (m.min_pixels, m.max_pixels) {
+                    if lo > hi {
+                        return Err(format!("min_pixels {lo} exceeds max_pixels {hi}"));
+                    }
+                }
+            }
+        }
+        if m.devices == 0 {
+            return Err("devices must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// The model as a run's identity sees it, on CUDA devices or CPU ones (which decides
     /// what dtype `auto` is).
     pub fn spec(&self, cuda: bool) -> ModelSpec {
@@ -135,6 +206,14 @@ impl SweepConfig {
                 )));
             }
         }
+        if let Some((i, task)) = self
+            .tasks
+            .iter()
+            .enumerate()
+            .find(|(i, t)| self.tasks[..*i].contains(t))
+        {
+            return Err(invalid(format!("task `{task}` is listed twice (at {i})")));
+        }
         if self.models.is_empty() {
             return Err(invalid("no [[models]]; add at least one".into()));
         }
@@ -147,57 +226,13 @@ impl SweepConfig {
         let cuda_pool = matches!(pool.first(), Some(Device::Cuda(_)));
         let mut names = Vec::new();
         for m in &self.models {
+            m.check()
+                .map_err(|e| invalid(format!("model `{}`: {e}", m.name)))?;
             let at = format!("model `{}`", m.name);
-            if m.name.is_empty() || m.name.contains(['/', '\\']) || m.name.starts_with('.') {
-                return Err(invalid(format!(
-                    "{at}: a name must be non-empty, without slashes and not start with a dot (it names the run folder)"
-                )));
-            }
             if names.contains(&&m.name) {
                 return Err(invalid(format!("{at} is listed twice")));
             }
             names.push(&m.name);
-            match (&m.model, &m.base_url) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(format!(
-                        "{at}: give either model or base_url, not both"
-                    )))
-                }
-                (None, None) => {
-                    return Err(invalid(format!(
-                        "{at}: give model (loaded here) or base_url (a remote /v1)"
-                    )))
-                }
-                (None, Some(_)) => {
-                    let local_only = [
-                        ("dtype", m.dtype.is_some()),
-                        ("kv_cache_gb", m.kv_cache_gb.is_some()),
-                        ("max_model_len", m.max_model_len.is_some()),
-                        ("max_num_seqs", m.max_num_seqs.is_some()),
-                        ("min_pixels", m.min_pixels.is_some()),
-                        ("max_pixels", m.max_pixels.is_some()),
-                    ];
-                    if let Some((key, _)) = local_only.iter().find(|(_, set)| *set) {
-                        return Err(invalid(format!(
-                            "{at}: {key} is an engine setting, and this model is served at base_url"
-                        )));
-                    }
-                    if let Some(var) = &m.api_key_env {
-                        if std::env::var_os(var).is_none() {
-                            return Err(invalid(format!(
-                                "{at}: api_key_env names {var}, which is not set"
-                            )));
-                        }
-                    }
-                }
-                (Some(_), None) => {
-                    if m.api_key_env.is_some() || m.concurrency.is_some() {
-                        return Err(invalid(format!(
-                            "{at}: api_key_env and concurrency belong to base_url models"
-                        )));
-                    }
-                }
-            }
             if m.devices == 0 || (!overrides.for_queue && m.devices > pool.len()) {
                 return Err(invalid(format!(
                     "{at} needs {} device(s) and the pool has {} ({})",
@@ -305,6 +340,22 @@ mod tests {
         let key = check(&GOOD.replace("concurrency = 2", "api_key_env = \"VLM_NO_SUCH_VAR_SET\""))
             .unwrap_err();
         assert!(key.contains("VLM_NO_SUCH_VAR_SET"), "{key}");
+        let twice_task =
+            check(&GOOD.replace("\"mme\", \"mmmu_val\"", "\"mme\", \"mme\"")).unwrap_err();
+        assert!(
+            twice_task.contains("task `mme` is listed twice"),
+            "{twice_task}"
+        );
+        for bad in [
+            "kv_cache_gb = -1.0",
+            "kv_cache_gb = 1e300",
+            "max_num_seqs = 0",
+        ] {
+            let err = check(&GOOD.replace("kv_cache_gb = 0.5", bad)).unwrap_err();
+            assert!(err.contains("model `a`"), "{bad}: {err}");
+        }
+        let scheme = check(&GOOD.replace("http://127.0.0.1:9/v1", "ftp://x")).unwrap_err();
+        assert!(scheme.contains("not an http(s) URL"), "{scheme}");
         let slash = check(&GOOD.replace("name = \"a\"", "name = \"../a\"")).unwrap_err();
         assert!(slash.contains("without slashes"), "{slash}");
     }

@@ -68,6 +68,7 @@ pub async fn lifecycle(url: &str, backend: Backend) {
     queue_claim_complete_fail(&store, &second).await;
     leaderboard(&store).await;
     requeue_stale(&store).await;
+    one_queued_run_per_identity(&store).await;
     record_synced(&store).await;
 
     second.close().await;
@@ -390,6 +391,50 @@ async fn requeue_stale(store: &RunStore) {
         0
     );
     store.fail(&id, "given up").await.unwrap();
+}
+
+/// One queued run per identity: a second enqueue is refused, and stale running runs of an
+/// identity already queued (or twice stale) are failed as superseded, never queued twice.
+async fn one_queued_run_per_identity(store: &RunStore) {
+    let first = store.enqueue(&new_run("q", "dup", "dup1")).await.unwrap();
+    assert!(matches!(
+        store
+            .enqueue(&new_run("q", "dup", "dup1"))
+            .await
+            .unwrap_err(),
+        StoreError::AlreadyQueued { .. }
+    ));
+    // Two stale running runs of another identity, and one of the queued identity.
+    let old = store
+        .start(&new_run("q", "dup", "dup2"), "w", "h")
+        .await
+        .unwrap();
+    let new = store
+        .start(&new_run("q", "dup", "dup2"), "w", "h")
+        .await
+        .unwrap();
+    let shadow = store
+        .start(&new_run("q", "dup", "dup1"), "w", "h")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        store.requeue_stale(Duration::from_millis(5)).await.unwrap(),
+        1
+    );
+    let status = |id: RunId| async move { store.get(&id).await.unwrap().unwrap().status };
+    assert_eq!(status(new.clone()).await, RunStatus::Queued);
+    assert_eq!(status(old.clone()).await, RunStatus::Failed);
+    assert_eq!(status(shadow.clone()).await, RunStatus::Failed);
+    assert_eq!(status(first.clone()).await, RunStatus::Queued);
+    // Once claimed, the identity may be queued again.
+    while let Some(run) = store.claim("w", "h").await.unwrap() {
+        store.fail(&run.id, "cleared").await.unwrap();
+    }
+    store.enqueue(&new_run("q", "dup", "dup1")).await.unwrap();
+    while let Some(run) = store.claim("w", "h").await.unwrap() {
+        store.fail(&run.id, "cleared").await.unwrap();
+    }
 }
 
 async fn record_synced(store: &RunStore) {
