@@ -7,10 +7,14 @@ use vlm_engine::{available_cores, configure_threads, current_thread_cores, forma
 fn compute_workers_are_pinned_one_core_each() {
     let available = available_cores();
     // Unavailable or malformed cores are refused before anything is set up.
-    let err = configure_threads(None, Some("100000"))
+    let err = configure_threads(None, Some("1000"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("core 100000 is not available"), "{err}");
+    assert!(err.contains("core 1000 is not available"), "{err}");
+    let err = configure_threads(None, Some("0-100000"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("past the 1024 cores"), "{err}");
     assert!(configure_threads(None, Some("2-1"))
         .unwrap_err()
         .to_string()

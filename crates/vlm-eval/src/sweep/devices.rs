@@ -122,7 +122,8 @@ mod tests {
         assert_eq!(device_flags(&pool), ["--cpu-bind", &first.to_string()]);
         assert_eq!(parse_pool(&[]).unwrap(), vec![Device::Cpu(cores.clone())]);
         let err = |list: &[&str]| parse_pool(&specs(list)).unwrap_err().0;
-        assert!(err(&["cpu:100000"]).contains("core 100000 is not available"));
+        assert!(err(&["cpu:1000"]).contains("core 1000 is not available"));
+        assert!(err(&["cpu:0-18446744073709551615"]).contains("past the 1024 cores"));
         assert!(err(&["cuda:999"]).contains("does not exist"));
         assert!(err(&["tpu:0"]).contains("expected cuda:N or cpu:LIST"));
         assert!(err(&["cpu:x"]).contains("cpu:x"));
