@@ -22,7 +22,7 @@ pub struct SyncArgs {
 
 pub fn sync_command(args: SyncArgs) -> Result<()> {
     let store = Store::open(&args.db)?;
-    let (mut added, mut known, mut unreadable) = (0usize, 0usize, 0usize);
+    let (mut added, mut known, mut skipped) = (0usize, 0usize, 0usize);
     for dir in &args.dirs {
         let files = results_files(dir);
         if files.is_empty() {
@@ -36,7 +36,7 @@ pub fn sync_command(args: SyncArgs) -> Result<()> {
                 Ok(run) => run,
                 Err(e) => {
                     eprintln!("vlm-eval sync: skipped {e}");
-                    unreadable += 1;
+                    skipped += 1;
                     continue;
                 }
             };
@@ -93,7 +93,7 @@ pub fn sync_command(args: SyncArgs) -> Result<()> {
                             task.task,
                             file.display()
                         );
-                        unreadable += 1;
+                        skipped += 1;
                         continue;
                     }
                 };
@@ -113,6 +113,6 @@ pub fn sync_command(args: SyncArgs) -> Result<()> {
             }
         }
     }
-    println!("sync: {added} run(s) recorded, {known} already in the store, {unreadable} file(s) unreadable");
+    println!("sync: {added} run(s) recorded, {known} already in the store, {skipped} skipped");
     Ok(())
 }
