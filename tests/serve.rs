@@ -200,6 +200,17 @@ async fn openai_client_end_to_end() {
     let models = client.models().list().await.unwrap();
     assert_eq!(models.data.len(), 1);
     assert_eq!(models.data[0].id, "tiny");
+
+    // The same image question asked again and again reused its prefix (prefix caching is
+    // on by default), and the answers above were the same as vlm-run's.
+    let hits = metric(&server.base, "vlm:prefix_cache_hits_total").await;
+    let queries = metric(&server.base, "vlm:prefix_cache_queries_total").await;
+    assert!(
+        hits >= prompt_tokens as f64 && hits < queries,
+        "{hits} of {queries}"
+    );
+    let computed = metric(&server.base, "vlm:prompt_tokens_total").await;
+    assert_eq!(computed + hits, queries);
 }
 
 /// POSTs raw JSON (or bytes) and returns the status and the parsed body.
@@ -501,7 +512,8 @@ async fn a_disconnected_stream_frees_its_blocks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_guards_v1_only() {
-    let server = Server::start(MODEL_DIR, &["--api-key", "sesame"]);
+    // Also the server with prefix caching off: two identical requests compute both prompts.
+    let server = Server::start(MODEL_DIR, &["--api-key", "sesame", "--no-prefix-caching"]);
     for key in [None, Some("wrong")] {
         let err = client(&server, key)
             .models()
@@ -530,7 +542,29 @@ async fn api_key_guards_v1_only() {
         .create(greedy_request(3))
         .await
         .unwrap();
-    assert_eq!(response.usage.unwrap().completion_tokens, 3);
+    assert_eq!(response.usage.clone().unwrap().completion_tokens, 3);
+    let again = client(&server, Some("sesame"))
+        .chat()
+        .create(greedy_request(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.choices[0].message.content,
+        response.choices[0].message.content
+    );
+    let prompt = response.usage.unwrap().prompt_tokens as f64;
+    assert_eq!(
+        metric(&server.base, "vlm:prefix_cache_hits_total").await,
+        0.0
+    );
+    assert_eq!(
+        metric(&server.base, "vlm:prefix_cache_queries_total").await,
+        2.0 * prompt
+    );
+    assert_eq!(
+        metric(&server.base, "vlm:prompt_tokens_total").await,
+        2.0 * prompt
+    );
     // Health and metrics stay open for probes.
     assert_eq!(
         reqwest::get(format!("{}/health", server.base))

@@ -18,6 +18,11 @@ pub struct EngineArgs {
     /// and 4096 on CUDA).
     #[arg(long)]
     pub max_batched_tokens: Option<usize>,
+    /// Compute every prompt in full instead of reusing the keys and values of a prefix
+    /// computed before (prefix caching is on by default, as in vLLM; outputs are the same
+    /// either way on the CPU).
+    #[arg(long)]
+    pub no_prefix_caching: bool,
     /// Test-only fault injection: fail every engine step that includes a prompt with this
     /// token id (to test that a failure costs only its own request).
     #[arg(long, hide = true)]
@@ -33,6 +38,7 @@ impl EngineArgs {
             max_num_seqs: self.max_num_seqs,
             max_batched_tokens: self.max_batched_tokens.unwrap_or(default_batched_tokens),
             fail_steps_with_token: self.fail_steps_with_token,
+            enable_prefix_caching: !self.no_prefix_caching,
             ..EngineConfig::default()
         }
     }

@@ -13,6 +13,9 @@ pub struct EngineConfig {
     pub max_num_seqs: usize,
     /// Most tokens one step computes (decodes plus prefill chunks).
     pub max_batched_tokens: usize,
+    /// Reuse the keys and values of a prompt prefix computed before (full blocks, matched
+    /// by content): vLLM's automatic prefix caching.
+    pub enable_prefix_caching: bool,
     /// Distinct images whose vision features are kept.
     pub image_cache_entries: usize,
     /// Test-only fault injection: a forward step fails when a sequence in it has this token
@@ -29,6 +32,7 @@ impl Default for EngineConfig {
             max_model_len: None,
             max_num_seqs: 64,
             max_batched_tokens: 2048,
+            enable_prefix_caching: true,
             image_cache_entries: 256,
             fail_steps_with_token: None,
         }

@@ -15,7 +15,7 @@ use vlm_models::{ModelError, PreparedPrompt, VlmModel};
 use crate::config::EngineConfig;
 use crate::constraint::{Grammar, GrammarCompiler, OutputFormat};
 use crate::error::EngineError;
-use crate::kv_cache::{KvLayout, PagedKvCache};
+use crate::kv_cache::{BlockHasher, KvLayout, PagedKvCache};
 use crate::metrics::EngineStats;
 use crate::output::TextStream;
 use crate::request::{GenerationRequest, RequestInput};
@@ -314,6 +314,8 @@ impl Engine {
                 output: Vec::new(),
                 computed: 0,
                 blocks: Vec::new(),
+                hasher: BlockHasher::new(),
+                indexed: 0,
                 // n completions of one seeded request differ from each other but repeat.
                 sampler: Sampler::new(&params, params.seed.map(|s| s.wrapping_add(index as u64))),
                 constraint: grammar.map(Grammar::constraint),

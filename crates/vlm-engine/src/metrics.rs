@@ -49,9 +49,16 @@ pub struct EngineStats {
     pub waiting: usize,
     pub kv_blocks_used: usize,
     pub kv_blocks_total: usize,
+    /// Unreferenced blocks kept for their content (reusable by the prefix cache).
+    pub kv_blocks_cached: usize,
     pub block_size: usize,
     pub preemptions: u64,
+    /// Prompt tokens run through the model (those reused from the prefix cache are not).
     pub prompt_tokens: u64,
+    /// Tokens of admitted sequences looked up in the prefix cache, and those found (vLLM's
+    /// `prefix_cache_queries` / `prefix_cache_hits`).
+    pub prefix_cache_queries: u64,
+    pub prefix_cache_hits: u64,
     pub generation_tokens: u64,
     pub finished_requests: u64,
     pub aborted_requests: u64,
@@ -68,9 +75,12 @@ impl Default for EngineStats {
             waiting: 0,
             kv_blocks_used: 0,
             kv_blocks_total: 0,
+            kv_blocks_cached: 0,
             block_size: 0,
             preemptions: 0,
             prompt_tokens: 0,
+            prefix_cache_queries: 0,
+            prefix_cache_hits: 0,
             generation_tokens: 0,
             finished_requests: 0,
             aborted_requests: 0,

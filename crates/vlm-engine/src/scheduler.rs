@@ -1,9 +1,9 @@
 //! Continuous batching: which sequences compute which tokens in the next step.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 
-use crate::kv_cache::BlockPool;
+use crate::kv_cache::{BlockHash, BlockPool, SeqTokens};
 use crate::sequence::Sequence;
 
 /// Sequences waiting for admission (FCFS; preempted ones go back to the front) and running.
@@ -13,6 +13,18 @@ pub(crate) struct Scheduler {
     running: Vec<Sequence>,
     max_num_seqs: usize,
     max_batched_tokens: usize,
+    /// The model's image placeholder token, which block hashes tie to image content.
+    image_token: u32,
+}
+
+/// The next step's work, and what planning it did.
+#[derive(Debug, Default)]
+pub(crate) struct StepPlan {
+    pub planned: Vec<Planned>,
+    pub preempted: usize,
+    /// Tokens of the sequences admitted, and how many of them came from the prefix cache.
+    pub prefix_queries: usize,
+    pub prefix_hits: usize,
 }
 
 /// One sequence's share of a step: `running[seq]` computes its tokens `range`.
@@ -23,12 +35,13 @@ pub(crate) struct Planned {
 }
 
 impl Scheduler {
-    pub fn new(max_num_seqs: usize, max_batched_tokens: usize) -> Self {
+    pub fn new(max_num_seqs: usize, max_batched_tokens: usize, image_token: u32) -> Self {
         Self {
             waiting: VecDeque::new(),
             running: Vec::new(),
             max_num_seqs,
             max_batched_tokens,
+            image_token,
         }
     }
 
@@ -47,6 +60,30 @@ impl Scheduler {
 
     pub fn running_mut(&mut self, index: usize) -> &mut Sequence {
         &mut self.running[index]
+    }
+
+    /// Records that `running[index]` now has its first `computed` tokens in the cache, and
+    /// indexes each block this filled by content so later sequences can reuse it.
+    pub fn advance(&mut self, index: usize, computed: usize, pool: &mut BlockPool) {
+        let image_token = self.image_token;
+        let seq = &mut self.running[index];
+        seq.computed = computed;
+        let tokens = SeqTokens {
+            prompt: &seq.request.prompt.token_ids,
+            output: &seq.output,
+            images: &seq.request.prompt.images,
+            image_token,
+        };
+        seq.hasher.extend(&tokens, pool.block_size(), computed);
+        // The hasher may know blocks further on (hashed at admission to look them up);
+        // only those now full of computed keys and values are indexed.
+        let full = (computed / pool.block_size())
+            .min(seq.hasher.hashes().len())
+            .min(seq.blocks.len());
+        for i in seq.indexed..full {
+            pool.index(seq.blocks[i], seq.hasher.hashes()[i]);
+        }
+        seq.indexed = seq.indexed.max(full);
     }
 
     pub fn num_running(&self) -> usize {
@@ -102,11 +139,13 @@ impl Scheduler {
     /// Plans the next step: every decode first, then prefill chunks, then newly admitted
     /// sequences, within the token budget. A running sequence that cannot get a block
     /// preempts the newest running ones (their blocks are freed and they recompute later).
-    /// Returns the plan and the number of preemptions.
-    pub fn schedule(&mut self, pool: &mut BlockPool) -> (Vec<Planned>, usize) {
+    /// An admitted sequence first takes the cached blocks of its longest indexed prefix
+    /// (never its last token, whose logits it needs) and computes only the rest.
+    pub fn schedule(&mut self, pool: &mut BlockPool) -> StepPlan {
         let mut budget = self.max_batched_tokens;
         let mut plan: Vec<(usize, Range<usize>)> = Vec::new();
         let mut preempted = 0;
+        let (mut prefix_queries, mut prefix_hits) = (0, 0);
         // Decodes (one pending token) first, then longer work, each in arrival order.
         for decode_pass in [true, false] {
             let mut i = 0;
@@ -142,16 +181,39 @@ impl Scheduler {
                 i += 1;
             }
         }
-        // Admit from the front of the queue while there is room; never skip the head.
-        while budget > 0 && self.running.len() < self.max_num_seqs {
-            let Some(seq) = self.waiting.front_mut() else {
-                break;
-            };
+        // Admit in queue order while there is room. A sequence that does not fit stops
+        // admission (the head is never overtaken for lack of blocks); one whose next block
+        // a running sequence is computing right now waits for it (a step or a few) and
+        // then reuses it, instead of computing the same prefix alongside.
+        let mut computing: HashSet<BlockHash> = HashSet::new();
+        if pool.caching() {
+            for seq in &self.running {
+                computing.extend(seq.hasher.hashes().iter().skip(seq.indexed).copied());
+            }
+        }
+        let mut w = 0;
+        while budget > 0 && self.running.len() < self.max_num_seqs && w < self.waiting.len() {
+            let image_token = self.image_token;
+            let seq = &mut self.waiting[w];
+            let reused = take_cached_prefix(seq, pool, image_token);
+            let next_block = seq.hasher.hashes().get(seq.indexed);
+            if next_block.is_some_and(|h| computing.contains(h)) {
+                give_back_cached_prefix(seq, pool);
+                w += 1;
+                continue;
+            }
             let chunk = seq.pending().min(budget);
             if !pool.grow(&mut seq.blocks, seq.computed + chunk) {
+                // Not yet: hand the cached blocks back until it fits.
+                give_back_cached_prefix(seq, pool);
                 break;
             }
-            let seq = self.waiting.pop_front().expect("front exists");
+            prefix_queries += seq.len();
+            prefix_hits += reused;
+            let seq = self.waiting.remove(w).expect("index checked");
+            if pool.caching() {
+                computing.extend(seq.hasher.hashes().iter().skip(seq.indexed).copied());
+            }
             plan.push((seq.id, seq.computed..seq.computed + chunk));
             budget -= chunk;
             self.running.push(seq);
@@ -167,7 +229,12 @@ impl Scheduler {
                 range,
             })
             .collect();
-        (planned, preempted)
+        StepPlan {
+            planned,
+            preempted,
+            prefix_queries,
+            prefix_hits,
+        }
     }
 
     /// Frees `running[index]`'s blocks and sends it back to the front of the queue to
@@ -187,7 +254,38 @@ impl Scheduler {
         plan.retain(|(id, _)| *id != seq.id);
         pool.release(&mut seq.blocks);
         seq.computed = 0;
+        seq.indexed = 0;
         self.waiting.push_front(seq);
         refund
     }
+}
+
+/// Undoes [`take_cached_prefix`] for a sequence that stays waiting.
+fn give_back_cached_prefix(seq: &mut Sequence, pool: &mut BlockPool) {
+    pool.release(&mut seq.blocks);
+    seq.computed = 0;
+    seq.indexed = 0;
+}
+
+/// Gives a sequence about to be admitted (holding no blocks) the cached blocks of its
+/// longest indexed prefix, short of its last token; returns the tokens they hold.
+fn take_cached_prefix(seq: &mut Sequence, pool: &mut BlockPool, image_token: u32) -> usize {
+    if !seq.blocks.is_empty() || seq.computed > 0 {
+        return 0;
+    }
+    let len = seq.len();
+    let tokens = SeqTokens {
+        prompt: &seq.request.prompt.token_ids,
+        output: &seq.output,
+        images: &seq.request.prompt.images,
+        image_token,
+    };
+    seq.hasher
+        .extend(&tokens, pool.block_size(), len.saturating_sub(1));
+    let usable = len.saturating_sub(1) / pool.block_size();
+    let hashes = &seq.hasher.hashes()[..usable.min(seq.hasher.hashes().len())];
+    let taken = pool.take_cached(hashes, &mut seq.blocks);
+    seq.indexed = taken;
+    seq.computed = taken * pool.block_size();
+    seq.computed
 }

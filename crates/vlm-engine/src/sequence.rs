@@ -8,6 +8,7 @@ use vlm_core::{SamplingParams, TokenEvent};
 use vlm_models::PreparedPrompt;
 
 use crate::constraint::Constraint;
+use crate::kv_cache::BlockHasher;
 use crate::output::TextStream;
 use crate::sampler::Sampler;
 
@@ -31,6 +32,10 @@ pub(crate) struct Sequence {
     /// Tokens whose keys and values are in the cache.
     pub computed: usize,
     pub blocks: Vec<u32>,
+    /// Content hashes of its full blocks (for prefix caching).
+    pub hasher: BlockHasher,
+    /// Leading blocks of `blocks` that are indexed by content or were taken from the index.
+    pub indexed: usize,
     pub sampler: Sampler,
     /// The structured output it must follow, if its request asked for one.
     pub constraint: Option<Constraint>,

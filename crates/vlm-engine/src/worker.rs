@@ -69,9 +69,13 @@ impl Worker {
     ) -> Self {
         Self {
             logprob_text: LogprobText::new(model.tokenizer()),
+            scheduler: Scheduler::new(
+                config.max_num_seqs,
+                config.max_batched_tokens,
+                model.image_token_id(),
+            ),
             model,
-            scheduler: Scheduler::new(config.max_num_seqs, config.max_batched_tokens),
-            pool: BlockPool::new(blocks, config.block_size),
+            pool: BlockPool::new(blocks, config.block_size, config.enable_prefix_caching),
             kv,
             images: ImageCache::new(config.image_cache_entries),
             features: HashMap::new(),
@@ -144,6 +148,7 @@ impl Worker {
         stats.waiting = self.scheduler.num_waiting();
         stats.kv_blocks_used = self.pool.used();
         stats.kv_blocks_total = self.pool.total();
+        stats.kv_blocks_cached = self.pool.cached_count();
         stats.block_size = self.pool.block_size();
     }
 
@@ -245,17 +250,20 @@ impl Worker {
     /// forward, its sampling) fails that sequence alone: a failed batched forward is run
     /// again one sequence at a time (rewriting the same KV positions) to find which.
     fn step(&mut self) {
-        let (plan, preempted) = self.scheduler.schedule(&mut self.pool);
-        if preempted > 0 {
-            self.stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .preemptions += preempted as u64;
+        let step = self.scheduler.schedule(&mut self.pool);
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.preemptions += step.preempted as u64;
+            stats.prefix_cache_queries += step.prefix_queries as u64;
+            stats.prefix_cache_hits += step.prefix_hits as u64;
+        }
+        if step.preempted > 0 {
             tracing::debug!(
-                preempted,
+                preempted = step.preempted,
                 "out of KV blocks: preempted sequences to recompute later"
             );
         }
+        let plan = step.planned;
         if plan.is_empty() {
             return;
         }
@@ -291,17 +299,15 @@ impl Worker {
                     continue;
                 }
             };
-            let seq = self.scheduler.running_mut(p.seq);
-            let prompt_len = seq.prompt_len();
-            if seq.computed < prompt_len {
+            let prompt_len = self.scheduler.running()[p.seq].prompt_len();
+            if p.range.start < prompt_len {
                 self.stats
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .prompt_tokens +=
-                    (p.range.end.min(prompt_len) - p.range.start.min(prompt_len)) as u64;
+                    .prompt_tokens += (p.range.end.min(prompt_len) - p.range.start) as u64;
             }
-            seq.computed = p.range.end;
-            if seq.pending() > 0 {
+            self.scheduler.advance(p.seq, p.range.end, &mut self.pool);
+            if self.scheduler.running()[p.seq].pending() > 0 {
                 continue; // a prefill chunk; the prompt is not complete yet
             }
             match catch_unwind(AssertUnwindSafe(|| self.sample(p.seq, &logits, now))) {

@@ -7,4 +7,4 @@ pub mod paged_attention;
 
 pub use features::avx2_fma;
 pub use gemm_f32::PackedF32Weight;
-pub use paged_attention::{decode_attention, PagedKv, PagedSeq};
+pub use paged_attention::{paged_attention, PagedKv, PagedQuery};

@@ -1,7 +1,11 @@
-//! Decode attention read in place from a paged KV cache (f32): each (sequence, kv head)
-//! pair is one work item on candle's pinned pool, so a decode step neither copies keys and
-//! values into a padded batch nor runs attention on one core. A sequence's numbers depend
-//! only on its own query, keys and values, never on the rest of the batch.
+//! Attention read in place from a paged KV cache (f32), one query row at a time: each
+//! (query row, kv head) pair is one work item on candle's pinned pool, so a step neither
+//! copies keys and values into a padded batch nor runs attention on one core.
+//!
+//! Decodes and prefill chunks go through the same per-row arithmetic: the numbers of a
+//! query at position `p` depend only on that query and the keys and values of positions
+//! `0..=p`, never on the rest of the batch, on where a prefill chunk started, or on
+//! whether its prefix was computed now or reused from the prefix cache.
 
 use super::disjoint::OutPtr;
 use crate::error::KernelError;
@@ -18,19 +22,19 @@ pub struct PagedKv<'a> {
     pub block_size: usize,
 }
 
-/// One decoding sequence: its block table and how many positions (including the token
-/// just written) it attends to.
-pub struct PagedSeq<'a> {
+/// One query row: its sequence's block table and how many positions (its own, already
+/// written, and every one before it) it attends to.
+pub struct PagedQuery<'a> {
     pub table: &'a [u32],
     pub context: usize,
 }
 
-/// `q`: `[seqs, heads * head_dim]` (heads kv-major: query head `h` reads kv head
-/// `h / group`). Returns `[seqs, heads * head_dim]`.
-pub fn decode_attention(
+/// `q`: `[rows, heads * head_dim]`, one row per entry of `seqs` (heads kv-major: query
+/// head `h` reads kv head `h / group`). Returns `[rows, heads * head_dim]`.
+pub fn paged_attention(
     q: &[f32],
     kv: &PagedKv<'_>,
-    seqs: &[PagedSeq<'_>],
+    seqs: &[PagedQuery<'_>],
     heads: usize,
     scale: f32,
 ) -> Result<Vec<f32>, KernelError> {
@@ -140,11 +144,11 @@ mod tests {
             block_size: 2,
         };
         let q = [0.5f32, -0.25];
-        let seqs = [PagedSeq {
+        let seqs = [PagedQuery {
             table: &[2, 0],
             context: 3,
         }];
-        let out = decode_attention(&q, &kv, &seqs, 1, 1.0).unwrap();
+        let out = paged_attention(&q, &kv, &seqs, 1, 1.0).unwrap();
         // Positions 0, 1, 2 live in slots 4, 5, 0.
         let slots_used = [4usize, 5, 0];
         let scores: Vec<f32> = slots_used
@@ -166,11 +170,11 @@ mod tests {
                 out[d]
             );
         }
-        let short = [PagedSeq {
+        let short = [PagedQuery {
             table: &[2],
             context: 3,
         }];
-        assert!(decode_attention(&q, &kv, &short, 1, 1.0).is_err());
-        assert!(decode_attention(&q[..1], &kv, &seqs, 1, 1.0).is_err());
+        assert!(paged_attention(&q, &kv, &short, 1, 1.0).is_err());
+        assert!(paged_attention(&q[..1], &kv, &seqs, 1, 1.0).is_err());
     }
 }

@@ -5,7 +5,7 @@ use candle_core::{DType, Tensor};
 
 use super::config::{DecoderConfig, Flavor};
 use super::kv::KvCache;
-use super::paged_attention::{self, PagedSeq};
+use super::paged_attention::{self, PagedQuery};
 use crate::error::Result;
 use crate::layers::Linear;
 use crate::loader::Weights;
@@ -90,6 +90,9 @@ impl Attention {
             offsets.push(offset);
             offset += s.len;
         }
+        if let Some(attn) = self.paged(&q, &k, &v, input, &offsets, layer, kv, scale)? {
+            return Ok(self.o.forward(&attn)?);
+        }
         let mut outputs: Vec<Option<Tensor>> = vec![None; input.seqs.len()];
         // Single-token steps (decodes) attend together in a few batched operations; always,
         // so a sequence computes the same numbers alone as in a batch.
@@ -150,6 +153,65 @@ impl Attention {
 }
 
 impl Attention {
+    /// Attention of every token of the step read in place from a paged f32 cache on the
+    /// CPU, one query row at a time (`[tokens, heads * head_dim]`): the new keys and values
+    /// are written first, then each token attends to its own position and all before it.
+    /// Decodes and prefill chunks share the same per-row arithmetic, so a token's numbers
+    /// do not depend on its batch, its chunk boundaries, or a reused prefix. `None` when
+    /// the cache is not paged f32 on the CPU (the caller takes the general path).
+    #[allow(clippy::too_many_arguments)]
+    fn paged(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        input: &DecoderInput<'_>,
+        offsets: &[usize],
+        layer: usize,
+        kv: &mut dyn KvCache,
+        scale: f64,
+    ) -> Result<Option<Tensor>> {
+        match kv.paged_layer(layer) {
+            Some(paged) if paged_attention::is_native(q, &paged) => {}
+            _ => return Ok(None),
+        }
+        for (s, &o) in input.seqs.iter().zip(offsets) {
+            kv.write(
+                s.seq,
+                layer,
+                s.past,
+                &k.narrow(1, o, s.len)?.contiguous()?,
+                &v.narrow(1, o, s.len)?.contiguous()?,
+            )?;
+        }
+        let Some(paged) = kv.paged_layer(layer) else {
+            return Ok(None);
+        };
+        let mut queries = Vec::with_capacity(q.dim(1)?);
+        for s in input.seqs {
+            let table = kv.block_table(s.seq).ok_or_else(|| {
+                candle_core::Error::Msg(format!("sequence {} has no KV blocks", s.seq))
+            })?;
+            queries.extend((1..=s.len).map(|i| PagedQuery {
+                table,
+                context: s.past + i,
+            }));
+        }
+        // [heads, tokens, hd] -> [tokens, heads * hd]
+        let tokens = q.dim(1)?;
+        let q_rows = q
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((tokens, self.heads * self.head_dim))?;
+        Ok(paged_attention::attend(
+            &q_rows,
+            &paged,
+            &queries,
+            self.heads,
+            scale as f32,
+        )?)
+    }
+
     /// Attention of every single-token sequence in `decodes` at once: their keys and
     /// values gathered zero-padded to the longest context, positions past each one's
     /// context masked out. Returns `[decodes, heads * head_dim]`.
@@ -188,28 +250,6 @@ impl Attention {
                 .collect::<Vec<_>>(),
             q.device(),
         )?;
-        if let Some(paged) = kv.paged_layer(layer) {
-            let tables = contexts
-                .iter()
-                .map(|&(seq, context)| {
-                    let table = kv.block_table(seq).ok_or_else(|| {
-                        candle_core::Error::Msg(format!("sequence {seq} has no KV blocks"))
-                    })?;
-                    Ok(PagedSeq { table, context })
-                })
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            // [heads, tokens, hd] -> [b, heads * hd]
-            let q_rows = q
-                .index_select(&rows, 1)?
-                .transpose(0, 1)?
-                .contiguous()?
-                .reshape((b, self.heads * self.head_dim))?;
-            if let Some(out) =
-                paged_attention::decode(&q_rows, &paged, &tables, self.heads, scale as f32)?
-            {
-                return Ok(out);
-            }
-        }
         let (keys, values) = kv.gather_padded(layer, &contexts)?; // [b, kv_heads, longest, hd]
         let longest = keys.dim(2)?;
         // q: [heads, tokens, hd] -> [b, kv_heads, group, hd]: the query heads sharing a kv

@@ -1,10 +1,10 @@
-//! Decode attention read in place from a paged KV cache: the tensor side of
-//! `vlm_kernels::cpu::decode_attention` (f32 on the CPU), which holds the kernel. Other
+//! Attention read in place from a paged KV cache, one query row at a time: the tensor side of
+//! `vlm_kernels::cpu::paged_attention` (f32 on the CPU), which holds the kernel. Other
 //! dtypes and devices return `None` and the caller gathers keys and values instead.
 
 use candle_core::{DType, Storage, Tensor};
-pub use vlm_kernels::cpu::PagedSeq;
-use vlm_kernels::cpu::{decode_attention, PagedKv};
+pub use vlm_kernels::cpu::PagedQuery;
+use vlm_kernels::cpu::{paged_attention, PagedKv};
 
 /// One layer of a paged cache: `[slots, kv_heads, head_dim]` keys and values, where
 /// position `p` of a sequence lives in slot `table[p / block_size] * block_size + p %
@@ -16,13 +16,24 @@ pub struct PagedLayer {
     pub block_size: usize,
 }
 
-/// `q`: `[seqs, heads * head_dim]` (heads kv-major: query head `h` reads kv head
-/// `h / group`). Returns `[seqs, heads * head_dim]`. `None` when the cache is not f32 on
-/// the CPU (the caller falls back to gathering).
-pub fn decode(
+/// Whether [`attend`] runs for `q` against `layer`: both f32 on the CPU, the cache
+/// contiguous.
+pub fn is_native(q: &Tensor, layer: &PagedLayer) -> bool {
+    let on_cpu_f32 = |t: &Tensor| t.dtype() == DType::F32 && t.device().is_cpu();
+    on_cpu_f32(q)
+        && on_cpu_f32(&layer.keys)
+        && on_cpu_f32(&layer.values)
+        && layer.keys.is_contiguous()
+        && layer.values.is_contiguous()
+}
+
+/// `q`: `[rows, heads * head_dim]`, one row per query (heads kv-major: query head `h`
+/// reads kv head `h / group`). Returns `[rows, heads * head_dim]`. `None` when the cache is
+/// not f32 on the CPU (the caller falls back to gathering).
+pub fn attend(
     q: &Tensor,
     layer: &PagedLayer,
-    seqs: &[PagedSeq<'_>],
+    seqs: &[PagedQuery<'_>],
     heads: usize,
     scale: f32,
 ) -> candle_core::Result<Option<Tensor>> {
@@ -52,7 +63,7 @@ pub fn decode(
         block_size: layer.block_size,
     };
     let q_data = &qs.as_slice::<f32>()?[q_layout.start_offset()..][..q.elem_count()];
-    let out = decode_attention(q_data, &kv, seqs, heads, scale)
+    let out = paged_attention(q_data, &kv, seqs, heads, scale)
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let rows = seqs.len();
     Ok(Some(Tensor::from_vec(
@@ -98,18 +109,18 @@ mod tests {
         };
         let tables: [&[u32]; 2] = [&[4, 1, 5], &[0]];
         let seqs = [
-            PagedSeq {
+            PagedQuery {
                 table: tables[0],
                 context: 10,
             },
-            PagedSeq {
+            PagedQuery {
                 table: tables[1],
                 context: 3,
             },
         ];
         let q = Tensor::randn(0f32, 1.0, (2, heads * hd), &dev).unwrap();
         let scale = 0.3;
-        let out = decode(&q, &layer, &seqs, heads, scale).unwrap().unwrap();
+        let out = attend(&q, &layer, &seqs, heads, scale).unwrap().unwrap();
         let out = out.to_vec2::<f32>().unwrap();
         let kr = keys.to_vec3::<f32>().unwrap();
         let vr = values.to_vec3::<f32>().unwrap();
@@ -129,7 +140,7 @@ mod tests {
             }
         }
         // Alone, the second sequence gets the same bits as in the batch.
-        let alone = decode(
+        let alone = attend(
             &q.narrow(0, 1, 1).unwrap(),
             &layer,
             &seqs[1..],
@@ -150,15 +161,15 @@ mod tests {
             block_size: 4,
         };
         let q = Tensor::zeros((1, 4), DType::F32, &dev).unwrap();
-        let short = [PagedSeq {
+        let short = [PagedQuery {
             table: &[1],
             context: 5,
         }];
-        assert!(decode(&q, &layer, &short, 1, 1.0).is_err());
-        let outside = [PagedSeq {
+        assert!(attend(&q, &layer, &short, 1, 1.0).is_err());
+        let outside = [PagedQuery {
             table: &[2],
             context: 1,
         }];
-        assert!(decode(&q, &layer, &outside, 1, 1.0).is_err());
+        assert!(attend(&q, &layer, &outside, 1, 1.0).is_err());
     }
 }

@@ -74,9 +74,21 @@ fn render(s: &EngineStats, model: &str) -> String {
     );
     gauge(
         "vlm:prompt_tokens_total",
-        "Prompt tokens prefilled.",
+        "Prompt tokens prefilled (computed, not reused from the prefix cache).",
         "counter",
         s.prompt_tokens as f64,
+    );
+    gauge(
+        "vlm:prefix_cache_queries_total",
+        "Prompt tokens looked up in the prefix cache.",
+        "counter",
+        s.prefix_cache_queries as f64,
+    );
+    gauge(
+        "vlm:prefix_cache_hits_total",
+        "Prompt tokens whose keys and values came from the prefix cache.",
+        "counter",
+        s.prefix_cache_hits as f64,
     );
     gauge(
         "vlm:generation_tokens_total",
