@@ -333,6 +333,7 @@ fn evaluate_recorded(
     mut recorder: Option<&mut Recorder>,
 ) -> Result<()> {
     let started = Instant::now();
+    let mut in_process_engine = None;
     let (backend, identity): (Box<dyn Backend>, _) = match &args.base_url {
         Some(url) => {
             let backend = OpenAiBackend::connect(OpenAiOptions {
@@ -361,6 +362,7 @@ fn evaluate_recorded(
             // A little more than the engine runs at once, so a finished sequence's slot
             // is refilled immediately; each waiting request holds its pixels.
             let window = args.engine.max_num_seqs + 8;
+            in_process_engine = Some(engine.clone());
             let identity = json!({"model": args.model.model, "backend": "in-process"});
             let budget = PixelBudget {
                 min_pixels: args.min_pixels,
@@ -396,6 +398,13 @@ fn evaluate_recorded(
     // its results: those are complete runs with failures counted in their metrics.
     if let Some(r) = recorder {
         r.finish(&runs)?;
+    }
+    if let Some(engine) = in_process_engine {
+        let s = engine.stats();
+        println!(
+            "engine: {} prompt tokens computed; the prefix cache reused {} of {} tokens looked up",
+            s.prompt_tokens, s.prefix_cache_hits, s.prefix_cache_queries
+        );
     }
     report(&runs, &info, options)
 }
