@@ -81,6 +81,7 @@ pub fn child_args(job: &ChildJob, devices: &[Device]) -> Vec<String> {
             args.extend(device_flags(devices));
             let settings = [
                 ("--dtype", entry.dtype.clone()),
+                ("--quantize", entry.quantize.clone()),
                 ("--kv-cache-gb", entry.kv_cache_gb.map(|v| v.to_string())),
                 (
                     "--max-model-len",

@@ -14,9 +14,14 @@ pub struct ModelArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// auto (bf16 on CUDA, f32 on CPU), f32, f16 or bf16.
+    /// auto (bf16 on CUDA, f32 on CPU), f32, f16 or bf16. On the CPU, bf16 and f16 hold the
+    /// weights in half precision and compute in f32.
     #[arg(long, default_value = "auto")]
     pub dtype: String,
+    /// Quantize the language model's linear weights at load: q8_0, q4_0 or q4_k (llama.cpp's
+    /// block formats; the vision tower keeps --dtype).
+    #[arg(long, env = "VLM_QUANTIZE")]
+    pub quantize: Option<String>,
     /// Compute threads (default: one per available core, or per --cpu-bind core).
     #[arg(long, env = "VLM_CPU_OMP_THREADS")]
     pub threads: Option<usize>,
@@ -34,8 +39,9 @@ impl ModelArgs {
         if self.threads.is_some() || self.cpu_bind.is_some() {
             vlm_engine::configure_threads(self.threads, self.cpu_bind.as_deref())?;
         }
-        let mut options =
-            LoadOptions::parse(&self.device, &self.dtype).map_err(anyhow::Error::msg)?;
+        let mut options = LoadOptions::parse(&self.device, &self.dtype)
+            .and_then(|o| o.with_quantize(self.quantize.as_deref()))
+            .map_err(anyhow::Error::msg)?;
         if let Some(path) = &self.chat_template {
             let source = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read chat template {}", path.display()))?;

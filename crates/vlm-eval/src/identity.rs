@@ -97,6 +97,7 @@ pub enum ModelSpec {
         reference: String,
         device: String,
         dtype: String,
+        quantize: Option<String>,
         max_model_len: Option<usize>,
         min_pixels: Option<u64>,
         max_pixels: Option<u64>,
@@ -118,6 +119,7 @@ impl ModelSpec {
                 reference,
                 device,
                 dtype,
+                quantize,
                 max_model_len,
                 min_pixels,
                 max_pixels,
@@ -125,7 +127,8 @@ impl ModelSpec {
             } => {
                 let snapshot = loader::resolve(reference)?;
                 let fingerprint = snapshot.fingerprint()?;
-                let options = LoadOptions::parse(device, dtype)?;
+                let options =
+                    LoadOptions::parse(device, dtype)?.with_quantize(quantize.as_deref())?;
                 let template = match chat_template {
                     Some(path) => {
                         let text =
@@ -137,16 +140,18 @@ impl ModelSpec {
                     }
                     None => Value::Null,
                 };
-                Ok(in_process_model(
-                    &fingerprint,
-                    json!({
-                        "dtype": format!("{:?}", options.dtype).to_lowercase(),
-                        "max_model_len": max_model_len,
-                        "min_pixels": min_pixels,
-                        "max_pixels": max_pixels,
-                        "chat_template": template,
-                    }),
-                ))
+                let mut settings = json!({
+                    "dtype": format!("{:?}", options.dtype).to_lowercase(),
+                    "max_model_len": max_model_len,
+                    "min_pixels": min_pixels,
+                    "max_pixels": max_pixels,
+                    "chat_template": template,
+                });
+                // Only when set, so unquantized runs keep the identities they had.
+                if let Some(q) = options.quantize {
+                    settings["quantize"] = json!(q.name());
+                }
+                Ok(in_process_model(&fingerprint, settings))
             }
         }
     }

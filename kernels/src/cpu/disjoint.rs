@@ -3,7 +3,7 @@
 #[derive(Clone, Copy)]
 pub(crate) struct OutPtr(pub(crate) *mut f32);
 // SAFETY: every user writes only its own disjoint range of the buffer, and the buffer
-// outlives the pool call (see `gemm_f32::PackedF32Weight::matmul`, `paged_attention`).
+// outlives the pool call (see `gemm_packed::PackedWeight::matmul`, `paged_attention`).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 

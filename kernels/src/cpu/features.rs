@@ -11,3 +11,15 @@ pub fn avx2_fma() -> bool {
         false
     }
 }
+
+/// Whether this CPU converts f16 to f32 in hardware (F16C), which the packed kernels use.
+pub fn f16c() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

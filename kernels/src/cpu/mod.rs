@@ -1,10 +1,10 @@
-//! CPU kernels: the packed f32 GEMM and paged decode attention, run on candle's pinned pool.
+//! CPU kernels: the packed GEMM (f32, bf16 and f16 panels) and paged attention, run on candle's pinned pool.
 
 mod disjoint;
 mod features;
-pub mod gemm_f32;
+pub mod gemm_packed;
 pub mod paged_attention;
 
-pub use features::avx2_fma;
-pub use gemm_f32::PackedF32Weight;
+pub use features::{avx2_fma, f16c};
+pub use gemm_packed::{PackedF32Weight, PackedWeight, PanelElem};
 pub use paged_attention::{paged_attention, PagedKv, PagedQuery};

@@ -24,7 +24,7 @@ impl KvLayout {
             layers: text.num_hidden_layers,
             kv_heads: text.num_kv_heads(),
             head_dim: text.head_dim(),
-            dtype: model.load_options().dtype,
+            dtype: model.load_options().compute_dtype(),
         }
     }
 

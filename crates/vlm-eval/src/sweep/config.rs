@@ -34,6 +34,8 @@ pub struct ModelEntry {
     pub api_key_env: Option<String>,
     pub concurrency: Option<usize>,
     pub dtype: Option<String>,
+    /// `q8_0`, `q4_0` or `q4_k`: the language model's weights quantized at load.
+    pub quantize: Option<String>,
     pub kv_cache_gb: Option<f64>,
     pub max_model_len: Option<usize>,
     pub max_num_seqs: Option<usize>,
@@ -70,6 +72,7 @@ impl ModelEntry {
                 }
                 let local_only = [
                     ("dtype", m.dtype.is_some()),
+                    ("quantize", m.quantize.is_some()),
                     ("kv_cache_gb", m.kv_cache_gb.is_some()),
                     ("max_model_len", m.max_model_len.is_some()),
                     ("max_num_seqs", m.max_num_seqs.is_some()),
@@ -96,6 +99,14 @@ impl ModelEntry {
                 }
                 if m.api_key_env.is_some() || m.concurrency.is_some() {
                     return Err("api_key_env and concurrency belong to base_url models".into());
+                }
+                if let Some(q) = &m.quantize {
+                    if vlm_models::layers::Quantization::parse(q).is_none() {
+                        return Err(format!(
+                            "quantize {q:?} is not one of {}",
+                            vlm_models::layers::Quantization::NAMES
+                        ));
+                    }
                 }
                 if let Some(gb) = m.kv_cache_gb {
                     if !(gb.is_finite() && gb > 0.0 && gb <= 1e6) {
@@ -132,6 +143,7 @@ impl ModelEntry {
                 reference: model.clone().unwrap_or_default(),
                 device: if cuda { "cuda" } else { "cpu" }.into(),
                 dtype: self.dtype.clone().unwrap_or_else(|| "auto".into()),
+                quantize: self.quantize.clone(),
                 max_model_len: self.max_model_len,
                 min_pixels: self.min_pixels,
                 max_pixels: self.max_pixels,

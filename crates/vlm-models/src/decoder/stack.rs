@@ -1,7 +1,7 @@
 //! The decoder's layer stack: token embeddings, decoder layers (RMS norm, attention, MLP),
 //! final norm and LM head.
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::Embedding;
 
 use super::attention::{Attention, DecoderInput};
@@ -65,6 +65,8 @@ struct Layer {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     config: DecoderConfig,
+    /// The dtype of hidden states (embedding rows are widened to it).
+    compute_dtype: candle_core::DType,
     /// `None` when the embeddings are tied and the head holds them packed: rows are read
     /// from the head, so the vocabulary matrix is held once.
     embed_tokens: Option<Embedding>,
@@ -84,6 +86,8 @@ impl Decoder {
         tied: bool,
     ) -> Result<Self> {
         let c = config;
+        // `--quantize` applies to the language model's linear layers.
+        let (w, lm_head) = (&w.quantized(), &lm_head.quantized());
         let embed_tokens = w
             .pp("embed_tokens")
             .embedding(c.vocab_size, c.hidden_size)?;
@@ -108,16 +112,15 @@ impl Decoder {
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&w.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
         let lm_head = if tied {
-            Linear::new(candle_nn::Linear::new(
-                embed_tokens.embeddings().clone(),
-                None,
-            ))
+            w.linear_from(embed_tokens.embeddings().clone(), None)?
         } else {
             lm_head.linear(c.hidden_size, c.vocab_size, false)?
         };
-        // Tied and packed: the head's panels are the table; the tensor is dropped.
-        let embed_tokens = (!(tied && lm_head.is_packed())).then_some(embed_tokens);
+        // Tied and packed or quantized: the head's own storage is the table; the tensor
+        // is dropped.
+        let embed_tokens = (!(tied && lm_head.reads_rows())).then_some(embed_tokens);
         Ok(Self {
+            compute_dtype: w.dtype(),
             config: config.clone(),
             embed_tokens,
             layers,
@@ -131,22 +134,19 @@ impl Decoder {
     }
 
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        if let Some(table) = &self.embed_tokens {
-            let ids = Tensor::new(ids, table.embeddings().device())?;
-            return Ok(table.forward(&ids)?);
-        }
-        let hidden = self.config.hidden_size;
-        let mut rows = Vec::with_capacity(ids.len() * hidden);
-        for &id in ids {
-            let row = self.lm_head.packed_row(id as usize).ok_or_else(|| {
+        let rows = match &self.embed_tokens {
+            Some(table) => {
+                let ids = Tensor::new(ids, table.embeddings().device())?;
+                table.forward(&ids)?
+            }
+            None => self.lm_head.rows(ids)?.ok_or_else(|| {
                 ModelError::InvalidStep(format!(
-                    "token id {id} is outside the vocabulary of {}",
+                    "a token id of {ids:?} is outside the vocabulary of {}",
                     self.config.vocab_size
                 ))
-            })?;
-            rows.extend(row);
-        }
-        Ok(Tensor::from_vec(rows, (ids.len(), hidden), &Device::Cpu)?)
+            })?,
+        };
+        Ok(rows.to_dtype(self.compute_dtype)?)
     }
 
     /// Whether the embedding table is held apart from the LM head (it is not when the two

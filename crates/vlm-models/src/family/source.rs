@@ -56,8 +56,7 @@ impl<'a> FamilySource<'a> {
             &self.snapshot.weight_files()?,
             self.snapshot.dir().to_path_buf(),
             layout,
-            self.options.dtype,
-            &self.options.device,
+            self.options,
         )
     }
 }

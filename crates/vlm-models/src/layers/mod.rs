@@ -2,7 +2,9 @@
 //! (calling `vlm-kernels` where a packed kernel applies) and the activations.
 
 mod activation;
+mod format;
 mod linear;
 
 pub(crate) use activation::Activation;
+pub use format::{Quantization, WeightFormat};
 pub use linear::Linear;

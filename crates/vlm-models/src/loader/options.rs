@@ -1,12 +1,20 @@
-//! How to load a checkpoint: dtype, device, and an optional chat template override.
+//! How to load a checkpoint: dtype, weight quantization, device, and an optional chat
+//! template override.
 
 use candle_core::{DType, Device};
+use vlm_kernels::cpu::{avx2_fma, f16c};
 
 use crate::error::ModelError;
+use crate::layers::{Quantization, WeightFormat};
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
+    /// The weights' dtype. On a CPU with the packed kernels, bf16 and f16 apply to the
+    /// linear weights (and tables) only: activations, norms and the KV cache stay f32.
     pub dtype: DType,
+    /// The language model's linear weights quantized at load (`--quantize`); the vision
+    /// tower and projector keep `dtype`.
+    pub quantize: Option<Quantization>,
     pub device: Device,
     /// A chat template to use instead of the checkpoint's (`--chat-template FILE`).
     pub chat_template: Option<String>,
@@ -16,6 +24,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             dtype: DType::F32,
+            quantize: None,
             device: Device::Cpu,
             chat_template: None,
         }
@@ -58,9 +67,67 @@ impl LoadOptions {
         };
         Ok(Self {
             dtype,
+            quantize: None,
             device,
             chat_template: None,
         })
+    }
+
+    /// `--quantize q8_0|q4_0|q4_k` as users type it.
+    pub fn with_quantize(mut self, name: Option<&str>) -> Result<Self, ModelError> {
+        self.quantize = name
+            .map(|n| {
+                Quantization::parse(n).ok_or_else(|| {
+                    ModelError::BadOption(format!(
+                        "unknown quantization {n:?}; use {}",
+                        Quantization::NAMES
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(self)
+    }
+
+    /// Whether half-precision weights are packed for the CPU GEMM (f32 activations).
+    fn cpu_half_panels(&self) -> bool {
+        self.device.is_cpu()
+            && matches!(self.dtype, DType::BF16 | DType::F16)
+            && avx2_fma()
+            && f16c()
+    }
+
+    /// The dtype of activations, norms, biases and the KV cache: f32 when the weights are
+    /// quantized or packed in half precision on the CPU (the kernels widen them in
+    /// registers), the weights' dtype otherwise.
+    pub fn compute_dtype(&self) -> DType {
+        if self.quantize.is_some() || self.cpu_half_panels() {
+            DType::F32
+        } else {
+            self.dtype
+        }
+    }
+
+    /// How a linear weight is held: quantized ones in the language model (`quantized`
+    /// scope), half-precision panels on the CPU, the compute dtype otherwise.
+    pub fn weight_format(&self, quantized: bool) -> WeightFormat {
+        match (self.quantize, quantized) {
+            (Some(q), true) => WeightFormat::Quantized(q),
+            _ if self.cpu_half_panels() => match self.dtype {
+                DType::BF16 => WeightFormat::Bf16,
+                _ => WeightFormat::F16,
+            },
+            _ => WeightFormat::Native,
+        }
+    }
+
+    /// What the weights are held as, for logs and run identities: `f32`, `bf16`, ... or
+    /// `q4_0 (language model) + f32`.
+    pub fn describe_weights(&self) -> String {
+        let dtype = format!("{:?}", self.dtype).to_lowercase();
+        match self.quantize {
+            Some(q) => format!("{} (language model) + {dtype}", q.name()),
+            None => dtype,
+        }
     }
 }
 

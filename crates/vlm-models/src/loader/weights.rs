@@ -7,8 +7,9 @@ use std::sync::Arc;
 use candle_core::{safetensors::MmapedSafetensors, DType, Device, Shape, Tensor};
 use candle_nn::{Embedding, LayerNorm};
 
+use super::LoadOptions;
 use crate::error::{ModelError, Result};
-use crate::layers::Linear;
+use crate::layers::{Linear, WeightFormat};
 
 /// How one model family's checkpoints name their tensors. Code asks for the names current
 /// transformers uses (`model.language_model.layers.0...`); each `(current, legacy)` prefix
@@ -22,16 +23,17 @@ struct Inner {
     tensors: MmapedSafetensors,
     layout: KeyLayout,
     dir: PathBuf,
-    dtype: DType,
-    device: Device,
+    options: LoadOptions,
 }
 
 /// Memory-mapped safetensors with typed errors for missing or misshapen tensors, and the
-/// legacy key layouts resolved. Cheap to clone; `pp` scopes it to a prefix.
+/// legacy key layouts resolved. Cheap to clone; `pp` scopes it to a prefix, `quantized`
+/// to the layers `--quantize` applies to.
 #[derive(Clone)]
 pub struct Weights {
     inner: Arc<Inner>,
     prefix: String,
+    quantized: bool,
 }
 
 impl Weights {
@@ -39,8 +41,7 @@ impl Weights {
         files: &[PathBuf],
         dir: PathBuf,
         layout: KeyLayout,
-        dtype: DType,
-        device: &Device,
+        options: &LoadOptions,
     ) -> Result<Self> {
         // SAFETY: the files are mapped read-only; like every mmap loader we rely on nobody
         // truncating a checkpoint while it is being served.
@@ -52,10 +53,10 @@ impl Weights {
                 tensors,
                 layout,
                 dir,
-                dtype,
-                device: device.clone(),
+                options: options.clone(),
             }),
             prefix: String::new(),
+            quantized: false,
         })
     }
 
@@ -63,15 +64,26 @@ impl Weights {
         Self {
             inner: self.inner.clone(),
             prefix: self.full(&name.to_string()),
+            quantized: self.quantized,
         }
     }
 
+    /// The same scope, with `--quantize` applying to its linear layers (the language
+    /// model's).
+    pub fn quantized(&self) -> Self {
+        Self {
+            quantized: true,
+            ..self.clone()
+        }
+    }
+
+    /// The dtype activations and everything but packed or quantized weights use.
     pub fn dtype(&self) -> DType {
-        self.inner.dtype
+        self.inner.options.compute_dtype()
     }
 
     pub fn device(&self) -> &Device {
-        &self.inner.device
+        &self.inner.options.device
     }
 
     fn full(&self, name: &str) -> String {
@@ -103,8 +115,8 @@ impl Weights {
         self.stored_key(&self.full(name)).is_some()
     }
 
-    /// Loads `name`, checking it has `shape`, converted to the model dtype.
-    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+    /// Loads `name` as stored, checking it has `shape`.
+    fn get_stored(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
         let full = self.full(name);
         let key = self
             .stored_key(&full)
@@ -112,7 +124,7 @@ impl Weights {
                 dir: self.inner.dir.clone(),
                 name: full.clone(),
             })?;
-        let tensor = self.inner.tensors.load(&key, &self.inner.device)?;
+        let tensor = self.inner.tensors.load(&key, self.device())?;
         let shape = shape.into();
         if tensor.shape() != &shape {
             return Err(ModelError::WrongShape {
@@ -121,17 +133,32 @@ impl Weights {
                 actual: tensor.dims().to_vec(),
             });
         }
-        Ok(tensor.to_dtype(self.inner.dtype)?)
+        Ok(tensor)
+    }
+
+    /// Loads `name`, checking it has `shape`, converted to the compute dtype.
+    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+        Ok(self.get_stored(shape, name)?.to_dtype(self.dtype())?)
     }
 
     pub fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
-        let weight = self.get((out_dim, in_dim), "weight")?;
+        let weight = self.get_stored((out_dim, in_dim), "weight")?;
         let bias = if bias {
             Some(self.get(out_dim, "bias")?)
         } else {
             None
         };
-        Ok(Linear::new(candle_nn::Linear::new(weight, bias)))
+        self.linear_from(weight, bias)
+    }
+
+    /// A linear layer over `weight` (`[out, in]`, any dtype) in this scope's format.
+    pub fn linear_from(&self, weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
+        let format = self.inner.options.weight_format(self.quantized);
+        if format == WeightFormat::Native {
+            let weight = weight.to_dtype(self.dtype())?;
+            return Ok(Linear::new(candle_nn::Linear::new(weight, bias)));
+        }
+        Ok(Linear::with_format(weight, bias, format)?)
     }
 
     pub fn layer_norm(&self, dim: usize, eps: f64) -> Result<LayerNorm> {
@@ -142,7 +169,26 @@ impl Weights {
         ))
     }
 
+    /// An embedding table. Where linear weights are packed in half precision or
+    /// quantized, the table keeps a half-precision dtype (the checkpoint's own if it is
+    /// one, else `--dtype`'s) and looked-up rows are widened: a 152k-token table is not
+    /// held in f32.
     pub fn embedding(&self, count: usize, dim: usize) -> Result<Embedding> {
-        Ok(Embedding::new(self.get((count, dim), "weight")?, dim))
+        let table = self.get_stored((count, dim), "weight")?;
+        let compute = self.dtype();
+        let requested = self.inner.options.dtype;
+        let half = |d: DType| matches!(d, DType::BF16 | DType::F16);
+        let dtype = if compute != DType::F32
+            || self.inner.options.weight_format(true) == WeightFormat::Native
+        {
+            compute
+        } else if half(table.dtype()) {
+            table.dtype()
+        } else if half(requested) {
+            requested
+        } else {
+            compute
+        };
+        Ok(Embedding::new(table.to_dtype(dtype)?, dim))
     }
 }

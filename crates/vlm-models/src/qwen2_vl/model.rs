@@ -206,5 +206,31 @@ mod tests {
             assert_eq!(*got, row(id as usize), "token {id}");
         }
         assert!(model.decoder.embed(&[368]).is_err());
+
+        // In half precision and quantized, the head's own storage serves the lookups too.
+        for (dtype, quantize) in [("bf16", None), ("f32", Some("q8_0"))] {
+            let options = LoadOptions::parse("cpu", dtype)
+                .unwrap()
+                .with_quantize(quantize)
+                .unwrap();
+            let model = Qwen2VlModel::load(&FamilySource::new(&snapshot, &options)).unwrap();
+            assert!(
+                !model.decoder.holds_embedding_table(),
+                "{dtype} {quantize:?}"
+            );
+            let embedded = model.decoder.embed(&ids).unwrap().to_vec2::<f32>().unwrap();
+            for (got, &id) in embedded.iter().zip(&ids) {
+                let want = row(id as usize);
+                let close = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| (a - b).abs() <= 0.005 + 0.01 * b.abs());
+                assert!(
+                    close,
+                    "{dtype} {quantize:?} token {id}: {got:?} vs {want:?}"
+                );
+            }
+            assert!(model.decoder.embed(&[368]).is_err());
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! f32 GEMM against weights re-laid out once into panels of [`PANEL`] output features
-//! stored feature-minor (`panel[k][j]`); `x · Wᵀ` runs as an AVX2/FMA register-tiled outer
-//! product over them. Two reasons:
+//! GEMM against weights re-laid out once into panels of [`PANEL`] output features stored
+//! feature-minor (`panel[k][j]`), in f32 or in half precision (bf16 / f16, converted to f32
+//! in registers: half the bytes to stream, the same arithmetic); `x · Wᵀ` runs as an
+//! AVX2/FMA register-tiled outer product over them. Two reasons:
 //!
 //! - a general matmul re-packs the whole weight on every call, which dominates the
 //!   few-row products of decode steps;
@@ -10,42 +11,121 @@
 
 use std::sync::Arc;
 
+use half::{bf16, f16};
+
 use super::disjoint::OutPtr;
-use super::features::avx2_fma;
+use super::features::{avx2_fma, f16c};
 
 /// Output features per packed panel: two 8-lane vectors.
 pub const PANEL: usize = 16;
 /// Input rows per register tile: 6 rows x 2 vectors = 12 accumulators, plus two weight
 /// vectors and one broadcast, fits the 16 ymm registers.
 const TILE_ROWS: usize = 6;
-/// How far ahead (in `k` steps of one 64-byte panel row) weights are prefetched.
+/// How far ahead (in `k` steps of one panel row) weights are prefetched.
 const PREFETCH_K: usize = 256;
 /// `k` is walked in blocks of this many so a panel block and the rows' slices of `x` stay
 /// in L1 while every row tile uses them.
 const K_BLOCK: usize = 256;
 
-/// A `[out_features, in_features]` weight packed for [`matmul`](Self::matmul).
+/// How a panel stores its values: f32, bf16 or f16.
+pub trait PanelElem: Copy + Default + Send + Sync + 'static {
+    /// Rounds to nearest (even) from f32.
+    fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
+    /// Sixteen consecutive panel values as two 8-lane f32 vectors.
+    ///
+    /// # Safety
+    /// `ptr` must point at 16 readable values, on a CPU with AVX2, FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(ptr: *const Self) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256);
+}
+
+impl PanelElem for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load16(ptr: *const f32) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+        use std::arch::x86_64::*;
+        (_mm256_loadu_ps(ptr), _mm256_loadu_ps(ptr.add(8)))
+    }
+}
+
+impl PanelElem for bf16 {
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load16(ptr: *const bf16) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+        use std::arch::x86_64::*;
+        // A bf16 is the top half of an f32: widen to 32 bits and shift into place.
+        let raw = _mm256_loadu_si256(ptr as *const __m256i);
+        let lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(raw));
+        let hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256::<1>(raw));
+        (
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(lo)),
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(hi)),
+        )
+    }
+}
+
+impl PanelElem for f16 {
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load16(ptr: *const f16) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+        use std::arch::x86_64::*;
+        let p = ptr as *const __m128i;
+        (
+            _mm256_cvtph_ps(_mm_loadu_si128(p)),
+            _mm256_cvtph_ps(_mm_loadu_si128(p.add(1))),
+        )
+    }
+}
+
+/// A `[out_features, in_features]` weight packed for [`matmul`](Self::matmul), its values
+/// stored as `E`.
 #[derive(Debug, Clone)]
-pub struct PackedF32Weight {
+pub struct PackedWeight<E> {
     /// `ceil(out / PANEL)` panels of `[in][PANEL]`, zero-padded past `out`.
-    panels: Arc<Vec<f32>>,
+    panels: Arc<Vec<E>>,
     out_features: usize,
     in_features: usize,
 }
 
-impl PackedF32Weight {
-    /// Packs a row-major `[out_features, in_features]` weight. `None` when this CPU lacks
-    /// AVX2/FMA or `weight` has another length: the caller keeps its general path.
+/// f32 panels.
+pub type PackedF32Weight = PackedWeight<f32>;
+
+impl<E: PanelElem> PackedWeight<E> {
+    /// Packs a row-major `[out_features, in_features]` weight, each value rounded to `E`.
+    /// `None` when this CPU lacks AVX2, FMA or F16C, or `weight` has another length: the
+    /// caller keeps its general path.
     pub fn pack(weight: &[f32], out_features: usize, in_features: usize) -> Option<Self> {
         let (n, k) = (out_features, in_features);
-        if !avx2_fma() || weight.len() != n * k || k == 0 {
+        if !avx2_fma() || !f16c() || weight.len() != n * k || k == 0 {
             return None;
         }
-        let mut panels = vec![0f32; n.div_ceil(PANEL) * k * PANEL];
+        let mut panels = vec![E::default(); n.div_ceil(PANEL) * k * PANEL];
         for (j, row) in weight.chunks_exact(k).enumerate() {
             let base = j / PANEL * k * PANEL + j % PANEL;
             for (kk, v) in row.iter().enumerate() {
-                panels[base + kk * PANEL] = *v;
+                panels[base + kk * PANEL] = E::from_f32(*v);
             }
         }
         Some(Self {
@@ -72,7 +152,16 @@ impl PackedF32Weight {
         }
         let k = self.in_features;
         let base = index / PANEL * k * PANEL + index % PANEL;
-        Some((0..k).map(|kk| self.panels[base + kk * PANEL]).collect())
+        Some(
+            (0..k)
+                .map(|kk| self.panels[base + kk * PANEL].to_f32())
+                .collect(),
+        )
+    }
+
+    /// Bytes the panels take (padding included).
+    pub fn bytes(&self) -> usize {
+        self.panels.len() * std::mem::size_of::<E>()
     }
 
     /// `y[m][n] = sum_k x[m][k] * w[n][k]` for the `m` rows of `x` (`[m, in_features]`);
@@ -95,7 +184,7 @@ impl PackedF32Weight {
             for p in range {
                 let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
                 let cols = (n - p * PANEL).min(PANEL);
-                // SAFETY: AVX2/FMA were detected when the weight was packed; each panel
+                // SAFETY: AVX2/FMA (F16C) were detected when the weight was packed; each panel
                 // writes only its own columns `p*PANEL..p*PANEL+cols` of `y`, so the
                 // parallel writes are disjoint, and `y` outlives the parallel loop.
                 unsafe { panel_rows(x, m, k, panel, &mut acc, out, n, p * PANEL, cols) };
@@ -109,11 +198,11 @@ impl PackedF32Weight {
 /// through memory between blocks unchanged, so each element is still one FMA chain.
 /// `acc` is scratch space, reset here.
 #[allow(clippy::too_many_arguments)]
-unsafe fn panel_rows(
+unsafe fn panel_rows<E: PanelElem>(
     x: &[f32],
     m: usize,
     k: usize,
-    panel: &[f32],
+    panel: &[E],
     acc: &mut Vec<[f32; PANEL]>,
     out: OutPtr,
     ldy: usize,
@@ -133,12 +222,12 @@ unsafe fn panel_rows(
                 let x_rows = &x[r * k..(r + rows) * k];
                 let a = &mut acc[r..r + rows];
                 match rows {
-                    6 => tile_avx2::<6>(x_rows, k, k0..k1, panel, a),
-                    5 => tile_avx2::<5>(x_rows, k, k0..k1, panel, a),
-                    4 => tile_avx2::<4>(x_rows, k, k0..k1, panel, a),
-                    3 => tile_avx2::<3>(x_rows, k, k0..k1, panel, a),
-                    2 => tile_avx2::<2>(x_rows, k, k0..k1, panel, a),
-                    _ => tile_avx2::<1>(x_rows, k, k0..k1, panel, a),
+                    6 => tile_avx2::<E, 6>(x_rows, k, k0..k1, panel, a),
+                    5 => tile_avx2::<E, 5>(x_rows, k, k0..k1, panel, a),
+                    4 => tile_avx2::<E, 4>(x_rows, k, k0..k1, panel, a),
+                    3 => tile_avx2::<E, 3>(x_rows, k, k0..k1, panel, a),
+                    2 => tile_avx2::<E, 2>(x_rows, k, k0..k1, panel, a),
+                    _ => tile_avx2::<E, 1>(x_rows, k, k0..k1, panel, a),
                 }
                 r += rows;
             }
@@ -155,12 +244,12 @@ unsafe fn panel_rows(
 /// `R` rows of `x` (`[R][k]`) times one panel (`[k][16]`) over `ks`, continuing the
 /// accumulators in `acc`: one FMA per accumulator per `k`, in `k` order.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2<const R: usize>(
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_avx2<E: PanelElem, const R: usize>(
     x: &[f32],
     k: usize,
     ks: std::ops::Range<usize>,
-    panel: &[f32],
+    panel: &[E],
     acc: &mut [[f32; PANEL]],
 ) {
     use std::arch::x86_64::*;
@@ -175,8 +264,7 @@ unsafe fn tile_avx2<const R: usize>(
         hi[i] = _mm256_loadu_ps(acc[i].as_ptr().add(8));
     }
     for kk in ks {
-        let w0 = _mm256_loadu_ps(wp.add(kk * PANEL));
-        let w1 = _mm256_loadu_ps(wp.add(kk * PANEL + 8));
+        let (w0, w1) = E::load16(wp.add(kk * PANEL));
         // Weights stream from DRAM once per step; ask for them early enough to overlap.
         _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add((kk + PREFETCH_K) * PANEL) as *const i8);
         for i in 0..R {
@@ -225,6 +313,39 @@ mod tests {
             let alone = packed.matmul(&x[r * k..(r + 1) * k], 1);
             assert_eq!(alone, y[r * n..(r + 1) * n], "row {r}");
         }
+    }
+
+    /// Half-precision panels: the product of `x` with the rounded weights (f64 reference),
+    /// rows independent of the batch, rows read back as the rounded values.
+    fn half_matches<E: PanelElem + std::fmt::Debug>() {
+        let (n, k, m) = (37, 300, 13);
+        let w = random(n * k, 3);
+        let x = random(m * k, 4);
+        let packed = PackedWeight::<E>::pack(&w, n, k).unwrap();
+        assert_eq!(packed.bytes(), 48 * k * std::mem::size_of::<E>());
+        let rounded: Vec<f32> = w.iter().map(|&v| E::from_f32(v).to_f32()).collect();
+        let y = packed.matmul(&x, m);
+        for r in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k)
+                    .map(|kk| f64::from(x[r * k + kk]) * f64::from(rounded[j * k + kk]))
+                    .sum();
+                assert!((f64::from(y[r * n + j]) - want).abs() < 1e-4, "({r}, {j})");
+            }
+            let alone = packed.matmul(&x[r * k..(r + 1) * k], 1);
+            assert_eq!(alone, y[r * n..(r + 1) * n], "row {r}");
+        }
+        assert_eq!(packed.row(5).unwrap(), rounded[5 * k..6 * k]);
+    }
+
+    #[test]
+    fn bf16_and_f16_panels_compute_with_the_rounded_weights() {
+        assert!(
+            avx2_fma() && f16c(),
+            "the half-precision kernels are not exercised"
+        );
+        half_matches::<bf16>();
+        half_matches::<f16>();
     }
 
     #[test]
