@@ -1,10 +1,14 @@
 //! Engine throughput on a bench-sized checkpoint (run by hand; see BENCHMARKS.md):
 //!
-//!     cargo bench --bench engine_throughput -- MODEL_DIR OUT.json [--threads N] [--cpu-bind LIST]
+//!     cargo bench --bench engine_throughput -- MODEL_DIR OUT.json [--threads N]
+//!         [--cpu-bind LIST] [--dtype f32|bf16|f16] [--quantize q8_0|q4_0|q4_k]
 //!
 //! Measures prefill tokens/s on a 512-token prompt, decode tokens/s of one stream, aggregate
-//! decode tokens/s with 4 and 16 concurrent requests, and peak RSS. The prompts are the ones
-//! scripts/bench_transformers.py gives transformers, so the two can be compared in one run.
+//! decode tokens/s with 4 and 16 concurrent requests, peak RSS, and the effective decode
+//! bandwidth (bytes of weights one decode step reads x single-stream tokens/s) against a
+//! read-bandwidth probe on the same threads, measured in the same run. The prompts are the
+//! ones scripts/bench_transformers.py gives transformers, so the two can be compared in one
+//! run. Prefix caching is off: every run computes its prompts.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +49,39 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// GB/s of summing a 1 GiB buffer (well past the caches) on the compute pool's threads,
+/// best of five passes.
+fn read_bandwidth_gbs() -> f64 {
+    let data: Vec<f32> = (0..(1usize << 28)).map(|i| (i % 7) as f32).collect();
+    let chunks = 256;
+    let per = data.len() / chunks;
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let sums: Vec<std::sync::atomic::AtomicU32> =
+            (0..chunks).map(|_| Default::default()).collect();
+        let t = Instant::now();
+        candle_core::utils::barrier_pool().execute_chunked(chunks, |range| {
+            for c in range {
+                let part = &data[c * per..(c + 1) * per];
+                let mut lanes = [0f32; 16];
+                for block in part.chunks_exact(16) {
+                    for (l, v) in lanes.iter_mut().zip(block) {
+                        *l += v;
+                    }
+                }
+                sums[c].store(
+                    lanes.iter().sum::<f32>().to_bits(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        });
+        let secs = t.elapsed().as_secs_f64();
+        std::hint::black_box(&sums);
+        best = best.max((data.len() * 4) as f64 / secs / 1e9);
+    }
+    best
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -63,12 +100,19 @@ fn main() {
     let threads = flag("--threads").map(|t| t.parse().expect("--threads N"));
     vlm_engine::configure_threads(threads, flag("--cpu-bind").as_deref())
         .expect("thread configuration");
+    let dtype = flag("--dtype").unwrap_or_else(|| "f32".into());
+    let quantize = flag("--quantize");
+    let options = LoadOptions::parse("cpu", &dtype)
+        .and_then(|o| o.with_quantize(quantize.as_deref()))
+        .expect("--dtype / --quantize");
     let snapshot = Snapshot::open(model_dir).expect("model directory");
-    let model = Arc::new(VlmModel::load(snapshot, &LoadOptions::default()).expect("model loads"));
+    let model = Arc::new(VlmModel::load(snapshot, &options).expect("model loads"));
+    let weight_bytes = model.decode_weight_bytes();
     let engine = Engine::start(
         model,
         EngineConfig {
             kv_cache_gb: 1.0,
+            enable_prefix_caching: false,
             ..EngineConfig::default()
         },
     )
@@ -91,7 +135,8 @@ fn main() {
     let prefill = PREFILL_TOKENS as f64 / t.elapsed().as_secs_f64();
 
     let mut results = serde_json::json!({
-        "engine": "vlm (candle, f32, CPU)",
+        "engine": format!("vlm ({}, CPU)", options.describe_weights()),
+        "decode_weight_bytes": weight_bytes,
         "prefill_tokens_per_s": prefill,
     });
     for concurrency in [1usize, 4, 16] {
@@ -114,7 +159,15 @@ fn main() {
         results[format!("decode_tokens_per_s_c{concurrency}")] = decode.into();
         eprintln!("concurrency {concurrency}: {decode:.1} decode tokens/s");
     }
+    // Before the probe, whose 1 GiB buffer would otherwise be the high-water mark.
     results["peak_rss_mb"] = peak_rss_mb().into();
+    drop(engine);
+    let probe = read_bandwidth_gbs();
+    results["read_probe_gb_per_s"] = probe.into();
+    let single = results["decode_tokens_per_s_c1"].as_f64().unwrap_or(0.0);
+    let effective = weight_bytes as f64 * single / 1e9;
+    results["effective_decode_gb_per_s"] = effective.into();
+    results["effective_over_probe"] = (effective / probe).into();
     let text = serde_json::to_string_pretty(&results).expect("json");
     std::fs::write(out, &text).expect("write results");
     println!("{text}");

@@ -60,6 +60,13 @@ impl Attention {
         })
     }
 
+    pub(super) fn weight_bytes(&self) -> usize {
+        [&self.q, &self.k, &self.v, &self.o]
+            .iter()
+            .map(|l| l.weight_bytes())
+            .sum()
+    }
+
     /// `[tokens, n * head_dim]` -> `[1, n, tokens, head_dim]`.
     fn split_heads(&self, xs: &Tensor, n: usize) -> candle_core::Result<Tensor> {
         let tokens = xs.dim(0)?;

@@ -47,6 +47,13 @@ impl Mlp {
         })
     }
 
+    fn weight_bytes(&self) -> usize {
+        [&self.gate, &self.up, &self.down]
+            .iter()
+            .map(|l| l.weight_bytes())
+            .sum()
+    }
+
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let gate = self.gate.forward(xs)?.silu()?;
         self.down.forward(&(gate * self.up.forward(xs)?)?)
@@ -131,6 +138,15 @@ impl Decoder {
 
     pub fn config(&self) -> &DecoderConfig {
         &self.config
+    }
+
+    /// Bytes of the linear weights a decode step reads: every layer's and the head's.
+    pub fn weight_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.attention.weight_bytes() + l.mlp.weight_bytes())
+            .sum::<usize>()
+            + self.lm_head.weight_bytes()
     }
 
     pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {

@@ -22,6 +22,8 @@ pub(crate) trait Family: Send + Sync {
     type Pixels: FamilyPixels;
 
     fn text_config(&self) -> &DecoderConfig;
+    /// Bytes of the weights one decode step reads (the decoder's linear layers and head).
+    fn decode_weight_bytes(&self) -> usize;
     fn image_token_id(&self) -> u32;
     /// Whether per-request `min_pixels` / `max_pixels` mean anything to this family.
     fn takes_pixel_budget(&self) -> bool;
@@ -51,6 +53,7 @@ pub(crate) trait Family: Send + Sync {
 /// A [`Family`] with its pixel type erased.
 pub(crate) trait LoadedFamily: Send + Sync {
     fn text_config(&self) -> &DecoderConfig;
+    fn decode_weight_bytes(&self) -> usize;
     fn image_token_id(&self) -> u32;
     fn takes_pixel_budget(&self) -> bool;
     fn prepare_image(
@@ -75,6 +78,10 @@ pub(crate) trait LoadedFamily: Send + Sync {
 impl<F: Family> LoadedFamily for F {
     fn text_config(&self) -> &DecoderConfig {
         Family::text_config(self)
+    }
+
+    fn decode_weight_bytes(&self) -> usize {
+        Family::decode_weight_bytes(self)
     }
 
     fn image_token_id(&self) -> u32 {

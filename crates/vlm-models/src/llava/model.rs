@@ -85,6 +85,10 @@ impl Family for LlavaModel {
         &self.config.text_config
     }
 
+    fn decode_weight_bytes(&self) -> usize {
+        self.decoder.weight_bytes()
+    }
+
     fn image_token_id(&self) -> u32 {
         self.config.image_token_id()
     }

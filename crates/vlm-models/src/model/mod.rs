@@ -131,6 +131,12 @@ impl VlmModel {
         self.family.image_token_id()
     }
 
+    /// Bytes of the weights one decode step reads: the decoder's linear layers and its
+    /// head, as held (packed, half precision or quantized).
+    pub fn decode_weight_bytes(&self) -> usize {
+        self.family.decode_weight_bytes()
+    }
+
     /// The text decoder's shape (layers, heads, ...), e.g. to size a KV cache.
     pub fn text_config(&self) -> &DecoderConfig {
         self.family.text_config()

@@ -88,6 +88,10 @@ impl Family for Qwen2VlModel {
         &self.config.text
     }
 
+    fn decode_weight_bytes(&self) -> usize {
+        self.decoder.weight_bytes()
+    }
+
     fn image_token_id(&self) -> u32 {
         self.config.image_token_id
     }
