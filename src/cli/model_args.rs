@@ -48,6 +48,27 @@ impl ModelArgs {
             options.chat_template = Some(source);
         }
         let snapshot = loader::resolve(&self.model)?;
-        Ok(VlmModel::load(snapshot, &options)?)
+        let before = resident_bytes();
+        let started = std::time::Instant::now();
+        let model = VlmModel::load(snapshot, &options)?;
+        let gib = |b: u64| format!("{:.2}", b as f64 / (1u64 << 30) as f64);
+        tracing::info!(
+            weights = options.describe_weights(),
+            resident_gib =
+                resident_bytes().map(|after| gib(after.saturating_sub(before.unwrap_or(0)))),
+            decode_reads_gib = gib(model.decode_weight_bytes() as u64),
+            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+            "model loaded"
+        );
+        Ok(model)
     }
+}
+
+/// This process's resident memory (Linux `/proc/self/statm`), if it can be read.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system setting.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
 }

@@ -74,10 +74,26 @@ impl Engine {
                 config.kv_cache_gb
             ))
         })?;
+        let text = model.text_config();
+        // Per token of a step: the residual stream, norms and attention output (hidden
+        // each), queries, keys and values, and the MLP's gate, up and product; plus the
+        // logits of every running sequence. f32 on the CPU paths.
+        let per_token = 4 * text.hidden_size
+            + (text.num_attention_heads + 2 * text.num_kv_heads()) * text.head_dim()
+            + 3 * text.intermediate_size;
+        let activation_bytes = (config.max_batched_tokens * per_token
+            + config.max_num_seqs * text.vocab_size)
+            * layout.dtype.size_in_bytes();
         tracing::info!(
             blocks,
             block_size = config.block_size,
             tokens = capacity_tokens,
+            kv_cache_gib = format!(
+                "{:.2}",
+                (blocks * layout.bytes_per_block(config.block_size)) as f64 / (1u64 << 30) as f64
+            ),
+            step_activations_gib_estimated =
+                format!("{:.2}", activation_bytes as f64 / (1u64 << 30) as f64),
             max_model_len,
             max_concurrency_at_max_len =
                 format!("{:.2}", capacity_tokens as f64 / max_model_len as f64),

@@ -1,10 +1,13 @@
-//! CPU kernels: the packed GEMM (f32, bf16 and f16 panels) and paged attention, run on candle's pinned pool.
+//! CPU kernels: the packed GEMM (f32, bf16 and f16 panels), the q4_0 / q8_0 GEMM and paged
+//! attention, run on candle's pinned pool.
 
 mod disjoint;
 mod features;
 pub mod gemm_packed;
+pub mod gemm_quant;
 pub mod paged_attention;
 
 pub use features::{avx2_fma, f16c};
 pub use gemm_packed::{PackedF32Weight, PackedWeight, PanelElem};
+pub use gemm_quant::{PackedQuant, QuantBlock, Q4_0, Q8_0};
 pub use paged_attention::{paged_attention, PagedKv, PagedQuery};

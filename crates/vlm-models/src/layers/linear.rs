@@ -10,7 +10,9 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Module, Storage, Tensor};
 use half::{bf16, f16};
-use vlm_kernels::cpu::{avx2_fma, f16c, PackedWeight, PanelElem};
+use vlm_kernels::cpu::{
+    avx2_fma, f16c, PackedQuant, PackedWeight, PanelElem, QuantBlock, Q4_0, Q8_0,
+};
 
 use super::format::{Quantization, WeightFormat};
 
@@ -51,6 +53,24 @@ impl<E: PanelElem + std::fmt::Debug> PackedGemm for PackedWeight<E> {
     }
     fn bytes(&self) -> usize {
         PackedWeight::bytes(self)
+    }
+}
+
+impl<B: QuantBlock> PackedGemm for PackedQuant<B> {
+    fn in_features(&self) -> usize {
+        PackedQuant::in_features(self)
+    }
+    fn out_features(&self) -> usize {
+        PackedQuant::out_features(self)
+    }
+    fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        PackedQuant::matmul(self, x, m)
+    }
+    fn row(&self, index: usize) -> Option<Vec<f32>> {
+        PackedQuant::row(self, index)
+    }
+    fn bytes(&self) -> usize {
+        PackedQuant::bytes(self)
     }
 }
 
@@ -103,10 +123,15 @@ impl Linear {
             WeightFormat::Quantized(q) => {
                 let k = weight.dim(1)?;
                 match q.fitting(k) {
-                    Some(q) => Kind::Quantized(Arc::new(QTensor::quantize(
-                        &weight.to_dtype(DType::F32)?,
-                        ggml(q),
-                    )?)),
+                    Some(q) => {
+                        let qt = QTensor::quantize(&weight.to_dtype(DType::F32)?, ggml(q))?;
+                        // q4_0 and q8_0 run on our kernel (measured faster than candle's
+                        // on AVX2); q4_k on candle's.
+                        match pack_quant(&qt, q)? {
+                            Some(p) => Kind::Packed(p),
+                            None => Kind::Quantized(Arc::new(qt)),
+                        }
+                    }
                     None => match packed(&weight)? {
                         Some(p) => Kind::Packed(p),
                         None => {
@@ -208,6 +233,24 @@ fn pack<E: PanelElem + std::fmt::Debug>(w: &Tensor) -> Option<Arc<dyn PackedGemm
     };
     let data = &cpu.as_slice::<f32>().ok()?[layout.start_offset()..][..n * k];
     Some(Arc::new(PackedWeight::<E>::pack(data, n, k)?))
+}
+
+/// Re-lays out a q4_0 / q8_0 tensor for `vlm_kernels`' quantized GEMM; `None` for other
+/// formats or without AVX2.
+fn pack_quant(
+    q: &QTensor,
+    format: Quantization,
+) -> candle_core::Result<Option<Arc<dyn PackedGemm>>> {
+    if !matches!(q.device(), candle_core::Device::Cpu) {
+        return Ok(None);
+    }
+    let (n, k) = q.shape().dims2()?;
+    let data = q.data()?;
+    Ok(match format {
+        Quantization::Q4_0 => PackedQuant::<Q4_0>::pack(&data, n, k).map(|p| Arc::new(p) as _),
+        Quantization::Q8_0 => PackedQuant::<Q8_0>::pack(&data, n, k).map(|p| Arc::new(p) as _),
+        Quantization::Q4K => None,
+    })
 }
 
 fn packed_forward(p: &dyn PackedGemm, xs: &Tensor) -> candle_core::Result<Tensor> {
@@ -364,9 +407,10 @@ mod tests {
                 (Kind::Quantized(q), WeightFormat::Quantized(Quantization::Q4K)) => {
                     assert_eq!(q.dtype(), GgmlDType::Q4K);
                 }
-                (Kind::Quantized(q), _) => {
-                    let flat: Vec<f32> = held.concat();
-                    assert_eq!(flat, reference_dequantize(q), "{format:?}");
+                (Kind::Packed(_), WeightFormat::Quantized(q)) => {
+                    // Our kernel's layout holds exactly candle's (llama.cpp's) blocks.
+                    let blocks = QTensor::quantize(&w, ggml(q)).unwrap();
+                    assert_eq!(held.concat(), reference_dequantize(&blocks), "{format:?}");
                 }
                 (Kind::Packed(_), WeightFormat::Bf16) => {
                     for (h, o) in held.concat().iter().zip(original.concat()) {
@@ -426,7 +470,9 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, (8, 96), &dev).unwrap();
         let q4k = Linear::with_format(w.clone(), None, WeightFormat::Quantized(Quantization::Q4K))
             .unwrap();
-        assert!(matches!(&q4k.kind, Kind::Quantized(q) if q.dtype() == GgmlDType::Q4_0));
+        // q4_0 blocks: 18 bytes per 32 values.
+        assert!(matches!(q4k.kind, Kind::Packed(_)));
+        assert_eq!(q4k.weight_bytes(), 8 * 96 / 32 * 18);
         let w = Tensor::randn(0f32, 1.0, (8, 40), &dev).unwrap();
         let q8 = Linear::with_format(w, None, WeightFormat::Quantized(Quantization::Q8_0)).unwrap();
         assert!(
