@@ -14,13 +14,15 @@ use std::sync::Arc;
 use half::{bf16, f16};
 
 use super::disjoint::OutPtr;
-use super::features::{avx2_fma, f16c};
+use super::features::{avx2_fma, avx512, f16c};
 
 /// Output features per packed panel: two 8-lane vectors.
 pub const PANEL: usize = 16;
 /// Input rows per register tile: 6 rows x 2 vectors = 12 accumulators, plus two weight
 /// vectors and one broadcast, fits the 16 ymm registers.
 const TILE_ROWS: usize = 6;
+/// Input rows per AVX-512 register tile: one 16-lane accumulator each.
+const TILE_ROWS_512: usize = 12;
 /// How far ahead (in `k` steps of one panel row) weights are prefetched.
 const PREFETCH_K: usize = 256;
 /// `k` is walked in blocks of this many so a panel block and the rows' slices of `x` stay
@@ -38,6 +40,12 @@ pub trait PanelElem: Copy + Default + Send + Sync + 'static {
     /// `ptr` must point at 16 readable values, on a CPU with AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load16(ptr: *const Self) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256);
+    /// The same sixteen values as one 16-lane f32 vector.
+    ///
+    /// # Safety
+    /// `ptr` must point at 16 readable values, on a CPU with AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16_512(ptr: *const Self) -> std::arch::x86_64::__m512;
 }
 
 impl PanelElem for f32 {
@@ -53,6 +61,12 @@ impl PanelElem for f32 {
     unsafe fn load16(ptr: *const f32) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
         use std::arch::x86_64::*;
         (_mm256_loadu_ps(ptr), _mm256_loadu_ps(ptr.add(8)))
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load16_512(ptr: *const f32) -> std::arch::x86_64::__m512 {
+        std::arch::x86_64::_mm512_loadu_ps(ptr)
     }
 }
 
@@ -77,6 +91,14 @@ impl PanelElem for bf16 {
             _mm256_castsi256_ps(_mm256_slli_epi32::<16>(hi)),
         )
     }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load16_512(ptr: *const bf16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        let raw = _mm256_loadu_si256(ptr as *const __m256i);
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(raw)))
+    }
 }
 
 impl PanelElem for f16 {
@@ -96,6 +118,13 @@ impl PanelElem for f16 {
             _mm256_cvtph_ps(_mm_loadu_si128(p)),
             _mm256_cvtph_ps(_mm_loadu_si128(p.add(1))),
         )
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load16_512(ptr: *const f16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        _mm512_cvtph_ps(_mm256_loadu_si256(ptr as *const __m256i))
     }
 }
 
@@ -170,6 +199,11 @@ impl<E: PanelElem> PackedWeight<E> {
     /// # Panics
     /// If `x` holds fewer than `m * in_features` values.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_on(x, m, avx512())
+    }
+
+    /// [`matmul`](Self::matmul) with AVX-512 tiles or not (`wide`).
+    fn matmul_on(&self, x: &[f32], m: usize, wide: bool) -> Vec<f32> {
         let (n, k) = (self.out_features, self.in_features);
         assert!(x.len() >= m * k, "gemm_f32: x is shorter than {m} rows");
         let mut y = vec![0f32; m * n];
@@ -187,7 +221,7 @@ impl<E: PanelElem> PackedWeight<E> {
                 // SAFETY: AVX2/FMA (F16C) were detected when the weight was packed; each panel
                 // writes only its own columns `p*PANEL..p*PANEL+cols` of `y`, so the
                 // parallel writes are disjoint, and `y` outlives the parallel loop.
-                unsafe { panel_rows(x, m, k, panel, &mut acc, out, n, p * PANEL, cols) };
+                unsafe { panel_rows(x, m, k, panel, &mut acc, out, n, p * PANEL, cols, wide) };
             }
         });
         y
@@ -208,6 +242,7 @@ unsafe fn panel_rows<E: PanelElem>(
     ldy: usize,
     col0: usize,
     cols: usize,
+    wide: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -217,6 +252,27 @@ unsafe fn panel_rows<E: PanelElem>(
         while k0 < k {
             let k1 = (k0 + K_BLOCK).min(k);
             let mut r = 0;
+            while wide && r < m {
+                // One 16-lane accumulator per row: twelve rows keep both FMA pipes busy.
+                let rows = (m - r).min(TILE_ROWS_512);
+                let x_rows = &x[r * k..(r + rows) * k];
+                let a = &mut acc[r..r + rows];
+                match rows {
+                    12 => tile_avx512::<E, 12>(x_rows, k, k0..k1, panel, a),
+                    11 => tile_avx512::<E, 11>(x_rows, k, k0..k1, panel, a),
+                    10 => tile_avx512::<E, 10>(x_rows, k, k0..k1, panel, a),
+                    9 => tile_avx512::<E, 9>(x_rows, k, k0..k1, panel, a),
+                    8 => tile_avx512::<E, 8>(x_rows, k, k0..k1, panel, a),
+                    7 => tile_avx512::<E, 7>(x_rows, k, k0..k1, panel, a),
+                    6 => tile_avx512::<E, 6>(x_rows, k, k0..k1, panel, a),
+                    5 => tile_avx512::<E, 5>(x_rows, k, k0..k1, panel, a),
+                    4 => tile_avx512::<E, 4>(x_rows, k, k0..k1, panel, a),
+                    3 => tile_avx512::<E, 3>(x_rows, k, k0..k1, panel, a),
+                    2 => tile_avx512::<E, 2>(x_rows, k, k0..k1, panel, a),
+                    _ => tile_avx512::<E, 1>(x_rows, k, k0..k1, panel, a),
+                }
+                r += rows;
+            }
             while r < m {
                 let rows = (m - r).min(TILE_ROWS);
                 let x_rows = &x[r * k..(r + rows) * k];
@@ -238,7 +294,39 @@ unsafe fn panel_rows<E: PanelElem>(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (x, m, k, panel, acc, out, ldy, col0, cols);
+    let _ = (x, m, k, panel, acc, out, ldy, col0, cols, wide);
+}
+
+/// [`tile_avx2`] with one 16-lane vector per row: the same FMA per element per `k`, in
+/// the same order, so the two paths give the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<E: PanelElem, const R: usize>(
+    x: &[f32],
+    k: usize,
+    ks: std::ops::Range<usize>,
+    panel: &[E],
+    acc: &mut [[f32; PANEL]],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() >= R * k && panel.len() >= k * PANEL && acc.len() >= R);
+    debug_assert!(ks.end <= k);
+    let xp = x.as_ptr();
+    let wp = panel.as_ptr();
+    let mut a = [_mm512_setzero_ps(); R];
+    for (ai, row) in a.iter_mut().zip(acc.iter()) {
+        *ai = _mm512_loadu_ps(row.as_ptr());
+    }
+    for kk in ks {
+        let w = E::load16_512(wp.add(kk * PANEL));
+        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add((kk + PREFETCH_K) * PANEL) as *const i8);
+        for (i, ai) in a.iter_mut().enumerate() {
+            *ai = _mm512_fmadd_ps(_mm512_set1_ps(*xp.add(i * k + kk)), w, *ai);
+        }
+    }
+    for (ai, row) in a.iter().zip(acc.iter_mut()) {
+        _mm512_storeu_ps(row.as_mut_ptr(), *ai);
+    }
 }
 
 /// `R` rows of `x` (`[R][k]`) times one panel (`[k][16]`) over `ks`, continuing the
@@ -346,6 +434,29 @@ mod tests {
         );
         half_matches::<bf16>();
         half_matches::<f16>();
+    }
+
+    #[test]
+    fn avx512_tiles_give_the_avx2_bits() {
+        if !avx512() {
+            eprintln!("no AVX-512 here: only the AVX2 path runs");
+            return;
+        }
+        let (n, k, m) = (37, 600, 29);
+        let w = random(n * k, 9);
+        let x = random(m * k, 10);
+        let f32s = PackedWeight::<f32>::pack(&w, n, k).unwrap();
+        assert_eq!(f32s.matmul_on(&x, m, true), f32s.matmul_on(&x, m, false));
+        let halves = PackedWeight::<bf16>::pack(&w, n, k).unwrap();
+        assert_eq!(
+            halves.matmul_on(&x, m, true),
+            halves.matmul_on(&x, m, false)
+        );
+        let halves = PackedWeight::<f16>::pack(&w, n, k).unwrap();
+        assert_eq!(
+            halves.matmul_on(&x, m, true),
+            halves.matmul_on(&x, m, false)
+        );
     }
 
     #[test]

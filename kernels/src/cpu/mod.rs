@@ -7,7 +7,7 @@ pub mod gemm_packed;
 pub mod gemm_quant;
 pub mod paged_attention;
 
-pub use features::{avx2_fma, f16c};
+pub use features::{avx2_fma, avx512, f16c};
 pub use gemm_packed::{PackedF32Weight, PackedWeight, PanelElem};
 pub use gemm_quant::{PackedQuant, QuantBlock, Q4_0, Q8_0};
 pub use paged_attention::{paged_attention, PagedKv, PagedQuery};
