@@ -84,6 +84,16 @@ fn run(args: Args) -> Result<()> {
     let engine = Engine::start(Arc::new(model), config)?;
     let (mut completions, _) = engine.submit_prepared(prompt, params)?.collect_blocking();
     let generation = completions.remove(0);
+    // One request: the engine's latency histograms hold exactly its own figures.
+    let stats = engine.stats();
+    let itl = &stats.inter_token_latency;
+    tracing::info!(
+        prompt_tokens = prompt_token_ids.len(),
+        seconds_to_first_token = format!("{:.2}", stats.time_to_first_token.sum),
+        decode_tokens = itl.count,
+        decode_tokens_per_s = format!("{:.2}", itl.count as f64 / itl.sum.max(1e-9)),
+        "generated"
+    );
     if args.json {
         let out = serde_json::json!({
             "prompt_token_ids": prompt_token_ids,
