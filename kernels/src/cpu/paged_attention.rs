@@ -8,6 +8,7 @@
 //! whether its prefix was computed now or reused from the prefix cache.
 
 use super::disjoint::OutPtr;
+use super::features::avx2_fma;
 use crate::error::KernelError;
 
 /// One layer of a paged cache: `[slots, kv_heads, head_dim]` keys and values, where
@@ -69,60 +70,141 @@ pub fn paged_attention(
     let (kd, vd) = (&kv.keys[..cache], &kv.values[..cache]);
     let mut out = vec![0f32; b * heads * hd];
     let out_ptr = OutPtr(out.as_mut_ptr());
+    let fma = avx2_fma();
+    let shape = Shape {
+        heads,
+        kv_heads,
+        head_dim: hd,
+        block_size,
+        scale,
+    };
     let item = |i: usize| {
         let (s, h) = (i / kv_heads, i % kv_heads);
-        let seq = &seqs[s];
-        let mut scores = vec![0f32; seq.context];
-        let mut acc = vec![0f32; hd];
-        for g in 0..group {
-            let head = h * group + g;
-            let qv = &q[(s * heads + head) * hd..][..hd];
-            let slot_row = |p: usize| {
-                let slot = seq.table[p / block_size] as usize * block_size + p % block_size;
-                (slot * kv_heads + h) * hd
-            };
-            let mut max = f32::NEG_INFINITY;
-            for (p, sc) in scores.iter_mut().enumerate() {
-                *sc = dot(qv, &kd[slot_row(p)..][..hd]) * scale;
-                max = max.max(*sc);
+        let q_rows = &q[s * heads * hd..][..heads * hd];
+        // SAFETY: item `(s, h)` writes only the rows of its own query heads of row `s`,
+        // and `out` outlives the pool call; AVX2/FMA were detected for the `fma` path.
+        unsafe {
+            let out_row = out_ptr.at(s * heads * hd);
+            if fma {
+                attend_fma(q_rows, kd, vd, &seqs[s], h, &shape, out_row)
+            } else {
+                attend_item::<false>(q_rows, kd, vd, &seqs[s], h, &shape, out_row)
             }
-            let mut sum = 0f32;
-            for sc in scores.iter_mut() {
-                *sc = (*sc - max).exp();
-                sum += *sc;
-            }
-            acc.fill(0.0);
-            for (p, sc) in scores.iter().enumerate() {
-                let w = sc / sum;
-                for (a, v) in acc.iter_mut().zip(&vd[slot_row(p)..][..hd]) {
-                    *a += w * v;
-                }
-            }
-            // SAFETY: item `(s, h)` writes only the rows of its own query heads of
-            // sequence `s`; `out` outlives the pool call.
-            unsafe {
-                std::ptr::copy_nonoverlapping(acc.as_ptr(), out_ptr.at((s * heads + head) * hd), hd)
-            };
         }
     };
     candle_core::utils::barrier_pool().execute_chunked(b * kv_heads, |range| range.for_each(item));
     Ok(out)
 }
 
-/// Eight independent partial sums, so the compiler vectorises it; fixed order per call.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// What every work item of one call shares.
+struct Shape {
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    block_size: usize,
+    scale: f32,
+}
+
+/// [`attend_item`] with fused multiply-adds (AVX2 and FMA in eight-lane vectors, the same
+/// on AVX-512 machines).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_fma(
+    q_rows: &[f32],
+    kd: &[f32],
+    vd: &[f32],
+    seq: &PagedQuery<'_>,
+    h: usize,
+    shape: &Shape,
+    out_row: *mut f32,
+) {
+    attend_item::<true>(q_rows, kd, vd, seq, h, shape, out_row)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn attend_fma(
+    q_rows: &[f32],
+    kd: &[f32],
+    vd: &[f32],
+    seq: &PagedQuery<'_>,
+    h: usize,
+    shape: &Shape,
+    out_row: *mut f32,
+) {
+    attend_item::<false>(q_rows, kd, vd, seq, h, shape, out_row)
+}
+
+/// One query row's query heads of kv head `h`: scores against every position it sees,
+/// softmax, and the weighted sum of values, written to `out_row`'s head slots.
+///
+/// # Safety
+/// `out_row` must have room for `heads * head_dim` values that no other item writes.
+#[inline(always)]
+unsafe fn attend_item<const FMA: bool>(
+    q_rows: &[f32],
+    kd: &[f32],
+    vd: &[f32],
+    seq: &PagedQuery<'_>,
+    h: usize,
+    shape: &Shape,
+    out_row: *mut f32,
+) {
+    let (hd, kv_heads, block_size) = (shape.head_dim, shape.kv_heads, shape.block_size);
+    let group = shape.heads / kv_heads;
+    let mut scores = vec![0f32; seq.context];
+    let mut acc = vec![0f32; hd];
+    let slot_row = |p: usize| {
+        let slot = seq.table[p / block_size] as usize * block_size + p % block_size;
+        (slot * kv_heads + h) * hd
+    };
+    for g in 0..group {
+        let head = h * group + g;
+        let qv = &q_rows[head * hd..][..hd];
+        let mut max = f32::NEG_INFINITY;
+        for (p, sc) in scores.iter_mut().enumerate() {
+            *sc = dot::<FMA>(qv, &kd[slot_row(p)..][..hd]) * shape.scale;
+            max = max.max(*sc);
+        }
+        let mut sum = 0f32;
+        for sc in scores.iter_mut() {
+            *sc = (*sc - max).exp();
+            sum += *sc;
+        }
+        acc.fill(0.0);
+        for (p, sc) in scores.iter().enumerate() {
+            axpy::<FMA>(&mut acc, sc / sum, &vd[slot_row(p)..][..hd]);
+        }
+        std::ptr::copy_nonoverlapping(acc.as_ptr(), out_row.add(head * hd), hd);
+    }
+}
+
+/// Eight independent partial sums (one vector), summed in a fixed order.
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let chunks = a.len() / 8 * 8;
     for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
         for l in 0..8 {
-            lanes[l] += ca[l] * cb[l];
+            lanes[l] = if FMA {
+                ca[l].mul_add(cb[l], lanes[l])
+            } else {
+                lanes[l] + ca[l] * cb[l]
+            };
         }
     }
     let mut s = lanes.iter().sum::<f32>();
     for (x, y) in a[chunks..].iter().zip(&b[chunks..]) {
-        s += x * y;
+        s = if FMA { x.mul_add(*y, s) } else { s + x * y };
     }
     s
+}
+
+/// `acc += w * v`.
+#[inline(always)]
+fn axpy<const FMA: bool>(acc: &mut [f32], w: f32, v: &[f32]) {
+    for (a, x) in acc.iter_mut().zip(v) {
+        *a = if FMA { w.mul_add(*x, *a) } else { *a + w * x };
+    }
 }
 
 #[cfg(test)]
