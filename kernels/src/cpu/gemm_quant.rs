@@ -19,8 +19,9 @@ use super::features::{avx2_fma, vnni};
 pub const BLOCK: usize = 32;
 /// Output features whose blocks are stored together.
 const QUAD: usize = 4;
-/// Rows of `x` per register tile: 2 rows x 4 features = 8 accumulators.
-const TILE_ROWS: usize = 2;
+/// Rows of `x` per register tile, at most: 4 rows x 4 features = 16 accumulators with
+/// AVX-512's 32 vector registers, 2 rows (8 accumulators) with AVX2's 16.
+const TILE_ROWS: usize = 4;
 
 /// A block format: how many bytes hold a block's 32 values, and how they become 32
 /// signed bytes.
@@ -190,18 +191,21 @@ impl<B: QuantBlock> PackedQuant<B> {
         let mut y = vec![0f32; m * n];
         let out = OutPtr(y.as_mut_ptr());
         let groups = n.div_ceil(QUAD);
+        let tile = if vnni() { TILE_ROWS } else { 2 };
         candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
             for g in range {
                 let records = &self.data[g * blocks * Self::RECORD..][..blocks * Self::RECORD];
                 let cols = (n - g * QUAD).min(QUAD);
                 let mut r = 0;
                 while r < m {
-                    let rows = (m - r).min(TILE_ROWS);
+                    let rows = (m - r).min(tile);
                     let mut acc = [[0f32; QUAD]; TILE_ROWS];
                     // SAFETY: AVX2/FMA were detected at packing; `xq`/`xd` hold `m` rows
                     // of `blocks` blocks and `records` this group's `blocks` records.
                     unsafe {
                         match rows {
+                            4 => group_tile::<B, 4>(records, blocks, &xq, &xd, r, &mut acc),
+                            3 => group_tile::<B, 3>(records, blocks, &xq, &xd, r, &mut acc),
                             2 => group_tile::<B, 2>(records, blocks, &xq, &xd, r, &mut acc),
                             _ => group_tile::<B, 1>(records, blocks, &xq, &xd, r, &mut acc),
                         }
