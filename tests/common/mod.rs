@@ -18,6 +18,29 @@ pub fn image_bytes(name: &str) -> Vec<u8> {
     std::fs::read(fixtures().join("images").join(name)).unwrap()
 }
 
+/// Waits (up to 30 s) for the engine to hold no KV blocks and run nothing: the response
+/// reaches the client a moment before the engine's bookkeeping of the finished step.
+pub async fn assert_blocks_return(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let used = metric(&server.base, "vlm:kv_cache_blocks_used").await;
+        let running = metric(&server.base, "vlm:num_requests_running").await;
+        if used == 0.0 && running == 0.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "blocks still held: {used}, running {running}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A chat `image_url` content part.
+pub fn image_part(url: &str) -> serde_json::Value {
+    serde_json::json!({"type": "image_url", "image_url": {"url": url}})
+}
+
 pub fn data_url(bytes: &[u8]) -> String {
     use base64::Engine as _;
     format!(

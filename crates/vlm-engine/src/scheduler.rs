@@ -4,7 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 
 use crate::kv_cache::{BlockHash, BlockPool, SeqTokens};
-use crate::sequence::Sequence;
+use crate::sequence::{Request, Sequence};
 
 /// Sequences waiting for admission (FCFS; preempted ones go back to the front) and running.
 /// The scheduler alone changes its queues; the worker reads them and asks for changes.
@@ -68,12 +68,7 @@ impl Scheduler {
         let image_token = self.image_token;
         let seq = &mut self.running[index];
         seq.computed = computed;
-        let tokens = SeqTokens {
-            prompt: &seq.request.prompt.token_ids,
-            output: &seq.output,
-            images: &seq.request.prompt.images,
-            image_token,
-        };
+        let tokens = seq_tokens(&seq.request, &seq.output, image_token);
         seq.hasher.extend(&tokens, pool.block_size(), computed);
         // The hasher may know blocks further on (hashed at admission to look them up);
         // only those now full of computed keys and values are indexed.
@@ -274,12 +269,7 @@ fn take_cached_prefix(seq: &mut Sequence, pool: &mut BlockPool, image_token: u32
         return 0;
     }
     let len = seq.len();
-    let tokens = SeqTokens {
-        prompt: &seq.request.prompt.token_ids,
-        output: &seq.output,
-        images: &seq.request.prompt.images,
-        image_token,
-    };
+    let tokens = seq_tokens(&seq.request, &seq.output, image_token);
     seq.hasher
         .extend(&tokens, pool.block_size(), len.saturating_sub(1));
     let usable = len.saturating_sub(1) / pool.block_size();
@@ -288,4 +278,15 @@ fn take_cached_prefix(seq: &mut Sequence, pool: &mut BlockPool, image_token: u32
     seq.indexed = taken;
     seq.computed = taken * pool.block_size();
     seq.computed
+}
+
+/// A sequence's tokens as the block hasher reads them (taken field by field, so its
+/// hasher can be borrowed mutably alongside).
+fn seq_tokens<'a>(request: &'a Request, output: &'a [u32], image_token: u32) -> SeqTokens<'a> {
+    SeqTokens {
+        prompt: &request.prompt.token_ids,
+        output,
+        images: &request.prompt.images,
+        image_token,
+    }
 }

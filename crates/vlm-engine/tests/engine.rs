@@ -1,27 +1,15 @@
 //! The engine on the fixture checkpoints: batched equals alone, preemption, cancellation,
 //! rejection at submit, seeded sampling, stop strings.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{fixtures, image, model, wait_idle};
 use std::sync::Arc;
 
 use serde_json::Value;
-use vlm_core::{ChatMessage, ContentPart, FinishReason, ImageData, Role, SamplingParams};
+use vlm_core::{ChatMessage, ContentPart, FinishReason, Role, SamplingParams};
 use vlm_engine::{Engine, EngineConfig, EngineError, GenerationRequest, RequestInput};
-use vlm_models::loader::Snapshot;
-use vlm_models::{LoadOptions, VlmModel};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn model(name: &str) -> Arc<VlmModel> {
-    let snapshot = Snapshot::open(fixtures().join(name)).unwrap();
-    Arc::new(VlmModel::load(snapshot, &LoadOptions::default()).unwrap())
-}
-
-fn image(name: &str) -> ImageData {
-    ImageData::new(std::fs::read(fixtures().join("images").join(name)).unwrap())
-}
+use vlm_models::VlmModel;
 
 fn engine(model: &Arc<VlmModel>, kv_cache_gb: f64, max_batched_tokens: usize) -> Engine {
     let config = EngineConfig {
@@ -127,23 +115,6 @@ fn mixed_requests(name: &str) -> Vec<Vec<ChatMessage>> {
         i += 1;
     }
     all
-}
-
-/// The engine's stats once it has nothing running or waiting (the last step's bookkeeping
-/// lands just after its final token is sent).
-fn wait_idle(engine: &Engine) -> vlm_engine::EngineStats {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stats = engine.stats();
-        if stats.running + stats.waiting == 0 && stats.kv_blocks_used == 0 {
-            return stats;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "engine never went idle: {stats:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
 
 fn greedy_alone(

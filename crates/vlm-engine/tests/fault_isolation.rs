@@ -3,12 +3,14 @@
 //! requests batched with them finish with exactly the tokens they get alone, and the engine
 //! goes on serving with every KV block returned.
 
+mod common;
+
+use common::wait_idle;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use vlm_core::{FinishReason, SamplingParams};
-use vlm_engine::{Engine, EngineConfig, EngineStats, GenerationRequest, RequestInput};
+use vlm_engine::{Engine, EngineConfig, GenerationRequest, RequestInput};
 use vlm_models::loader::Snapshot;
 use vlm_models::{LoadOptions, VlmModel};
 
@@ -34,21 +36,6 @@ fn tokens(ids: Vec<u32>, max_tokens: usize) -> GenerationRequest {
 
 fn normal(salt: u32) -> GenerationRequest {
     tokens((0..24).map(|i| 3 + (i * 7 + salt * 13) % 200).collect(), 12)
-}
-
-fn wait_idle(engine: &Engine) -> EngineStats {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let stats = engine.stats();
-        if stats.running + stats.waiting == 0 && stats.kv_blocks_used == 0 {
-            return stats;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "engine never went idle: {stats:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

@@ -3,26 +3,14 @@
 //! same tokens and bit-identical logprobs with the cache as without it, whatever the block
 //! size, the prefill chunk boundaries, the batch, or evictions under a small KV budget.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{image, model, wait_idle};
 use std::sync::Arc;
 
-use vlm_core::{ChatMessage, ContentPart, ImageData, Role, SamplingParams};
-use vlm_engine::{Engine, EngineConfig, EngineStats, GenerationRequest};
-use vlm_models::loader::Snapshot;
-use vlm_models::{LoadOptions, VlmModel};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn model(name: &str) -> Arc<VlmModel> {
-    let snapshot = Snapshot::open(fixtures().join(name)).unwrap();
-    Arc::new(VlmModel::load(snapshot, &LoadOptions::default()).unwrap())
-}
-
-fn image(name: &str) -> ImageData {
-    ImageData::new(std::fs::read(fixtures().join("images").join(name)).unwrap())
-}
+use vlm_core::{ChatMessage, ContentPart, Role, SamplingParams};
+use vlm_engine::{Engine, EngineConfig, GenerationRequest};
+use vlm_models::VlmModel;
 
 /// Prompts that share prefixes in every way evaluation and chat produce them.
 fn text(role: Role, text: String) -> ChatMessage {
@@ -100,21 +88,6 @@ fn run(engine: &Engine, prompts: &[Vec<ChatMessage>], together: bool) -> Output 
         streams.into_iter().map(collect).collect()
     } else {
         prompts.iter().map(|m| collect(request(m))).collect()
-    }
-}
-
-fn wait_idle(engine: &Engine) -> EngineStats {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stats = engine.stats();
-        if stats.running + stats.waiting == 0 && stats.kv_blocks_used == 0 {
-            return stats;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never idle: {stats:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

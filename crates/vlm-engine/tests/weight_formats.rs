@@ -2,23 +2,17 @@
 //! within the format (and with prefix caching), and next-token distributions stay close to
 //! f32's (mean KL divergence and top-1 agreement over every prompt position, printed).
 
-use std::path::PathBuf;
+mod common;
+
+use common::{fixtures, image};
 use std::sync::Arc;
 
 use candle_core::DType;
-use vlm_core::{ChatMessage, ImageData, SamplingParams};
+use vlm_core::{ChatMessage, SamplingParams};
 use vlm_engine::{Engine, EngineConfig, GenerationRequest};
 use vlm_models::decoder::ContiguousKvCache;
 use vlm_models::loader::Snapshot;
 use vlm_models::{LoadOptions, LogitRows, VlmModel};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn image(name: &str) -> ImageData {
-    ImageData::new(std::fs::read(fixtures().join("images").join(name)).unwrap())
-}
 
 fn load(name: &str, dtype: &str, quantize: Option<&str>) -> Arc<VlmModel> {
     let options = LoadOptions::parse("cpu", dtype)
