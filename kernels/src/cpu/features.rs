@@ -41,13 +41,14 @@ pub fn avx512() -> bool {
     }
 }
 
-/// Whether this CPU has AVX-512 VNNI (with VL), which the quantized GEMM uses for its
-/// integer dot products (same integers). `VLM_NO_AVX512=1` turns it off too.
+/// Whether this CPU has AVX-512 VNNI (with BW and VL), which the quantized GEMM uses for
+/// its integer dot products (same integers). `VLM_NO_AVX512=1` turns it off too.
 pub fn vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         avx512()
             && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vnni")
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -1,12 +1,17 @@
 //! GEMM against llama.cpp's q4_0 and q8_0 block formats, as llama.cpp computes it: each
 //! row of `x` is quantized to q8_0 per 32 values, and every block contributes
-//! `d_w * d_x * (integer dot product of its 32 values)`, the integer part done with AVX2
-//! byte multiplies. The weights are re-laid out once so four output features' blocks sit
-//! together and one pass over `x`'s quantized row feeds four dot products.
+//! `d_w * d_x * (integer dot product of its 32 values)`.
 //!
-//! Every output element is accumulated over its blocks in `k` order in one vector of eight
-//! partial sums, summed in a fixed order at the end, however many rows are in the batch:
-//! a sequence gets bit-identical numbers alone or batched.
+//! The weights are re-laid out once, sixteen output features together: per block, their
+//! sixteen f16 scales, then their values made unsigned (q8_0 + 128; q4_0's nibbles as
+//! stored, i.e. + 8) four at a time per feature, so that one AVX-512 VNNI instruction
+//! multiplies four values of `x` (broadcast) into sixteen features' running integer dot
+//! products; the offset comes back out through the block's sum of `x`. Without VNNI the
+//! same integers come from AVX2 byte multiplies, eight features per register.
+//!
+//! Every output element is `acc = fma(float(dot), d_w * d_x, acc)` over its blocks in `k`
+//! order, in its own lane, whatever the number of rows in the batch or the instruction set:
+//! a sequence gets bit-identical numbers alone or batched, on either path.
 
 use std::sync::Arc;
 
@@ -14,85 +19,172 @@ use half::f16;
 
 use super::disjoint::OutPtr;
 use super::features::{avx2_fma, vnni};
+use super::quantize_q8::{quantize_rows, QuantizedRows};
 
 /// Values per block (both formats).
 pub const BLOCK: usize = 32;
-/// Output features whose blocks are stored together.
-const QUAD: usize = 4;
-/// Rows of `x` per register tile, at most: 4 rows x 4 features = 16 accumulators with
-/// AVX-512's 32 vector registers, 2 rows (8 accumulators) with AVX2's 16.
-const TILE_ROWS: usize = 4;
+/// Output features stored together: one AVX-512 register of 32-bit lanes.
+const LANES: usize = 16;
+/// Rows of `x` per register tile, at most: with AVX-512's 32 registers, 6 rows x (two
+/// integer chains + one float accumulator) = 18, plus the weights and scales.
+const TILE_ROWS_VNNI: usize = 6;
+/// With AVX2's 16 registers: 2 rows x two halves x (integer + float) = 8.
+const TILE_ROWS_AVX2: usize = 2;
 
-/// A block format: how many bytes hold a block's 32 values, and how they become 32
-/// signed bytes.
+/// A block format: how its 32 values are stored in the packed layout, and read back.
 pub trait QuantBlock: Send + Sync + 'static {
     /// Bytes of one ggml block (its f16 scale first).
     const GGML_BYTES: usize;
-    /// Bytes of the values alone.
-    const VALUES: usize = Self::GGML_BYTES - 2;
-    /// The block's 32 values as signed bytes, in order.
+    /// Bytes of sixteen features' values in one packed block.
+    const PACKED: usize;
+    /// What the packed (unsigned) values exceed the real ones by.
+    const OFFSET: i32;
+    /// A ggml value byte that holds real zeros (for padding features).
+    const ZERO_BYTE: u8;
+    /// Writes feature `f`'s ggml values (`GGML_BYTES - 2` bytes) into a packed block.
+    fn pack_feature(ggml_values: &[u8], f: usize, packed: &mut [u8]);
+    /// Feature `f`'s 32 real values from a packed block.
+    fn unpack_feature(packed: &[u8], f: usize) -> [i8; BLOCK];
+    /// The ggml block's 32 real values (for references).
+    fn values(ggml_values: &[u8]) -> [i8; BLOCK];
+    /// Sixteen features' unsigned values `4j..4j+4` (`j < 8`), four bytes per feature.
     ///
     /// # Safety
-    /// `ptr` must point at [`VALUES`](Self::VALUES) readable bytes, on a CPU with AVX2.
+    /// `packed` must point at [`PACKED`](Self::PACKED) readable bytes, on a CPU with
+    /// AVX-512BW.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn load(ptr: *const u8) -> std::arch::x86_64::__m256i;
-    /// The same values, plain (for reading a weight back).
-    fn values(bytes: &[u8]) -> [i8; BLOCK];
+    unsafe fn quad_512(packed: *const u8, j: usize) -> std::arch::x86_64::__m512i;
+    /// Eight features' (`half` 0 or 1) true integer dot products over values `4j..4j+4`
+    /// with `x`'s four values broadcast in `xb`, as AVX2 computes them (less
+    /// [`AVX2_OFFSET`](Self::AVX2_OFFSET) times their sum).
+    ///
+    /// # Safety
+    /// As [`quad_512`](Self::quad_512), on a CPU with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn quad_dot_avx2(
+        packed: *const u8,
+        j: usize,
+        half: usize,
+        xb: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256i;
+    /// The offset left in [`quad_dot_avx2`](Self::quad_dot_avx2)'s sums.
+    const AVX2_OFFSET: i32;
 }
 
 /// q4_0: 16 bytes of nibbles; value `i < 16` is byte `i`'s low nibble, `16 + i` its high
-/// one, each minus 8.
+/// one, each minus 8. Packed: vector `j < 4` holds bytes `4j..4j+4` of every feature, so
+/// its low nibbles are values `4j..` and its high nibbles values `16 + 4j..`.
 pub struct Q4_0;
-/// q8_0: 32 signed bytes.
+/// q8_0: 32 signed bytes. Packed: vector `j` holds values `4j..4j+4` + 128.
 pub struct Q8_0;
 
 impl QuantBlock for Q4_0 {
     const GGML_BYTES: usize = 18;
+    const PACKED: usize = 4 * LANES * 4;
+    const OFFSET: i32 = 8;
+    const ZERO_BYTE: u8 = 0x88;
+    const AVX2_OFFSET: i32 = 8;
 
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn load(ptr: *const u8) -> std::arch::x86_64::__m256i {
-        use std::arch::x86_64::*;
-        let bytes = _mm_loadu_si128(ptr as *const __m128i);
-        let lo = _mm_and_si128(bytes, _mm_set1_epi8(0x0f));
-        let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), _mm_set1_epi8(0x0f));
-        _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8))
+    fn pack_feature(ggml_values: &[u8], f: usize, packed: &mut [u8]) {
+        for j in 0..4 {
+            packed[j * LANES * 4 + f * 4..][..4].copy_from_slice(&ggml_values[4 * j..4 * j + 4]);
+        }
     }
 
-    fn values(bytes: &[u8]) -> [i8; BLOCK] {
+    fn unpack_feature(packed: &[u8], f: usize) -> [i8; BLOCK] {
+        let mut ggml = [0u8; 16];
+        for j in 0..4 {
+            ggml[4 * j..4 * j + 4].copy_from_slice(&packed[j * LANES * 4 + f * 4..][..4]);
+        }
+        Self::values(&ggml)
+    }
+
+    fn values(ggml_values: &[u8]) -> [i8; BLOCK] {
         let mut v = [0i8; BLOCK];
-        for (i, &b) in bytes[..16].iter().enumerate() {
+        for (i, &b) in ggml_values[..16].iter().enumerate() {
             v[i] = (b & 0x0f) as i8 - 8;
             v[i + 16] = (b >> 4) as i8 - 8;
         }
         v
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn quad_512(packed: *const u8, j: usize) -> std::arch::x86_64::__m512i {
+        use std::arch::x86_64::*;
+        let v = _mm512_loadu_si512(packed.add((j % 4) * LANES * 4) as *const _);
+        let v = if j < 4 { v } else { _mm512_srli_epi16::<4>(v) };
+        _mm512_and_si512(v, _mm512_set1_epi8(0x0f))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn quad_dot_avx2(
+        packed: *const u8,
+        j: usize,
+        half: usize,
+        xb: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256i {
+        use std::arch::x86_64::*;
+        let v = _mm256_loadu_si256(packed.add((j % 4) * LANES * 4 + half * 32) as *const _);
+        let v = if j < 4 { v } else { _mm256_srli_epi16::<4>(v) };
+        let w = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+        // 0..15 times -127..127, in pairs: far inside maddubs' 16 bits.
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, xb), _mm256_set1_epi16(1))
+    }
 }
 
 impl QuantBlock for Q8_0 {
     const GGML_BYTES: usize = 34;
+    const PACKED: usize = 8 * LANES * 4;
+    const OFFSET: i32 = 128;
+    const ZERO_BYTE: u8 = 0;
+    const AVX2_OFFSET: i32 = 0;
 
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn load(ptr: *const u8) -> std::arch::x86_64::__m256i {
-        use std::arch::x86_64::*;
-        _mm256_loadu_si256(ptr as *const __m256i)
+    fn pack_feature(ggml_values: &[u8], f: usize, packed: &mut [u8]) {
+        for j in 0..8 {
+            for t in 0..4 {
+                packed[j * LANES * 4 + f * 4 + t] = ggml_values[4 * j + t] ^ 0x80;
+            }
+        }
     }
 
-    fn values(bytes: &[u8]) -> [i8; BLOCK] {
-        let mut v = [0i8; BLOCK];
-        for (o, &b) in v.iter_mut().zip(&bytes[..BLOCK]) {
-            *o = b as i8;
-        }
-        v
+    fn unpack_feature(packed: &[u8], f: usize) -> [i8; BLOCK] {
+        std::array::from_fn(|i| (packed[(i / 4) * LANES * 4 + f * 4 + i % 4] ^ 0x80) as i8)
+    }
+
+    fn values(ggml_values: &[u8]) -> [i8; BLOCK] {
+        std::array::from_fn(|i| ggml_values[i] as i8)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn quad_512(packed: *const u8, j: usize) -> std::arch::x86_64::__m512i {
+        use std::arch::x86_64::*;
+        _mm512_loadu_si512(packed.add(j * LANES * 4) as *const _)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn quad_dot_avx2(
+        packed: *const u8,
+        j: usize,
+        half: usize,
+        xb: std::arch::x86_64::__m256i,
+    ) -> std::arch::x86_64::__m256i {
+        use std::arch::x86_64::*;
+        let u = _mm256_loadu_si256(packed.add(j * LANES * 4 + half * 32) as *const _);
+        // Back to signed, then |w| times x with w's sign: at most 2 * 128 * 127 per pair,
+        // inside maddubs' 16 bits (the unsigned values themselves would overflow them).
+        let w = _mm256_xor_si256(u, _mm256_set1_epi8(i8::MIN));
+        let prod = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xb, w));
+        _mm256_madd_epi16(prod, _mm256_set1_epi16(1))
     }
 }
 
 /// A `[out_features, in_features]` weight in block format `B`, re-laid out for
-/// [`matmul`](Self::matmul): per group of four features and per block, their four f16
-/// scales, then their four blocks' values.
+/// [`matmul`](Self::matmul): per group of sixteen features and per block, their sixteen
+/// f16 scales, then their values ([`QuantBlock::PACKED`] bytes).
 pub struct PackedQuant<B> {
     data: Arc<Vec<u8>>,
     out_features: usize,
@@ -113,8 +205,8 @@ impl<B> std::fmt::Debug for PackedQuant<B> {
 }
 
 impl<B: QuantBlock> PackedQuant<B> {
-    /// Bytes of one (group, block) record: four scales and four blocks of values.
-    const RECORD: usize = QUAD * 2 + QUAD * B::VALUES;
+    /// Bytes of one (group, block) record: sixteen scales, then the values.
+    const RECORD: usize = LANES * 2 + B::PACKED;
 
     /// Re-lays out ggml blocks (row-major: each feature's `in / 32` blocks in order). `None`
     /// when this CPU lacks AVX2/FMA, `in_features` is not a multiple of 32, or `ggml` has
@@ -128,16 +220,22 @@ impl<B: QuantBlock> PackedQuant<B> {
         if ggml.len() != n * blocks * B::GGML_BYTES {
             return None;
         }
-        let groups = n.div_ceil(QUAD);
-        // Padding features have zero scales and values.
+        let groups = n.div_ceil(LANES);
+        // Padding features have zero scales (and zero values, offset like the rest).
         let mut data = vec![0u8; groups * blocks * Self::RECORD];
-        for j in 0..n {
-            let (g, c) = (j / QUAD, j % QUAD);
+        let zero = [B::ZERO_BYTE; 32];
+        for j in 0..groups * LANES {
+            let (g, f) = (j / LANES, j % LANES);
             for b in 0..blocks {
-                let src = &ggml[(j * blocks + b) * B::GGML_BYTES..][..B::GGML_BYTES];
                 let record = &mut data[(g * blocks + b) * Self::RECORD..][..Self::RECORD];
-                record[c * 2..c * 2 + 2].copy_from_slice(&src[..2]);
-                record[QUAD * 2 + c * B::VALUES..][..B::VALUES].copy_from_slice(&src[2..]);
+                let (scales, values) = record.split_at_mut(LANES * 2);
+                if j < n {
+                    let src = &ggml[(j * blocks + b) * B::GGML_BYTES..][..B::GGML_BYTES];
+                    scales[f * 2..f * 2 + 2].copy_from_slice(&src[..2]);
+                    B::pack_feature(&src[2..], f, values);
+                } else {
+                    B::pack_feature(&zero, f, values);
+                }
             }
         }
         Some(Self {
@@ -166,12 +264,12 @@ impl<B: QuantBlock> PackedQuant<B> {
             return None;
         }
         let blocks = self.in_features / BLOCK;
-        let (g, c) = (index / QUAD, index % QUAD);
+        let (g, f) = (index / LANES, index % LANES);
         let mut row = Vec::with_capacity(self.in_features);
         for b in 0..blocks {
             let record = &self.data[(g * blocks + b) * Self::RECORD..][..Self::RECORD];
-            let d = f16::from_le_bytes([record[c * 2], record[c * 2 + 1]]).to_f32();
-            let values = B::values(&record[QUAD * 2 + c * B::VALUES..][..B::VALUES]);
+            let d = f16::from_le_bytes([record[f * 2], record[f * 2 + 1]]).to_f32();
+            let values = B::unpack_feature(&record[LANES * 2..], f);
             row.extend(values.iter().map(|&v| d * f32::from(v)));
         }
         Some(row)
@@ -187,36 +285,37 @@ impl<B: QuantBlock> PackedQuant<B> {
         let (n, k) = (self.out_features, self.in_features);
         assert!(x.len() >= m * k, "gemm_quant: x is shorter than {m} rows");
         let blocks = k / BLOCK;
-        let (xq, xd) = quantize_rows(&x[..m * k], m, k);
+        let xq = quantize_rows(&x[..m * k], m, k);
         let mut y = vec![0f32; m * n];
         let out = OutPtr(y.as_mut_ptr());
-        let groups = n.div_ceil(QUAD);
-        let tile = if vnni() { TILE_ROWS } else { 2 };
+        let groups = n.div_ceil(LANES);
+        let wide = vnni();
+        let tile = if wide { TILE_ROWS_VNNI } else { TILE_ROWS_AVX2 };
         candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
             for g in range {
                 let records = &self.data[g * blocks * Self::RECORD..][..blocks * Self::RECORD];
-                let cols = (n - g * QUAD).min(QUAD);
+                let cols = (n - g * LANES).min(LANES);
                 let mut r = 0;
                 while r < m {
                     let rows = (m - r).min(tile);
-                    let mut acc = [[0f32; QUAD]; TILE_ROWS];
-                    // SAFETY: AVX2/FMA were detected at packing; `xq`/`xd` hold `m` rows
-                    // of `blocks` blocks and `records` this group's `blocks` records.
-                    unsafe {
-                        match rows {
-                            4 => group_tile::<B, 4>(records, blocks, &xq, &xd, r, &mut acc),
-                            3 => group_tile::<B, 3>(records, blocks, &xq, &xd, r, &mut acc),
-                            2 => group_tile::<B, 2>(records, blocks, &xq, &xd, r, &mut acc),
-                            _ => group_tile::<B, 1>(records, blocks, &xq, &xd, r, &mut acc),
-                        }
-                    }
+                    let mut acc = [[0f32; LANES]; TILE_ROWS_VNNI];
+                    let at = Tile {
+                        records: records.as_ptr(),
+                        blocks,
+                        x: &xq,
+                        row0: r,
+                    };
+                    // SAFETY: AVX2/FMA were detected at packing (VNNI and AVX-512BW just
+                    // now); `xq` holds `m` rows of `blocks` blocks and `records` this
+                    // group's `blocks` records.
+                    unsafe { at.run::<B>(rows, wide, &mut acc) };
                     for (i, row) in acc.iter().take(rows).enumerate() {
                         // SAFETY: group `g` writes only its own columns of `y`, which
                         // outlives the pool call.
                         unsafe {
                             std::ptr::copy_nonoverlapping(
                                 row.as_ptr(),
-                                out.at((r + i) * n + g * QUAD),
+                                out.at((r + i) * n + g * LANES),
                                 cols,
                             )
                         };
@@ -229,139 +328,146 @@ impl<B: QuantBlock> PackedQuant<B> {
     }
 }
 
-/// llama.cpp's `quantize_row_q8_0` on every row: per 32 values, `d = max|x| / 127` and
-/// `q = round(x / d)` (half away from zero). Returns the values and each block's `d`.
-fn quantize_rows(x: &[f32], m: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
-    let blocks = m * (k / BLOCK);
-    let mut q = vec![0i8; m * k];
-    let mut d = vec![0f32; blocks];
-    for ((xs, qs), d) in x
-        .chunks_exact(BLOCK)
-        .zip(q.chunks_exact_mut(BLOCK))
-        .zip(&mut d)
-    {
-        let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let scale = amax / 127.0;
-        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-        for (o, v) in qs.iter_mut().zip(xs) {
-            *o = (v * inv).round() as i8;
+/// One register tile's inputs: a feature group's records and rows `row0..` of `x`.
+struct Tile<'a> {
+    records: *const u8,
+    blocks: usize,
+    x: &'a QuantizedRows,
+    row0: usize,
+}
+
+impl Tile<'_> {
+    /// `rows` rows against the group's sixteen features into `out[..rows]`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2/FMA/F16C, and AVX-512 F/BW/VNNI when `wide`; `rows` is at most
+    /// that path's tile; the records and rows exist.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn run<B: QuantBlock>(
+        &self,
+        rows: usize,
+        wide: bool,
+        out: &mut [[f32; LANES]; TILE_ROWS_VNNI],
+    ) {
+        macro_rules! dispatch {
+            ($f:ident, $($r:literal)+) => {
+                match rows {
+                    $($r => self.$f::<B, $r>(out),)+
+                    _ => unreachable!("tile of {rows} rows"),
+                }
+            };
         }
-        // The scale as ggml stores it (f16), which the dot product then uses.
-        *d = f16::from_f32(scale).to_f32();
-    }
-    (q, d)
-}
-
-/// `R` rows (from `row0`) against one group of four features over all blocks, with the
-/// integer dot products in AVX-512 VNNI's one instruction where the CPU has it (the same
-/// integers: no pair of byte products can saturate maddubs' 16 bits here).
-#[cfg(target_arch = "x86_64")]
-unsafe fn group_tile<B: QuantBlock, const R: usize>(
-    records: &[u8],
-    blocks: usize,
-    xq: &[i8],
-    xd: &[f32],
-    row0: usize,
-    out: &mut [[f32; QUAD]; TILE_ROWS],
-) {
-    if vnni() {
-        group_tile_vnni::<B, R>(records, blocks, xq, xd, row0, out)
-    } else {
-        group_tile_avx2::<B, R>(records, blocks, xq, xd, row0, out)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn group_tile_avx2<B: QuantBlock, const R: usize>(
-    records: &[u8],
-    blocks: usize,
-    xq: &[i8],
-    xd: &[f32],
-    row0: usize,
-    out: &mut [[f32; QUAD]; TILE_ROWS],
-) {
-    group_tile_body::<B, R, false>(records, blocks, xq, xd, row0, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn group_tile_vnni<B: QuantBlock, const R: usize>(
-    records: &[u8],
-    blocks: usize,
-    xq: &[i8],
-    xd: &[f32],
-    row0: usize,
-    out: &mut [[f32; QUAD]; TILE_ROWS],
-) {
-    group_tile_body::<B, R, true>(records, blocks, xq, xd, row0, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn group_tile_body<B: QuantBlock, const R: usize, const VNNI: bool>(
-    records: &[u8],
-    blocks: usize,
-    xq: &[i8],
-    xd: &[f32],
-    row0: usize,
-    out: &mut [[f32; QUAD]; TILE_ROWS],
-) {
-    use std::arch::x86_64::*;
-    let record = PackedQuant::<B>::RECORD;
-    let k = blocks * BLOCK;
-    let mut acc = [[_mm256_setzero_ps(); QUAD]; R];
-    let ones = _mm256_set1_epi16(1);
-    let rp = records.as_ptr();
-    for b in 0..blocks {
-        let rec = rp.add(b * record);
-        _mm_prefetch::<_MM_HINT_T0>(rec.wrapping_add(8 * record) as *const i8);
-        let scales = _mm_cvtph_ps(_mm_loadl_epi64(rec as *const __m128i));
-        let mut dw = [0f32; 4];
-        _mm_storeu_ps(dw.as_mut_ptr(), scales);
-        let mut xs = [_mm256_setzero_si256(); R];
-        let mut dx = [0f32; R];
-        for i in 0..R {
-            xs[i] =
-                _mm256_loadu_si256(xq.as_ptr().add((row0 + i) * k + b * BLOCK) as *const __m256i);
-            dx[i] = xd[(row0 + i) * blocks + b];
+        if wide {
+            dispatch!(vnni_tile, 1 2 3 4 5 6)
+        } else {
+            dispatch!(avx2_tile, 1 2)
         }
-        for c in 0..QUAD {
-            let w = B::load(rec.add(QUAD * 2 + c * B::VALUES));
-            // |w| times x with w's sign: maddubs multiplies unsigned by signed bytes.
-            let aw = _mm256_sign_epi8(w, w);
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn run<B: QuantBlock>(&self, _: usize, _: bool, _: &mut [[f32; LANES]; TILE_ROWS_VNNI]) {
+        unreachable!("packing needs AVX2")
+    }
+
+    /// Row `i`'s four values `4j..4j+4` of block `b`, as one 32-bit integer.
+    #[inline(always)]
+    unsafe fn x_quad(&self, i: usize, b: usize, j: usize) -> i32 {
+        let k = self.blocks * BLOCK;
+        std::ptr::read_unaligned(
+            self.x
+                .q
+                .as_ptr()
+                .add((self.row0 + i) * k + b * BLOCK + 4 * j) as *const i32,
+        )
+    }
+
+    #[inline(always)]
+    fn x_block(&self, i: usize, b: usize) -> usize {
+        (self.row0 + i) * self.blocks + b
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
+    unsafe fn vnni_tile<B: QuantBlock, const R: usize>(
+        &self,
+        out: &mut [[f32; LANES]; TILE_ROWS_VNNI],
+    ) {
+        use std::arch::x86_64::*;
+        let record = PackedQuant::<B>::RECORD;
+        let mut acc = [_mm512_setzero_ps(); R];
+        for b in 0..self.blocks {
+            let rec = self.records.add(b * record);
+            _mm_prefetch::<_MM_HINT_T0>(rec.wrapping_add(4 * record) as *const i8);
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(rec as *const __m256i));
+            let values = rec.add(LANES * 2);
+            // Two independent chains (even and odd quads) so one row does not wait on
+            // the multiply's latency; their sum is the same integer.
+            let mut even: [__m512i; R] = std::array::from_fn(|i| {
+                _mm512_set1_epi32(-B::OFFSET * self.x.sum[self.x_block(i, b)])
+            });
+            let mut odd = [_mm512_setzero_si512(); R];
+            for j in (0..8).step_by(2) {
+                let w0 = B::quad_512(values, j);
+                let w1 = B::quad_512(values, j + 1);
+                for i in 0..R {
+                    even[i] =
+                        _mm512_dpbusd_epi32(even[i], w0, _mm512_set1_epi32(self.x_quad(i, b, j)));
+                    odd[i] = _mm512_dpbusd_epi32(
+                        odd[i],
+                        w1,
+                        _mm512_set1_epi32(self.x_quad(i, b, j + 1)),
+                    );
+                }
+            }
             for i in 0..R {
-                let sx = _mm256_sign_epi8(xs[i], w);
-                let dot = if VNNI {
-                    _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx)
-                } else {
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones)
-                };
-                let scale = _mm256_set1_ps(dw[c] * dx[i]);
-                acc[i][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[i][c]);
+                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even[i], odd[i]));
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(self.x.d[self.x_block(i, b)]));
+                acc[i] = _mm512_fmadd_ps(dot, scale, acc[i]);
             }
         }
-    }
-    for i in 0..R {
-        for c in 0..QUAD {
-            let mut lanes = [0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[i][c]);
-            out[i][c] = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-                + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        for i in 0..R {
+            _mm512_storeu_ps(out[i].as_mut_ptr(), acc[i]);
         }
     }
-}
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn group_tile<B: QuantBlock, const R: usize>(
-    _: &[u8],
-    _: usize,
-    _: &[i8],
-    _: &[f32],
-    _: usize,
-    _: &mut [[f32; QUAD]; TILE_ROWS],
-) {
-    unreachable!("packing needs AVX2")
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn avx2_tile<B: QuantBlock, const R: usize>(
+        &self,
+        out: &mut [[f32; LANES]; TILE_ROWS_VNNI],
+    ) {
+        use std::arch::x86_64::*;
+        let record = PackedQuant::<B>::RECORD;
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for b in 0..self.blocks {
+            let rec = self.records.add(b * record);
+            _mm_prefetch::<_MM_HINT_T0>(rec.wrapping_add(4 * record) as *const i8);
+            let dw = [
+                _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i)),
+                _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i)),
+            ];
+            let values = rec.add(LANES * 2);
+            for i in 0..R {
+                let offset = _mm256_set1_epi32(-B::AVX2_OFFSET * self.x.sum[self.x_block(i, b)]);
+                let mut dot = [offset; 2];
+                for j in 0..8 {
+                    let xb = _mm256_set1_epi32(self.x_quad(i, b, j));
+                    for (h, d) in dot.iter_mut().enumerate() {
+                        *d = _mm256_add_epi32(*d, B::quad_dot_avx2(values, j, h, xb));
+                    }
+                }
+                let dx = _mm256_set1_ps(self.x.d[self.x_block(i, b)]);
+                for h in 0..2 {
+                    let scale = _mm256_mul_ps(dw[h], dx);
+                    acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h]), scale, acc[i][h]);
+                }
+            }
+        }
+        for i in 0..R {
+            _mm256_storeu_ps(out[i].as_mut_ptr(), acc[i][0]);
+            _mm256_storeu_ps(out[i].as_mut_ptr().add(8), acc[i][1]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -375,21 +481,20 @@ mod tests {
         for _ in 0..n * k / BLOCK {
             let d = f16::from_f32(rng.random_range(0.001f32..0.05));
             out.extend(d.to_le_bytes());
-            out.extend((0..B::VALUES).map(|_| rng.random::<u8>()));
+            out.extend((0..B::GGML_BYTES - 2).map(|_| rng.random::<u8>()));
         }
         out
     }
 
     /// Exact reference: each block's integer dot product, scaled by `d_w * d_x`, summed
     /// in f64.
-    fn check<B: QuantBlock>() {
-        let (n, k, m) = (11, 96, 5);
+    fn check<B: QuantBlock>(n: usize, k: usize, m: usize) {
         let ggml = random_ggml::<B>(n, k, 7);
         let packed = PackedQuant::<B>::pack(&ggml, n, k).unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(8);
         let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0f32..2.0)).collect();
         let y = packed.matmul(&x, m);
-        let (xq, xd) = quantize_rows(&x, m, k);
+        let xq = quantize_rows(&x, m, k);
         let blocks = k / BLOCK;
         for r in 0..m {
             for j in 0..n {
@@ -399,9 +504,9 @@ mod tests {
                     let dw = f16::from_le_bytes([src[0], src[1]]).to_f32();
                     let w = B::values(&src[2..]);
                     let dot: i32 = (0..BLOCK)
-                        .map(|i| i32::from(w[i]) * i32::from(xq[r * k + b * BLOCK + i]))
+                        .map(|i| i32::from(w[i]) * i32::from(xq.q[r * k + b * BLOCK + i]))
                         .sum();
-                    want += f64::from(dw * xd[r * blocks + b]) * f64::from(dot);
+                    want += f64::from(dw * xq.d[r * blocks + b]) * f64::from(dot);
                 }
                 let got = f64::from(y[r * n + j]);
                 assert!(
@@ -423,47 +528,58 @@ mod tests {
     #[test]
     fn q4_0_and_q8_0_match_the_integer_reference_and_rows_are_batch_invariant() {
         assert!(avx2_fma(), "the quantized kernels are not exercised");
-        check::<Q4_0>();
-        check::<Q8_0>();
+        // 37 features: two full groups and a padded one; 13 rows: tiles of 6, 6 and 1
+        // (AVX-512) or 2 ... 1 (AVX2).
+        check::<Q4_0>(37, 96, 13);
+        check::<Q8_0>(37, 96, 13);
+        check::<Q8_0>(5, 64, 2);
     }
 
+    /// Both instruction sets give the same bits for every tile height.
     #[test]
     fn vnni_gives_the_avx2_bits() {
         if !vnni() {
             eprintln!("no AVX-512 VNNI here: only the AVX2 path runs");
             return;
         }
-        let (n, k, m) = (8, 256, 3);
-        {
-            let ggml = random_ggml::<Q8_0>(n, k, 3);
-            let packed = PackedQuant::<Q8_0>::pack(&ggml, n, k).unwrap();
+        fn compare<B: QuantBlock>() {
+            let (n, k, m) = (32, 256, 6);
+            let packed = PackedQuant::<B>::pack(&random_ggml::<B>(n, k, 3), n, k).unwrap();
             let mut rng = rand::rngs::StdRng::seed_from_u64(4);
             let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-3.0f32..3.0)).collect();
-            let (xq, xd) = quantize_rows(&x, m, k);
+            let xq = quantize_rows(&x, m, k);
             let blocks = k / BLOCK;
-            for g in 0..n / QUAD {
-                let records = &packed.data[g * blocks * PackedQuant::<Q8_0>::RECORD..]
-                    [..blocks * PackedQuant::<Q8_0>::RECORD];
-                let (mut a, mut b) = ([[0f32; QUAD]; TILE_ROWS], [[0f32; QUAD]; TILE_ROWS]);
-                unsafe {
-                    group_tile_avx2::<Q8_0, 2>(records, blocks, &xq, &xd, 0, &mut a);
-                    group_tile_vnni::<Q8_0, 2>(records, blocks, &xq, &xd, 0, &mut b);
+            let record = PackedQuant::<B>::RECORD;
+            for g in 0..n / LANES {
+                let records = packed.data[g * blocks * record..].as_ptr();
+                let mut wide = [[0f32; LANES]; TILE_ROWS_VNNI];
+                let tile = |row0| Tile {
+                    records,
+                    blocks,
+                    x: &xq,
+                    row0,
+                };
+                unsafe { tile(0).run::<B>(6, true, &mut wide) };
+                for row0 in (0..m).step_by(2) {
+                    let mut narrow = [[0f32; LANES]; TILE_ROWS_VNNI];
+                    unsafe { tile(row0).run::<B>(2, false, &mut narrow) };
+                    assert_eq!(wide[row0..row0 + 2], narrow[..2], "group {g} rows {row0}..");
                 }
-                assert_eq!(a, b, "group {g}");
+                for rows in 1..=TILE_ROWS_VNNI {
+                    let mut part = [[0f32; LANES]; TILE_ROWS_VNNI];
+                    unsafe { tile(0).run::<B>(rows, true, &mut part) };
+                    assert_eq!(wide[..rows], part[..rows], "group {g}, {rows} rows");
+                }
             }
         }
+        compare::<Q4_0>();
+        compare::<Q8_0>();
     }
 
     #[test]
-    fn activations_quantize_as_llama_cpp() {
-        let mut x = vec![0f32; 64];
-        x[0] = 1.27;
-        x[1] = -0.6;
-        x[2] = 0.02;
-        let (q, d) = quantize_rows(&x, 1, 64);
-        assert_eq!(d[0], f16::from_f32(0.01).to_f32());
-        assert_eq!(&q[..3], &[127, -60, 2]);
-        assert_eq!(d[1], 0.0, "an all-zero block has a zero scale");
+    fn packing_refuses_shapes_it_cannot_hold() {
         assert!(PackedQuant::<Q4_0>::pack(&[0; 18], 1, 40).is_none());
+        assert!(PackedQuant::<Q8_0>::pack(&[0; 33], 1, 32).is_none());
+        assert!(PackedQuant::<Q8_0>::pack(&[0; 34], 1, 32).is_some());
     }
 }

@@ -6,6 +6,7 @@ mod features;
 pub mod gemm_packed;
 pub mod gemm_quant;
 pub mod paged_attention;
+mod quantize_q8;
 
 pub use features::{avx2_fma, avx512, f16c};
 pub use gemm_packed::{PackedF32Weight, PackedWeight, PanelElem};

@@ -467,12 +467,12 @@ mod tests {
     #[test]
     fn a_width_the_blocks_do_not_divide_falls_back() {
         let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 1.0, (8, 96), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (16, 96), &dev).unwrap();
         let q4k = Linear::with_format(w.clone(), None, WeightFormat::Quantized(Quantization::Q4K))
             .unwrap();
         // q4_0 blocks: 18 bytes per 32 values.
         assert!(matches!(q4k.kind, Kind::Packed(_)));
-        assert_eq!(q4k.weight_bytes(), 8 * 96 / 32 * 18);
+        assert_eq!(q4k.weight_bytes(), 16 * 96 / 32 * 18);
         let w = Tensor::randn(0f32, 1.0, (8, 40), &dev).unwrap();
         let q8 = Linear::with_format(w, None, WeightFormat::Quantized(Quantization::Q8_0)).unwrap();
         assert!(
