@@ -447,7 +447,7 @@ impl Tile<'_> {
                 _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i)),
             ];
             let values = rec.add(LANES * 2);
-            for i in 0..R {
+            for (i, acc) in acc.iter_mut().enumerate() {
                 let offset = _mm256_set1_epi32(-B::AVX2_OFFSET * self.x.sum[self.x_block(i, b)]);
                 let mut dot = [offset; 2];
                 for j in 0..8 {
@@ -457,9 +457,9 @@ impl Tile<'_> {
                     }
                 }
                 let dx = _mm256_set1_ps(self.x.d[self.x_block(i, b)]);
-                for h in 0..2 {
-                    let scale = _mm256_mul_ps(dw[h], dx);
-                    acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h]), scale, acc[i][h]);
+                for ((acc, dw), dot) in acc.iter_mut().zip(dw).zip(dot) {
+                    let scale = _mm256_mul_ps(dw, dx);
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, *acc);
                 }
             }
         }
