@@ -7,8 +7,10 @@
 //! `0..=p`, never on the rest of the batch, on where a prefill chunk started, or on
 //! whether its prefix was computed now or reused from the prefix cache.
 
+use super::attend_wide::{self, RowKeys};
 use super::disjoint::OutPtr;
 use super::features::avx2_fma;
+use super::softmax_exp::exp_shifted_fma;
 use crate::error::KernelError;
 
 /// One layer of a paged cache: `[slots, kv_heads, head_dim]` keys and values, where
@@ -71,6 +73,7 @@ pub fn paged_attention(
     let mut out = vec![0f32; b * heads * hd];
     let out_ptr = OutPtr(out.as_mut_ptr());
     let fma = avx2_fma();
+    let wide = attend_wide::serves(hd) && group <= attend_wide::MAX_HEADS;
     let shape = Shape {
         heads,
         kv_heads,
@@ -85,7 +88,9 @@ pub fn paged_attention(
         // and `out` outlives the pool call; AVX2/FMA were detected for the `fma` path.
         unsafe {
             let out_row = out_ptr.at(s * heads * hd);
-            if fma {
+            if wide {
+                attend_wide_item(q_rows, kd, vd, &seqs[s], h, &shape, out_row)
+            } else if fma {
                 attend_fma(q_rows, kd, vd, &seqs[s], h, &shape, out_row)
             } else {
                 attend_item::<false>(q_rows, kd, vd, &seqs[s], h, &shape, out_row)
@@ -103,6 +108,42 @@ struct Shape {
     head_dim: usize,
     block_size: usize,
     scale: f32,
+}
+
+/// One query row's query heads of kv head `h` through [`attend_wide`], the positions'
+/// offsets worked out once for the whole group.
+///
+/// # Safety
+/// As [`attend_item`], and [`attend_wide::serves`] holds for the head dimension.
+unsafe fn attend_wide_item(
+    q_rows: &[f32],
+    kd: &[f32],
+    vd: &[f32],
+    seq: &PagedQuery<'_>,
+    h: usize,
+    shape: &Shape,
+    out_row: *mut f32,
+) {
+    let (hd, kv_heads, block_size) = (shape.head_dim, shape.kv_heads, shape.block_size);
+    let group = shape.heads / kv_heads;
+    let offsets: Vec<usize> = seq
+        .table
+        .iter()
+        .flat_map(|&blk| (0..block_size).map(move |i| blk as usize * block_size + i))
+        .take(seq.context)
+        .map(|slot| (slot * kv_heads + h) * hd)
+        .collect();
+    let row = RowKeys {
+        keys: kd,
+        values: vd,
+        offsets: &offsets,
+        head_dim: hd,
+        scale: shape.scale,
+    };
+    let mut scores = vec![0f32; group * seq.context];
+    let heads = h * group * hd..(h + 1) * group * hd;
+    let out = std::slice::from_raw_parts_mut(out_row.add(heads.start), heads.len());
+    attend_wide::attend_heads(&row, &q_rows[heads], &mut scores, out);
 }
 
 /// [`attend_item`] with fused multiply-adds (AVX2 and FMA in eight-lane vectors, the same
@@ -184,68 +225,6 @@ unsafe fn attend_item<const FMA: bool>(
     }
 }
 
-/// `v = exp(v - max)` for every score, eight at a time: Cephes' `expf` (a degree-6
-/// polynomial on `r = x - n ln 2`, scaled by `2^n`), within 2 ulp of `exp` for the
-/// arguments softmax gives it (`<= 0`); arguments below -87.3 give `exp(-87.3)`, about
-/// 1e-38, instead of a subnormal. Each score's result depends only on its own value.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn exp_shifted_fma(scores: &mut [f32], max: f32) {
-    use std::arch::x86_64::*;
-    let one = _mm256_set1_ps(1.0);
-    let shift = _mm256_set1_ps(max);
-    let lowest = _mm256_set1_ps(-87.336_54);
-    let log2e = _mm256_set1_ps(std::f32::consts::LOG2_E);
-    let ln2_hi = _mm256_set1_ps(0.693_359_4);
-    let ln2_lo = _mm256_set1_ps(-2.121_944_4e-4);
-    let coefficients = [
-        1.987_569_1e-4f32,
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ];
-    let exp8 = |x: __m256| {
-        let x = _mm256_max_ps(_mm256_sub_ps(x, shift), lowest);
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(x, log2e),
-        );
-        let r = _mm256_fnmadd_ps(n, ln2_hi, x);
-        let r = _mm256_fnmadd_ps(n, ln2_lo, r);
-        let mut p = _mm256_set1_ps(coefficients[0]);
-        for &c in &coefficients[1..] {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-        }
-        let r2 = _mm256_mul_ps(r, r);
-        let y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), one);
-        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        _mm256_mul_ps(y, _mm256_castsi256_ps(bits))
-    };
-    let full = scores.len() / 8 * 8;
-    for chunk in scores[..full].chunks_exact_mut(8) {
-        _mm256_storeu_ps(chunk.as_mut_ptr(), exp8(_mm256_loadu_ps(chunk.as_ptr())));
-    }
-    if full < scores.len() {
-        let mut tail = [max; 8];
-        let rest = scores.len() - full;
-        tail[..rest].copy_from_slice(&scores[full..]);
-        _mm256_storeu_ps(tail.as_mut_ptr(), exp8(_mm256_loadu_ps(tail.as_ptr())));
-        scores[full..].copy_from_slice(&tail[..rest]);
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-unsafe fn exp_shifted_fma(scores: &mut [f32], max: f32) {
-    for sc in scores.iter_mut() {
-        *sc = (*sc - max).exp();
-    }
-}
-
 /// Eight independent partial sums (one vector), summed in a fixed order.
 #[inline(always)]
 fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
@@ -278,33 +257,6 @@ fn axpy<const FMA: bool>(acc: &mut [f32], w: f32, v: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn vector_exp_is_within_two_ulp_of_exp() {
-        if !avx2_fma() {
-            return;
-        }
-        // Softmax arguments: every score minus the largest, so all <= 0.
-        let mut scores: Vec<f32> = (0..20_001).map(|i| -(i as f32) * 0.004_35).collect();
-        let want: Vec<f32> = scores.iter().map(|v| v.exp()).collect();
-        unsafe { exp_shifted_fma(&mut scores, 0.0) };
-        for (i, (got, want)) in scores.iter().zip(&want).enumerate() {
-            if *want < 1e-37 {
-                continue; // below the clamp
-            }
-            let ulps = (got.to_bits() as i64 - want.to_bits() as i64).abs();
-            assert!(
-                ulps <= 2,
-                "at {}: {got} vs {want} ({ulps} ulp)",
-                -(i as f32) * 0.004_35
-            );
-        }
-        // The shift is applied before the exponential, and a partial last vector is filled.
-        let mut shifted = vec![3.0f32, 2.5, 1.0];
-        unsafe { exp_shifted_fma(&mut shifted, 3.0) };
-        assert_eq!(shifted[0], 1.0);
-        assert!((shifted[2] - (-2f32).exp()).abs() < 1e-7);
-    }
 
     #[test]
     fn attends_over_scattered_blocks_and_refuses_short_tables() {
@@ -353,5 +305,63 @@ mod tests {
         }];
         assert!(paged_attention(&q, &kv, &short, 1, 1.0).is_err());
         assert!(paged_attention(&q[..1], &kv, &seqs, 1, 1.0).is_err());
+    }
+
+    /// Head dimensions the wide kernel serves go through it, block table and all.
+    #[test]
+    fn wide_heads_read_the_block_table_and_match_plain_attention() {
+        let (block_size, kv_heads, hd, heads) = (4, 2, 32, 6);
+        let slots = 5 * block_size;
+        let value = |i: usize| ((i * 37 % 101) as f32 - 50.0) / 60.0;
+        let keys: Vec<f32> = (0..slots * kv_heads * hd).map(value).collect();
+        let values: Vec<f32> = (0..slots * kv_heads * hd).map(|i| value(i + 7)).collect();
+        let kv = PagedKv {
+            keys: &keys,
+            values: &values,
+            slots,
+            kv_heads,
+            head_dim: hd,
+            block_size,
+        };
+        let table = [3u32, 0, 4];
+        let seqs = [PagedQuery {
+            table: &table,
+            context: 10,
+        }];
+        let q: Vec<f32> = (0..heads * hd).map(|i| value(i + 3)).collect();
+        let out = paged_attention(&q, &kv, &seqs, heads, 0.2).unwrap();
+        for head in 0..heads {
+            let h = head / (heads / kv_heads);
+            let rows: Vec<usize> = (0..10)
+                .map(|p| {
+                    ((table[p / block_size] as usize * block_size + p % block_size) * kv_heads + h)
+                        * hd
+                })
+                .collect();
+            let qh = &q[head * hd..][..hd];
+            let scores: Vec<f64> = rows
+                .iter()
+                .map(|&r| {
+                    0.2 * (0..hd)
+                        .map(|d| f64::from(qh[d]) * f64::from(keys[r + d]))
+                        .sum::<f64>()
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for d in 0..hd {
+                let want: f64 = rows
+                    .iter()
+                    .zip(&e)
+                    .map(|(&r, w)| w / sum * f64::from(values[r + d]))
+                    .sum();
+                let got = f64::from(out[head * hd + d]);
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "head {head} dim {d}: {got} vs {want}"
+                );
+            }
+        }
     }
 }
