@@ -4,7 +4,7 @@
 //! `ignore_eos`, a fixed `max_tokens`).
 //!
 //! `cargo bench --bench serve_load -- --model DIR [--clients 8] [--requests 64]
-//!  [--max-tokens 32] [--image FILE] [--threads N]` starts the release `vlm-serve` on a
+//!  [--max-tokens 32] [--image FILE] [--threads N] [--no-logprobs]` starts the release `vlm-serve` on a
 //! free loopback port; `--base-url http://127.0.0.1:PORT/v1` targets a running server
 //! instead (loopback addresses only: this is a bounded local test, not a load generator).
 
@@ -26,6 +26,7 @@ struct Options {
     max_tokens: usize,
     image: String,
     threads: Option<String>,
+    logprobs: bool,
 }
 
 fn options() -> Options {
@@ -41,6 +42,7 @@ fn options() -> Options {
         )
         .into(),
         threads: None,
+        logprobs: true,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -57,6 +59,7 @@ fn options() -> Options {
             "--max-tokens" => o.max_tokens = value().parse().expect("--max-tokens N"),
             "--image" => o.image = value(),
             "--threads" => o.threads = Some(value()),
+            "--no-logprobs" => o.logprobs = false,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -116,6 +119,7 @@ struct Sample {
 }
 
 async fn one_request(client: &reqwest::Client, url: &str, body: &Value) -> Sample {
+    let logprobs = body["logprobs"].as_bool().unwrap_or(false);
     let start = Instant::now();
     let mut sample = Sample::default();
     let Ok(response) = client.post(url).json(body).send().await else {
@@ -146,15 +150,18 @@ async fn one_request(client: &reqwest::Client, url: &str, body: &Value) -> Sampl
                 sample.output_tokens = u.as_u64().unwrap_or(0) as usize;
             }
             // A token arrived: text, or (for tokens that complete no character yet) its
-            // logprob entry, which every token chunk carries since the request asks for it.
+            // logprob entry, which every token chunk carries when the request asks for it.
+            // Without logprobs, any chunk with a choice counts, as `vllm bench serve`
+            // stamps its TTFT.
             let has_token = v["choices"].as_array().is_some_and(|c| {
                 c.iter().any(|c| {
                     c["delta"]["content"]
                         .as_str()
-                        .is_some_and(|t| !t.is_empty())
+                        .is_some_and(|t| !t.is_empty() || !logprobs)
                         || c["logprobs"]["content"]
                             .as_array()
                             .is_some_and(|l| !l.is_empty())
+                        || (!logprobs && c["delta"].get("role").is_some())
                 })
             });
             if has_token {
@@ -237,6 +244,7 @@ fn main() {
             .map(|_| {
                 let (client, url, next) = (client.clone(), url.clone(), next.clone());
                 let (requests, max_tokens, data_url) = (o.requests, o.max_tokens, data_url.clone());
+                let logprobs = o.logprobs;
                 tokio::spawn(async move {
                     let mut out = Vec::new();
                     loop {
@@ -251,7 +259,7 @@ fn main() {
                             "max_tokens": max_tokens,
                             "ignore_eos": true,
                             "temperature": 0,
-                            "logprobs": true,
+                            "logprobs": logprobs,
                             "messages": [{"role": "user", "content": [
                                 {"type": "image_url", "image_url": {"url": data_url}},
                                 {"type": "text", "text": format!("Question {i}: describe the picture.")},
