@@ -23,6 +23,9 @@ pub const PANEL: usize = 16;
 const TILE_ROWS: usize = 6;
 /// Input rows per AVX-512 register tile: one 16-lane accumulator each.
 const TILE_ROWS_512: usize = 12;
+/// Input rows per AVX-512 tile over two panels: 2 x 12 accumulators, two weight vectors
+/// and a broadcast in the 32 registers.
+const TILE_ROWS_PAIR: usize = 12;
 /// How far ahead (in `k` steps of one panel row) weights are prefetched.
 const PREFETCH_K: usize = 256;
 /// `k` is walked in blocks of this many so a panel block and the rows' slices of `x` stay
@@ -213,15 +216,39 @@ impl<E: PanelElem> PackedWeight<E> {
         // are already spinning from the previous op, and a second pool would fight them
         // for the same cores.
         candle_core::utils::barrier_pool().execute_chunked(panels_n, |range| {
-            // Accumulators for one panel, reused across the chunk's panels.
+            // Accumulators for one or two panels, reused across the chunk's panels.
             let mut acc = Vec::with_capacity(m);
-            for p in range {
+            let mut pair = Vec::new();
+            let mut p = range.start;
+            while p < range.end {
                 let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
                 let cols = (n - p * PANEL).min(PANEL);
+                if wide && p + 1 < range.end {
+                    // Two panels at once: each broadcast of `x` feeds two FMAs.
+                    let next = &self.panels[(p + 1) * k * PANEL..(p + 2) * k * PANEL];
+                    let cols2 = (n - (p + 1) * PANEL).min(PANEL);
+                    // SAFETY: as below, for panels `p` and `p + 1`; AVX-512 was detected.
+                    unsafe {
+                        panel_pair_rows(
+                            x,
+                            m,
+                            k,
+                            [panel, next],
+                            &mut pair,
+                            out,
+                            n,
+                            p * PANEL,
+                            [cols, cols2],
+                        )
+                    };
+                    p += 2;
+                    continue;
+                }
                 // SAFETY: AVX2/FMA (F16C) were detected when the weight was packed; each panel
                 // writes only its own columns `p*PANEL..p*PANEL+cols` of `y`, so the
                 // parallel writes are disjoint, and `y` outlives the parallel loop.
                 unsafe { panel_rows(x, m, k, panel, &mut acc, out, n, p * PANEL, cols, wide) };
+                p += 1;
             }
         });
         y
@@ -295,6 +322,92 @@ unsafe fn panel_rows<E: PanelElem>(
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (x, m, k, panel, acc, out, ldy, col0, cols, wide);
+}
+
+/// [`panel_rows`] for two adjacent panels with AVX-512 tiles of up to [`TILE_ROWS_PAIR`]
+/// rows x 2 panels; each element is the same FMA chain as on every other path.
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_pair_rows<E: PanelElem>(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    panels: [&[E]; 2],
+    acc: &mut Vec<[[f32; PANEL]; 2]>,
+    out: OutPtr,
+    ldy: usize,
+    col0: usize,
+    cols: [usize; 2],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        acc.clear();
+        acc.resize(m, [[0f32; PANEL]; 2]);
+        let mut k0 = 0;
+        while k0 < k {
+            let k1 = (k0 + K_BLOCK).min(k);
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(TILE_ROWS_PAIR);
+                let x_rows = &x[r * k..(r + rows) * k];
+                let a = &mut acc[r..r + rows];
+                macro_rules! tile {
+                    ($($n:literal)+) => {
+                        match rows {
+                            $($n => tile_pair_avx512::<E, $n>(x_rows, k, k0..k1, panels, a),)+
+                            _ => unreachable!("tile of {rows} rows"),
+                        }
+                    };
+                }
+                tile!(1 2 3 4 5 6 7 8 9 10 11 12);
+                r += rows;
+            }
+            k0 = k1;
+        }
+        for (i, row) in acc.iter().enumerate() {
+            std::ptr::copy_nonoverlapping(row[0].as_ptr(), out.at(i * ldy + col0), cols[0]);
+            std::ptr::copy_nonoverlapping(row[1].as_ptr(), out.at(i * ldy + col0 + PANEL), cols[1]);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (x, m, k, panels, acc, out, ldy, col0, cols);
+}
+
+/// [`tile_avx512`] over two panels: 2 x `R` accumulators, one broadcast of `x` per row per
+/// `k` feeding both.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_pair_avx512<E: PanelElem, const R: usize>(
+    x: &[f32],
+    k: usize,
+    ks: std::ops::Range<usize>,
+    panels: [&[E]; 2],
+    acc: &mut [[[f32; PANEL]; 2]],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() >= R * k && acc.len() >= R);
+    debug_assert!(panels.iter().all(|p| p.len() >= k * PANEL) && ks.end <= k);
+    let xp = x.as_ptr();
+    let (w0p, w1p) = (panels[0].as_ptr(), panels[1].as_ptr());
+    let mut a = [[_mm512_setzero_ps(); 2]; R];
+    for (ai, row) in a.iter_mut().zip(acc.iter()) {
+        ai[0] = _mm512_loadu_ps(row[0].as_ptr());
+        ai[1] = _mm512_loadu_ps(row[1].as_ptr());
+    }
+    for kk in ks {
+        let w0 = E::load16_512(w0p.add(kk * PANEL));
+        let w1 = E::load16_512(w1p.add(kk * PANEL));
+        _mm_prefetch::<_MM_HINT_T0>(w0p.wrapping_add((kk + PREFETCH_K) * PANEL) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(w1p.wrapping_add((kk + PREFETCH_K) * PANEL) as *const i8);
+        for (i, ai) in a.iter_mut().enumerate() {
+            let xv = _mm512_set1_ps(*xp.add(i * k + kk));
+            ai[0] = _mm512_fmadd_ps(xv, w0, ai[0]);
+            ai[1] = _mm512_fmadd_ps(xv, w1, ai[1]);
+        }
+    }
+    for (ai, row) in a.iter().zip(acc.iter_mut()) {
+        _mm512_storeu_ps(row[0].as_mut_ptr(), ai[0]);
+        _mm512_storeu_ps(row[1].as_mut_ptr(), ai[1]);
+    }
 }
 
 /// [`tile_avx2`] with one 16-lane vector per row: the same FMA per element per `k`, in
