@@ -2,7 +2,7 @@
 //! the bench model (hidden 768, MLP 2048, vocab 32000) at decode (1 and 16 rows) and
 //! prefill (512 and 2048 rows). Prints GFLOP/s (2·m·n·k per product), measured back to
 //! back: `cargo bench --bench linear_kernel [-- FORMAT...]`, formats among f32, bf16, f16,
-//! q8_0, q4_0, q4_k (default all). Run again with `VLM_NO_AVX512=1` for the AVX2 paths.
+//! q8_0, q4_0, q4_k (default all); `SHAPES=MxNxK,...` for other shapes. Run again with `VLM_NO_AVX512=1` for the AVX2 paths.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -44,7 +44,19 @@ fn main() -> candle_core::Result<()> {
             Some(GgmlDType::Q4K),
         ),
     ];
-    let shapes = [
+    // `SHAPES=MxNxK,...` replaces the default shapes.
+    let custom: Option<Vec<(usize, usize, usize)>> = std::env::var("SHAPES").ok().map(|v| {
+        v.split(',')
+            .map(|s| {
+                let d: Vec<usize> = s
+                    .split('x')
+                    .map(|d| d.parse().expect("SHAPES=MxNxK,..."))
+                    .collect();
+                (d[0], d[1], d[2])
+            })
+            .collect()
+    });
+    let default_shapes = [
         (1, 2048, 768),
         (16, 2048, 768),
         (1, 32000, 768),
@@ -52,12 +64,13 @@ fn main() -> candle_core::Result<()> {
         (2048, 2048, 768),
         (2048, 768, 2048),
     ];
+    let shapes = custom.unwrap_or_else(|| default_shapes.to_vec());
     println!("format rows  out    in     ours GFLOP/s  candle GFLOP/s  ratio");
     for (name, format, ggml) in formats {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
             continue;
         }
-        for (m, n, k) in shapes {
+        for &(m, n, k) in &shapes {
             let w = Tensor::randn(0f32, 0.05, (n, k), &dev)?;
             let lin = Linear::with_format(w.clone(), None, format)?;
             let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;

@@ -32,9 +32,8 @@ pub struct SeqSlice {
 
 #[derive(Debug, Clone)]
 pub(super) struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// `q_proj`, `k_proj` and `v_proj` as one layer (outputs in that order).
+    qkv: Linear,
     o: Linear,
     heads: usize,
     kv_heads: usize,
@@ -50,9 +49,15 @@ impl Attention {
         };
         let (heads, kv_heads) = (c.num_attention_heads, c.num_kv_heads());
         Ok(Self {
-            q: w.pp("q_proj").linear(h, heads * hd, qkv_bias)?,
-            k: w.pp("k_proj").linear(h, kv_heads * hd, qkv_bias)?,
-            v: w.pp("v_proj").linear(h, kv_heads * hd, qkv_bias)?,
+            qkv: w.linear_fused(
+                h,
+                &[
+                    ("q_proj", heads * hd),
+                    ("k_proj", kv_heads * hd),
+                    ("v_proj", kv_heads * hd),
+                ],
+                qkv_bias,
+            )?,
             o: w.pp("o_proj").linear(heads * hd, h, o_bias)?,
             heads,
             kv_heads,
@@ -61,10 +66,7 @@ impl Attention {
     }
 
     pub(super) fn weight_bytes(&self) -> usize {
-        [&self.q, &self.k, &self.v, &self.o]
-            .iter()
-            .map(|l| l.weight_bytes())
-            .sum()
+        self.qkv.weight_bytes() + self.o.weight_bytes()
     }
 
     /// `[tokens, n * head_dim]` -> `[1, n, tokens, head_dim]`.
@@ -83,9 +85,11 @@ impl Attention {
         layer: usize,
         kv: &mut dyn KvCache,
     ) -> Result<Tensor> {
-        let q = self.split_heads(&self.q.forward(xs)?, self.heads)?;
-        let k = self.split_heads(&self.k.forward(xs)?, self.kv_heads)?;
-        let v = self.split_heads(&self.v.forward(xs)?, self.kv_heads)?;
+        let qkv = self.qkv.forward(xs)?;
+        let (nq, nkv) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let q = self.split_heads(&qkv.narrow(1, 0, nq)?, self.heads)?;
+        let k = self.split_heads(&qkv.narrow(1, nq, nkv)?, self.kv_heads)?;
+        let v = self.split_heads(&qkv.narrow(1, nq + nkv, nkv)?, self.kv_heads)?;
         let q = candle_nn::rotary_emb::rope(&q, &input.cos, &input.sin)?.squeeze(0)?;
         let k = candle_nn::rotary_emb::rope(&k, &input.cos, &input.sin)?.squeeze(0)?;
         let v = v.squeeze(0)?;

@@ -1,9 +1,9 @@
 //! Linear layers in every weight format. On a CPU with AVX2, FMA and F16C, f32, bf16 and
 //! f16 weights are packed once at load for `vlm_kernels`' GEMM (f32 activations, one FMA
 //! chain per output element: a sequence gets bit-identical numbers alone or batched);
-//! quantized weights (q8_0, q4_0, q4_k) use candle's quantized matmul, whose per-element
-//! arithmetic does not depend on the batch either; other dtypes and devices use candle's
-//! `Linear`.
+//! q8_0 and q4_0 weights are re-laid out for `vlm_kernels`' integer GEMM and q4_k uses
+//! candle's quantized matmul, neither of whose per-element arithmetic depends on the batch;
+//! other dtypes and devices use candle's `Linear`.
 
 use std::sync::Arc;
 
@@ -125,8 +125,8 @@ impl Linear {
                 match q.fitting(k) {
                     Some(q) => {
                         let qt = QTensor::quantize(&weight.to_dtype(DType::F32)?, ggml(q))?;
-                        // q4_0 and q8_0 run on our kernel (measured faster than candle's
-                        // on AVX2); q4_k on candle's.
+                        // q4_0 and q8_0 run on our kernel (measured faster than candle's,
+                        // with AVX2 and with AVX-512 VNNI); q4_k on candle's.
                         match pack_quant(&qt, q)? {
                             Some(p) => Kind::Packed(p),
                             None => Kind::Quantized(Arc::new(qt)),

@@ -151,6 +151,39 @@ impl Weights {
         self.linear_from(weight, bias)
     }
 
+    /// One linear layer computing several that read the same input (`parts`: each one's
+    /// name and output width, in output order): their weights (and biases) stacked along
+    /// the outputs. Every output element is computed exactly as by its own layer; the
+    /// input is read, and for quantized formats quantized, once.
+    pub fn linear_fused(
+        &self,
+        in_dim: usize,
+        parts: &[(&str, usize)],
+        bias: bool,
+    ) -> Result<Linear> {
+        let mut weights = Vec::with_capacity(parts.len());
+        let mut biases = Vec::with_capacity(parts.len());
+        for &(name, out_dim) in parts {
+            let part = self.pp(name);
+            let weight = part.get_stored((out_dim, in_dim), "weight")?;
+            let dtype = weights
+                .first()
+                .map_or(weight.dtype(), |w: &Tensor| w.dtype());
+            weights.push(weight.to_dtype(dtype)?);
+            if bias {
+                biases.push(part.get(out_dim, "bias")?);
+            }
+        }
+        let weight = Tensor::cat(&weights, 0)?;
+        drop(weights);
+        let bias = if bias {
+            Some(Tensor::cat(&biases, 0)?)
+        } else {
+            None
+        };
+        self.linear_from(weight, bias)
+    }
+
     /// A linear layer over `weight` (`[out, in]`, any dtype) in this scope's format.
     pub fn linear_from(&self, weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
         let format = self.inner.options.weight_format(self.quantized);
