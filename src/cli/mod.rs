@@ -21,4 +21,5 @@ pub mod workers;
 
 pub use engine_args::EngineArgs;
 pub use model_args::ModelArgs;
+pub use allocator::keep_freed_memory;
 pub use startup::main_with;

@@ -32,8 +32,9 @@ impl RmsNorm {
 
 #[derive(Debug, Clone)]
 struct Mlp {
-    gate: Linear,
-    up: Linear,
+    /// `gate_proj` and `up_proj` as one layer (gate's outputs first).
+    gate_up: Linear,
+    intermediate: usize,
     down: Linear,
 }
 
@@ -41,22 +42,22 @@ impl Mlp {
     fn load(w: &Weights, c: &DecoderConfig) -> Result<Self> {
         let (h, i) = (c.hidden_size, c.intermediate_size);
         Ok(Self {
-            gate: w.pp("gate_proj").linear(h, i, c.mlp_bias)?,
-            up: w.pp("up_proj").linear(h, i, c.mlp_bias)?,
+            gate_up: w.linear_fused(h, &[("gate_proj", i), ("up_proj", i)], c.mlp_bias)?,
+            intermediate: i,
             down: w.pp("down_proj").linear(i, h, c.mlp_bias)?,
         })
     }
 
     fn weight_bytes(&self) -> usize {
-        [&self.gate, &self.up, &self.down]
-            .iter()
-            .map(|l| l.weight_bytes())
-            .sum()
+        self.gate_up.weight_bytes() + self.down.weight_bytes()
     }
 
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let gate = self.gate.forward(xs)?.silu()?;
-        self.down.forward(&(gate * self.up.forward(xs)?)?)
+        let gate_up = self.gate_up.forward(xs)?;
+        let last = gate_up.rank() - 1;
+        let gate = gate_up.narrow(last, 0, self.intermediate)?.contiguous()?.silu()?;
+        let up = gate_up.narrow(last, self.intermediate, self.intermediate)?.contiguous()?;
+        self.down.forward(&(gate * up)?)
     }
 }
 
