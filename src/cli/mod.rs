@@ -19,7 +19,7 @@ pub mod sweep;
 pub mod sync_command;
 pub mod workers;
 
+pub use allocator::keep_freed_memory;
 pub use engine_args::EngineArgs;
 pub use model_args::ModelArgs;
-pub use allocator::keep_freed_memory;
 pub use startup::main_with;

@@ -55,8 +55,13 @@ impl Mlp {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let gate_up = self.gate_up.forward(xs)?;
         let last = gate_up.rank() - 1;
-        let gate = gate_up.narrow(last, 0, self.intermediate)?.contiguous()?.silu()?;
-        let up = gate_up.narrow(last, self.intermediate, self.intermediate)?.contiguous()?;
+        let gate = gate_up
+            .narrow(last, 0, self.intermediate)?
+            .contiguous()?
+            .silu()?;
+        let up = gate_up
+            .narrow(last, self.intermediate, self.intermediate)?
+            .contiguous()?;
         self.down.forward(&(gate * up)?)
     }
 }
