@@ -24,10 +24,10 @@ use super::quantize_q8::{quantize_rows, QuantizedRows};
 /// Values per block (both formats).
 pub const BLOCK: usize = 32;
 /// Output features stored together: one AVX-512 register of 32-bit lanes.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 /// Rows of `x` per register tile, at most: with AVX-512's 32 registers, 6 rows x (two
 /// integer chains + one float accumulator) = 18, plus the weights and scales.
-const TILE_ROWS_VNNI: usize = 6;
+pub(crate) const TILE_ROWS_VNNI: usize = 6;
 /// With AVX2's 16 registers: 2 rows x two halves x (integer + float) = 8.
 const TILE_ROWS_AVX2: usize = 2;
 
@@ -286,54 +286,67 @@ impl<B: QuantBlock> PackedQuant<B> {
         assert!(x.len() >= m * k, "gemm_quant: x is shorter than {m} rows");
         let blocks = k / BLOCK;
         let xq = quantize_rows(&x[..m * k], m, k);
-        let mut y = vec![0f32; m * n];
-        let out = OutPtr(y.as_mut_ptr());
-        let groups = n.div_ceil(LANES);
-        let wide = vnni();
-        let tile = if wide { TILE_ROWS_VNNI } else { TILE_ROWS_AVX2 };
-        candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
-            for g in range {
-                let records = &self.data[g * blocks * Self::RECORD..][..blocks * Self::RECORD];
-                let cols = (n - g * LANES).min(LANES);
-                let mut r = 0;
-                while r < m {
-                    let rows = (m - r).min(tile);
-                    let mut acc = [[0f32; LANES]; TILE_ROWS_VNNI];
-                    let at = Tile {
-                        records: records.as_ptr(),
-                        blocks,
-                        x: &xq,
-                        row0: r,
-                    };
-                    // SAFETY: AVX2/FMA were detected at packing (VNNI and AVX-512BW just
-                    // now); `xq` holds `m` rows of `blocks` blocks and `records` this
-                    // group's `blocks` records.
-                    unsafe { at.run::<B>(rows, wide, &mut acc) };
-                    for (i, row) in acc.iter().take(rows).enumerate() {
-                        // SAFETY: group `g` writes only its own columns of `y`, which
-                        // outlives the pool call.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                row.as_ptr(),
-                                out.at((r + i) * n + g * LANES),
-                                cols,
-                            )
-                        };
-                    }
-                    r += rows;
-                }
-            }
-        });
-        y
+        let record = blocks * Self::RECORD;
+        for_each_tile(n, m, |g, row0, rows, wide, acc| {
+            let at = Tile {
+                records: self.data[g * record..][..record].as_ptr(),
+                blocks,
+                x: &xq,
+                row0,
+            };
+            // SAFETY: AVX2/FMA were detected at packing (VNNI and AVX-512BW by the
+            // driver); `xq` holds `m` rows of `blocks` blocks and the records are this
+            // group's `blocks` records.
+            unsafe { at.run::<B>(rows, wide, acc) };
+        })
     }
 }
 
+/// The driver both quantized GEMMs share: every group of sixteen output features (split
+/// across candle's pinned pool) against every tile of rows, `tile(group, row0, rows,
+/// wide, out)` filling `out[..rows]`, written into `y` (`[m, n]`).
+pub(crate) fn for_each_tile(
+    n: usize,
+    m: usize,
+    tile: impl Fn(usize, usize, usize, bool, &mut [[f32; LANES]; TILE_ROWS_VNNI]) + Sync,
+) -> Vec<f32> {
+    let mut y = vec![0f32; m * n];
+    let out = OutPtr(y.as_mut_ptr());
+    let wide = vnni();
+    let tile_rows = if wide { TILE_ROWS_VNNI } else { TILE_ROWS_AVX2 };
+    candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(LANES), |range| {
+        for g in range {
+            let cols = (n - g * LANES).min(LANES);
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(tile_rows);
+                let mut acc = [[0f32; LANES]; TILE_ROWS_VNNI];
+                tile(g, r, rows, wide, &mut acc);
+                for (i, row) in acc.iter().take(rows).enumerate() {
+                    // SAFETY: group `g` writes only its own columns of `y`, which outlives
+                    // the pool call.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            row.as_ptr(),
+                            out.at((r + i) * n + g * LANES),
+                            cols,
+                        )
+                    };
+                }
+                r += rows;
+            }
+        }
+    });
+    y
+}
+
 /// One register tile's inputs: a feature group's records and rows `row0..` of `x`.
-struct Tile<'a> {
-    records: *const u8,
-    blocks: usize,
-    x: &'a QuantizedRows,
-    row0: usize,
+pub(crate) struct Tile<'a> {
+    pub(crate) records: *const u8,
+    /// Blocks of 32 per row.
+    pub(crate) blocks: usize,
+    pub(crate) x: &'a QuantizedRows,
+    pub(crate) row0: usize,
 }
 
 impl Tile<'_> {
@@ -371,7 +384,7 @@ impl Tile<'_> {
 
     /// Row `i`'s four values `4j..4j+4` of block `b`, as one 32-bit integer.
     #[inline(always)]
-    unsafe fn x_quad(&self, i: usize, b: usize, j: usize) -> i32 {
+    pub(crate) unsafe fn x_quad(&self, i: usize, b: usize, j: usize) -> i32 {
         let k = self.blocks * BLOCK;
         std::ptr::read_unaligned(
             self.x
@@ -382,7 +395,7 @@ impl Tile<'_> {
     }
 
     #[inline(always)]
-    fn x_block(&self, i: usize, b: usize) -> usize {
+    pub(crate) fn x_block(&self, i: usize, b: usize) -> usize {
         (self.row0 + i) * self.blocks + b
     }
 

@@ -1,9 +1,9 @@
 //! Linear layers in every weight format. On a CPU with AVX2, FMA and F16C, f32, bf16 and
 //! f16 weights are packed once at load for `vlm_kernels`' GEMM (f32 activations, one FMA
 //! chain per output element: a sequence gets bit-identical numbers alone or batched);
-//! q8_0 and q4_0 weights are re-laid out for `vlm_kernels`' integer GEMM and q4_k uses
-//! candle's quantized matmul, neither of whose per-element arithmetic depends on the batch;
-//! other dtypes and devices use candle's `Linear`.
+//! q8_0, q4_0 and q4_k weights are re-laid out for `vlm_kernels`' integer GEMMs (candle's
+//! quantized matmul where those do not run), neither of whose per-element arithmetic
+//! depends on the batch; other dtypes and devices use candle's `Linear`.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Module, Storage, Tensor};
 use half::{bf16, f16};
 use vlm_kernels::cpu::{
-    avx2_fma, f16c, PackedQuant, PackedWeight, PanelElem, QuantBlock, Q4_0, Q8_0,
+    avx2_fma, f16c, PackedQ4K, PackedQuant, PackedWeight, PanelElem, QuantBlock, Q4_0, Q8_0,
 };
 
 use super::format::{Quantization, WeightFormat};
@@ -74,6 +74,24 @@ impl<B: QuantBlock> PackedGemm for PackedQuant<B> {
     }
 }
 
+impl PackedGemm for PackedQ4K {
+    fn in_features(&self) -> usize {
+        PackedQ4K::in_features(self)
+    }
+    fn out_features(&self) -> usize {
+        PackedQ4K::out_features(self)
+    }
+    fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        PackedQ4K::matmul(self, x, m)
+    }
+    fn row(&self, index: usize) -> Option<Vec<f32>> {
+        PackedQ4K::row(self, index)
+    }
+    fn bytes(&self) -> usize {
+        PackedQ4K::bytes(self)
+    }
+}
+
 impl Linear {
     /// A linear layer holding `weight` (`[out, in]`) as it is, packed for the CPU GEMM
     /// when it is f32 there.
@@ -125,8 +143,8 @@ impl Linear {
                 match q.fitting(k) {
                     Some(q) => {
                         let qt = QTensor::quantize(&weight.to_dtype(DType::F32)?, ggml(q))?;
-                        // q4_0 and q8_0 run on our kernel (measured faster than candle's,
-                        // with AVX2 and with AVX-512 VNNI); q4_k on candle's.
+                        // Our kernels, measured faster than candle's (with AVX2 and with
+                        // AVX-512 VNNI); candle's where they do not run.
                         match pack_quant(&qt, q)? {
                             Some(p) => Kind::Packed(p),
                             None => Kind::Quantized(Arc::new(qt)),
@@ -235,8 +253,8 @@ fn pack<E: PanelElem + std::fmt::Debug>(w: &Tensor) -> Option<Arc<dyn PackedGemm
     Some(Arc::new(PackedWeight::<E>::pack(data, n, k)?))
 }
 
-/// Re-lays out a q4_0 / q8_0 tensor for `vlm_kernels`' quantized GEMM; `None` for other
-/// formats or without AVX2.
+/// Re-lays out a q4_0 / q8_0 / q4_k tensor for `vlm_kernels`' quantized GEMMs; `None`
+/// off the CPU or without AVX2.
 fn pack_quant(
     q: &QTensor,
     format: Quantization,
@@ -249,7 +267,7 @@ fn pack_quant(
     Ok(match format {
         Quantization::Q4_0 => PackedQuant::<Q4_0>::pack(&data, n, k).map(|p| Arc::new(p) as _),
         Quantization::Q8_0 => PackedQuant::<Q8_0>::pack(&data, n, k).map(|p| Arc::new(p) as _),
-        Quantization::Q4K => None,
+        Quantization::Q4K => PackedQ4K::pack(&data, n, k).map(|p| Arc::new(p) as _),
     })
 }
 
@@ -373,6 +391,17 @@ mod tests {
                     out.extend(nibbles.iter().map(|&b| d * ((b & 0x0f) as f32 - 8.0)));
                     out.extend(nibbles.iter().map(|&b| d * ((b >> 4) as f32 - 8.0)));
                 }
+            }
+            // Candle's q4_K dequantization, a port of ggml's (the kernel's own tests check
+            // its integer arithmetic from the block layout).
+            GgmlDType::Q4K => {
+                out = q
+                    .dequantize(&Device::Cpu)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
             }
             other => panic!("no reference for {other:?}"),
         }
