@@ -7,12 +7,10 @@ mod common;
 use common::{fixtures, image};
 use std::sync::Arc;
 
-use candle_core::DType;
 use vlm_core::{ChatMessage, SamplingParams};
 use vlm_engine::{Engine, EngineConfig, GenerationRequest};
-use vlm_models::decoder::ContiguousKvCache;
 use vlm_models::loader::Snapshot;
-use vlm_models::{LoadOptions, LogitRows, VlmModel};
+use vlm_models::{distribution_distance, LoadOptions, VlmModel};
 
 fn load(name: &str, dtype: &str, quantize: Option<&str>) -> Arc<VlmModel> {
     let options = LoadOptions::parse("cpu", dtype)
@@ -55,50 +53,12 @@ fn greedy(engine: &Engine, prompts: &[Vec<ChatMessage>], together: bool) -> Vec<
     }
 }
 
-/// Log-softmax of the logits at every position of every prompt, `[positions, vocab]`.
+/// Log-probabilities at every position of every prompt, stacked.
 fn log_probs(model: &VlmModel, prompts: &[Vec<ChatMessage>]) -> Vec<Vec<f32>> {
-    let mut rows = Vec::new();
-    for (seq, messages) in prompts.iter().enumerate() {
-        let prompt = model.prepare(messages).unwrap();
-        let features = model.encode_prompt_images(&prompt).unwrap();
-        let step = prompt.prefill_step(seq, 0..prompt.token_ids.len(), features);
-        let mut kv = ContiguousKvCache::new();
-        let logits = model.forward(&[step], &mut kv, LogitRows::All).unwrap();
-        for row in logits
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap()
-        {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|&x| f64::from(x - max).exp()).sum();
-            let log_sum = sum.ln() as f32;
-            rows.push(row.iter().map(|&x| x - max - log_sum).collect());
-        }
-    }
-    rows
-}
-
-/// Mean KL(f32 || format) and the share of positions whose most likely token agrees.
-fn compare(reference: &[Vec<f32>], other: &[Vec<f32>]) -> (f64, f64) {
-    let argmax = |r: &[f32]| {
-        r.iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, _)| i)
-    };
-    let mut kl = 0.0;
-    let mut agree = 0;
-    for (p, q) in reference.iter().zip(other) {
-        kl += p
-            .iter()
-            .zip(q)
-            .map(|(&lp, &lq)| f64::from(lp).exp() * (f64::from(lp) - f64::from(lq)))
-            .sum::<f64>();
-        agree += usize::from(argmax(p) == argmax(q));
-    }
-    let n = reference.len() as f64;
-    (kl / n, agree as f64 / n)
+    prompts
+        .iter()
+        .flat_map(|m| model.prompt_log_probs(m).unwrap())
+        .collect()
 }
 
 #[test]
@@ -116,7 +76,7 @@ fn each_format_is_batch_invariant_and_close_to_f32() {
         for (dtype, quantize, max_kl) in formats {
             let model = load(name, dtype, quantize);
             let label = format!("{name} --dtype {dtype} --quantize {quantize:?}");
-            let (kl, agree) = compare(&reference, &log_probs(&model, &prompts));
+            let (kl, agree) = distribution_distance(&reference, &log_probs(&model, &prompts));
             eprintln!(
                 "{label}: mean KL to f32 {kl:.2e}, top-1 agreement {:.3} over {} positions",
                 agree,

@@ -17,4 +17,4 @@ pub use decoder::{LogitRows, MropePositions, SeqStep};
 pub use error::{ModelError, Result, UnsupportedConfig};
 pub use family::{ImagePixels, PreparedImage, PreparedPrompt};
 pub use loader::LoadOptions;
-pub use model::VlmModel;
+pub use model::{distribution_distance, VlmModel};

@@ -13,6 +13,9 @@ use crate::preprocess::{decode_rgb, rgb_from_pixels, PixelBudget, DEFAULT_MAX_PI
 use crate::qwen2_vl::Qwen2VlModel;
 use crate::text::{ChatTemplate, TemplateMessage, TemplatePart, TextTokenizer};
 
+mod log_probs;
+pub use log_probs::distribution_distance;
+
 const SUPPORTED: &str = "LlavaForConditionalGeneration, Qwen2VLForConditionalGeneration";
 
 fn architecture(snapshot: &Snapshot) -> String {
