@@ -209,9 +209,9 @@ impl Tile<'_> {
         let mut acc = [_mm512_setzero_ps(); R];
         for s in 0..self.blocks / SUBS {
             let rec = self.records.add(s * RECORD);
-            _mm_prefetch::<_MM_HINT_T0>(rec.wrapping_add(RECORD) as *const i8);
             let d = _mm512_cvtph_ps(_mm256_loadu_si256(rec.add(D) as *const __m256i));
             let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(rec.add(DMIN) as *const __m256i));
+            self.prefetch(rec, RECORD);
             for sub in 0..SUBS {
                 let b = s * SUBS + sub;
                 let scale = _mm512_mul_ps(d, bytes16(rec.add(SC + sub * LANES)));
@@ -266,7 +266,7 @@ impl Tile<'_> {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for s in 0..self.blocks / SUBS {
             let rec = self.records.add(s * RECORD);
-            _mm_prefetch::<_MM_HINT_T0>(rec.wrapping_add(RECORD) as *const i8);
+            self.prefetch(rec, RECORD);
             let (d, dmin) = (halves(rec.add(D)), halves(rec.add(DMIN)));
             for sub in 0..SUBS {
                 let b = s * SUBS + sub;

@@ -28,6 +28,9 @@ pub(crate) const LANES: usize = 16;
 /// Rows of `x` per register tile, at most: with AVX-512's 32 registers, 6 rows x (two
 /// integer chains + one float accumulator) = 18, plus the weights and scales.
 pub(crate) const TILE_ROWS_VNNI: usize = 6;
+/// How far ahead of the record in use weights are prefetched: about what one core streams
+/// from DRAM in the time a load takes to arrive.
+const PREFETCH_BYTES: usize = 2560;
 /// With AVX2's 16 registers: 2 rows x two halves x (integer + float) = 8.
 const TILE_ROWS_AVX2: usize = 2;
 
@@ -394,6 +397,22 @@ impl Tile<'_> {
         )
     }
 
+    /// On the tile's first pass over its records (later row tiles find them in cache),
+    /// asks for every line of the record [`PREFETCH_BYTES`] ahead of `rec`: one line per
+    /// record, or a short distance, leaves a single-row decode waiting on DRAM.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(crate) unsafe fn prefetch(&self, rec: *const u8, record: usize) {
+        if self.row0 == 0 {
+            let ahead = PREFETCH_BYTES.div_ceil(record) * record;
+            for line in 0..record.div_ceil(64) {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    rec.wrapping_add(ahead + 64 * line) as *const i8,
+                );
+            }
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn x_block(&self, i: usize, b: usize) -> usize {
         (self.row0 + i) * self.blocks + b
@@ -410,7 +429,7 @@ impl Tile<'_> {
         let mut acc = [_mm512_setzero_ps(); R];
         for b in 0..self.blocks {
             let rec = self.records.add(b * record);
-            _mm_prefetch::<_MM_HINT_T0>(rec.wrapping_add(4 * record) as *const i8);
+            self.prefetch(rec, record);
             let dw = _mm512_cvtph_ps(_mm256_loadu_si256(rec as *const __m256i));
             let values = rec.add(LANES * 2);
             // Two independent chains (even and odd quads) so one row does not wait on
@@ -454,7 +473,7 @@ impl Tile<'_> {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for b in 0..self.blocks {
             let rec = self.records.add(b * record);
-            _mm_prefetch::<_MM_HINT_T0>(rec.wrapping_add(4 * record) as *const i8);
+            self.prefetch(rec, record);
             let dw = [
                 _mm256_cvtph_ps(_mm_loadu_si128(rec as *const __m128i)),
                 _mm256_cvtph_ps(_mm_loadu_si128(rec.add(16) as *const __m128i)),
