@@ -21,8 +21,7 @@ use super::disjoint::OutPtr;
 use super::features::{avx2_fma, vnni};
 use super::quantize_q8::{quantize_rows, QuantizedRows};
 
-/// Values per block (both formats).
-pub const BLOCK: usize = 32;
+pub use super::quantize_q8::BLOCK;
 /// Output features stored together: one AVX-512 register of 32-bit lanes.
 pub(crate) const LANES: usize = 16;
 /// Rows of `x` per register tile, at most: with AVX-512's 32 registers, 6 rows x (two

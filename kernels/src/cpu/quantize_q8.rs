@@ -5,7 +5,8 @@
 
 use half::f16;
 
-use super::gemm_quant::BLOCK;
+/// Values per block: q8_0's, and the quantized weight formats' (q4_K's 256 are eight).
+pub const BLOCK: usize = 32;
 
 /// `m` rows of `k` values (`k` a multiple of [`BLOCK`]) quantized per block.
 pub(crate) struct QuantizedRows {
