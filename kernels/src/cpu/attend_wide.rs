@@ -233,29 +233,20 @@ unsafe fn weighted_values_avx512(
 ) -> usize {
     let chunks = row.head_dim / 16;
     // Accumulators: heads x chunks vectors, at most 24 of AVX-512's 32 registers.
-    match chunks {
-        1 => {
-            let h = heads.min(8);
-            dispatch_heads::<1>(row, scores, first, h, sums, out);
-            h
-        }
-        2 => {
-            let h = heads.min(8);
-            dispatch_heads::<2>(row, scores, first, h, sums, out);
-            h
-        }
-        4 => {
-            let h = heads.min(6);
-            dispatch_heads::<4>(row, scores, first, h, sums, out);
-            h
-        }
-        8 => {
-            let h = heads.min(3);
-            dispatch_heads::<8>(row, scores, first, h, sums, out);
-            h
-        }
-        _ => 0,
+    let h = match chunks {
+        1 | 2 => 8,
+        4 => 6,
+        8 => 3,
+        _ => return 0,
     }
+    .min(heads);
+    match chunks {
+        1 => dispatch_heads::<1>(row, scores, first, h, sums, out),
+        2 => dispatch_heads::<2>(row, scores, first, h, sums, out),
+        4 => dispatch_heads::<4>(row, scores, first, h, sums, out),
+        _ => dispatch_heads::<8>(row, scores, first, h, sums, out),
+    }
+    h
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -8,6 +8,7 @@ pub mod gemm_packed;
 pub mod gemm_q4k;
 pub mod gemm_quant;
 pub mod paged_attention;
+mod quant_blocks;
 mod quantize_q8;
 mod softmax_exp;
 
