@@ -160,7 +160,7 @@ impl Recorder {
     pub fn finish(&mut self, runs: &[TaskRun]) -> Result<()> {
         self.stop_heartbeats();
         for run in runs {
-            let Some(id) = self.id_of(run.name) else {
+            let Some(id) = self.id_of(&run.name) else {
                 continue;
             };
             let metrics: Map<String, Value> = run
@@ -183,7 +183,7 @@ impl Recorder {
                 finished_at: None,
             };
             self.store.call(|s| s.complete(&id, &result))?;
-            if let Some(entry) = self.runs.iter_mut().find(|(t, _, _)| t == run.name) {
+            if let Some(entry) = self.runs.iter_mut().find(|(t, _, _)| *t == run.name) {
                 entry.2 = true;
             }
         }

@@ -27,13 +27,17 @@ pub fn run_identity(
     dataset: &str,
     limit: Option<usize>,
 ) -> RunIdentity {
-    let value = json!({
+    let mut value = json!({
         "model": model,
         "task": task.name(),
         "task_version": task.version(),
         "dataset": dataset,
         "limit": limit,
     });
+    // Only for tasks read from files, so built-in tasks keep the identities they had.
+    if let Some(hash) = task.definition_hash() {
+        value["task_definition"] = json!(hash);
+    }
     let key = blake3::hash(canonical(&value).to_string().as_bytes())
         .to_hex()
         .to_string();
@@ -58,8 +62,7 @@ pub fn dataset_fingerprint(
     task: &dyn Task,
     data_dir: Option<&Path>,
 ) -> Result<String, DatasetError> {
-    let (repo, split) = task.dataset();
-    let located = locate(repo, task.dataset_aliases(), split, data_dir)?;
+    let located = locate(&task.dataset(), data_dir)?;
     if let Some(revision) = located.revision {
         return Ok(format!("rev:{revision}"));
     }

@@ -16,8 +16,7 @@ pub struct SampleImages {
 
 impl SampleImages {
     pub fn load(task: Box<dyn Task>, data_dir: Option<&Path>) -> Result<Self, DatasetError> {
-        let (repo, split) = task.dataset();
-        let dataset = Dataset::load(repo, task.dataset_aliases(), split, data_dir)?;
+        let dataset = Dataset::load(&task.dataset(), data_dir)?;
         Ok(Self { task, dataset })
     }
 

@@ -346,7 +346,7 @@ pub fn record_failure(store: &Store, entry: &ModelEntry, tasks: &[String], error
     }
     for task in tasks {
         let primary = tasks::by_name(task)
-            .map(|t| t.primary_metric())
+            .map(|t| t.primary_metric().to_string())
             .unwrap_or_default();
         let new = vlm_runs::NewRun {
             model: entry.name.clone(),

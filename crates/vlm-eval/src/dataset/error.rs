@@ -5,13 +5,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error(
-        "dataset {repo} (split `{split}`) not found; looked in: {}. Get it with \
+        "dataset {repo} ({}split `{split}`) not found; looked in: {}. Get it with \
          `huggingface-cli download {repo} --repo-type dataset --local-dir DIR/{repo}` and pass \
          `--data-dir DIR`, or run online to download it into the Hugging Face cache",
+        config.as_ref().map(|c| format!("config `{c}`, ")).unwrap_or_default(),
         looked.join("; ")
     )]
     NotFound {
         repo: String,
+        config: Option<String>,
         split: String,
         looked: Vec<String>,
     },

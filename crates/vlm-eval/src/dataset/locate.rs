@@ -1,5 +1,6 @@
 //! Finding a split's parquet shards: a local snapshot directory, the Hugging Face cache, or
-//! the hub, in that order.
+//! the hub, in that order. A config's shards sit under its folder
+//! (`ScienceQA-IMG/test-*.parquet`); only that folder is searched.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
 use super::error::DatasetError;
+use super::spec::DatasetSpec;
 
 /// Where the shards were found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +60,14 @@ fn is_split_shard(relative: &Path, split: &str) -> bool {
     named || in_folder
 }
 
-/// Every shard of `split` under `root`, sorted by relative path.
-pub fn shards_in(root: &Path, split: &str) -> Vec<PathBuf> {
+/// Every shard of `split` under `root` (under its `config` folder, if given), sorted by
+/// relative path.
+pub fn shards_in(root: &Path, config: Option<&str>, split: &str) -> Vec<PathBuf> {
+    let root = match config {
+        Some(c) => root.join(c),
+        None => root.to_path_buf(),
+    };
+    let root = root.as_path();
     let mut found = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -128,21 +136,27 @@ enum DownloadError {
     NoShards { repo: String, split: String },
 }
 
-fn download(repo: &str, split: &str, cache: Cache) -> Result<Located, DownloadError> {
+fn download(spec: &DatasetSpec, cache: Cache) -> Result<Located, DownloadError> {
     let api = ApiBuilder::from_cache(cache).with_progress(true).build()?;
-    let api_repo = api.repo(Repo::new(repo.to_string(), RepoType::Dataset));
+    let api_repo = api.repo(Repo::new(spec.repo.clone(), RepoType::Dataset));
     let info = api_repo.info()?;
+    let in_config = |f: &str| -> Option<String> {
+        match &spec.config {
+            Some(c) => f.strip_prefix(&format!("{c}/")).map(str::to_string),
+            None => Some(f.to_string()),
+        }
+    };
     let mut names: Vec<&str> = info
         .siblings
         .iter()
         .map(|s| s.rfilename.as_str())
-        .filter(|f| is_split_shard(Path::new(f), split))
+        .filter(|f| in_config(f).is_some_and(|rel| is_split_shard(Path::new(&rel), &spec.split)))
         .collect();
     names.sort();
     if names.is_empty() {
         return Err(DownloadError::NoShards {
-            repo: repo.to_string(),
-            split: split.to_string(),
+            repo: spec.describe(),
+            split: spec.split.clone(),
         });
     }
     let files = names
@@ -159,14 +173,20 @@ fn download(repo: &str, split: &str, cache: Cache) -> Result<Located, DownloadEr
 /// `data_dir/<repo>/`, then the Hugging Face cache; where it looked goes to `looked`.
 fn locate_local(
     repo: &str,
-    split: &str,
+    spec: &DatasetSpec,
     data_dir: Option<&Path>,
     cache: &Cache,
     looked: &mut Vec<String>,
 ) -> Option<Located> {
+    let (config, split) = (spec.config.as_deref(), spec.split.as_str());
+    let shards = |root: &Path| shards_in(root, config, split);
+    let place = |root: &Path| match config {
+        Some(c) => root.join(c).display().to_string(),
+        None => root.display().to_string(),
+    };
     if let Some(dir) = data_dir {
         let root = dir.join(repo);
-        let files = shards_in(&root, split);
+        let files = shards(&root);
         if !files.is_empty() {
             let revision = local_dir_revision(&root, &files[0]);
             return Some(Located {
@@ -175,11 +195,11 @@ fn locate_local(
                 revision,
             });
         }
-        looked.push(format!("{} (no {split} shards)", root.display()));
+        looked.push(format!("{} (no {split} shards)", place(&root)));
     }
     match cached_snapshot(cache.path(), repo) {
         Some((dir, rev)) => {
-            let files = shards_in(&dir, split);
+            let files = shards(&dir);
             if !files.is_empty() {
                 return Some(Located {
                     files,
@@ -187,7 +207,7 @@ fn locate_local(
                     revision: Some(rev),
                 });
             }
-            looked.push(format!("{} (no {split} shards)", dir.display()));
+            looked.push(format!("{} (no {split} shards)", place(&dir)));
         }
         None => looked.push(format!(
             "{} (not cached)",
@@ -200,33 +220,29 @@ fn locate_local(
     None
 }
 
-/// Finds `split` of the dataset `repo`: `data_dir/<repo>/`, then the Hugging Face cache
-/// (each also under `aliases`, the same data published under other ids), then the hub for
-/// `repo` (unless `HF_HUB_OFFLINE` is set).
-pub fn locate(
-    repo: &str,
-    aliases: &[&str],
-    split: &str,
-    data_dir: Option<&Path>,
-) -> Result<Located, DatasetError> {
+/// Finds the split `spec` names: `data_dir/<repo>/[<config>/]`, then the Hugging Face
+/// cache (each also under the spec's aliases, the same data published under other ids),
+/// then the hub for its repository (unless `HF_HUB_OFFLINE` is set).
+pub fn locate(spec: &DatasetSpec, data_dir: Option<&Path>) -> Result<Located, DatasetError> {
     let mut looked = Vec::new();
     let cache = vlm_models::loader::hf_cache();
-    for id in std::iter::once(repo).chain(aliases.iter().copied()) {
-        if let Some(found) = locate_local(id, split, data_dir, &cache, &mut looked) {
+    for id in spec.ids() {
+        if let Some(found) = locate_local(id, spec, data_dir, &cache, &mut looked) {
             return Ok(found);
         }
     }
     if vlm_models::loader::hub_offline() {
         looked.push("the hub (skipped: HF_HUB_OFFLINE is set)".into());
     } else {
-        match download(repo, split, cache) {
+        match download(spec, cache) {
             Ok(found) => return Ok(found),
             Err(reason) => looked.push(format!("the hub ({reason})")),
         }
     }
     Err(DatasetError::NotFound {
-        repo: repo.to_string(),
-        split: split.to_string(),
+        repo: spec.repo.clone(),
+        config: spec.config.clone(),
+        split: spec.split.clone(),
         looked,
     })
 }
@@ -270,7 +286,7 @@ mod tests {
         ] {
             std::fs::write(data.join(name), b"").unwrap();
         }
-        let found = locate("org/set", &[], "test", Some(dir.path())).unwrap();
+        let found = locate(&DatasetSpec::new("org/set", "test"), Some(dir.path())).unwrap();
         let names: Vec<_> = found
             .files
             .iter()
@@ -281,5 +297,45 @@ mod tests {
             ["test-00000-of-00002.parquet", "test-00001-of-00002.parquet"]
         );
         assert_eq!(found.origin, Origin::DataDir(dir.path().join("org/set")));
+    }
+
+    #[test]
+    fn a_config_reads_only_its_own_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for (config, name) in [
+            ("ScienceQA-IMG", "test-00000-of-00001.parquet"),
+            ("ScienceQA-FULL", "test-00000-of-00001.parquet"),
+            ("ScienceQA-FULL", "validation-00000-of-00001.parquet"),
+        ] {
+            let folder = dir.path().join("lmms-lab/ScienceQA").join(config);
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(name), b"").unwrap();
+        }
+        let spec = DatasetSpec {
+            config: Some("ScienceQA-IMG".into()),
+            ..DatasetSpec::new("lmms-lab/ScienceQA", "test")
+        };
+        let found = locate(&spec, Some(dir.path())).unwrap();
+        assert_eq!(found.files.len(), 1);
+        assert!(found.files[0].ends_with("ScienceQA-IMG/test-00000-of-00001.parquet"));
+
+        let missing = DatasetSpec {
+            config: Some("ScienceQA-NONE".into()),
+            ..spec
+        };
+        let mut looked = Vec::new();
+        let cache = Cache::new(dir.path().join("cache"));
+        let found = locate_local(
+            "lmms-lab/ScienceQA",
+            &missing,
+            Some(dir.path()),
+            &cache,
+            &mut looked,
+        );
+        assert!(found.is_none());
+        assert!(
+            looked[0].ends_with("lmms-lab/ScienceQA/ScienceQA-NONE (no test shards)"),
+            "{looked:?}"
+        );
     }
 }

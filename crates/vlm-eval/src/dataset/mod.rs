@@ -4,12 +4,14 @@
 mod error;
 mod locate;
 mod rows;
+mod spec;
 
 use std::path::Path;
 
 pub use error::DatasetError;
 pub use locate::{locate, Located, Origin};
 pub use rows::{read_rows, Cell, Row};
+pub use spec::DatasetSpec;
 
 /// One split of a dataset, loaded.
 #[derive(Debug)]
@@ -21,21 +23,16 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Finds (see [`locate`]) and reads `split` of `repo`.
-    pub fn load(
-        repo: &str,
-        aliases: &[&str],
-        split: &str,
-        data_dir: Option<&Path>,
-    ) -> Result<Self, DatasetError> {
-        let located = locate(repo, aliases, split, data_dir)?;
+    /// Finds (see [`locate`]) and reads the split `spec` names.
+    pub fn load(spec: &DatasetSpec, data_dir: Option<&Path>) -> Result<Self, DatasetError> {
+        let located = locate(spec, data_dir)?;
         let mut rows = Vec::new();
         for file in &located.files {
             rows.extend(read_rows(file, rows.len())?);
         }
         Ok(Self {
-            repo: repo.to_string(),
-            split: split.to_string(),
+            repo: spec.repo.clone(),
+            split: spec.split.clone(),
             located,
             rows,
         })
@@ -52,7 +49,11 @@ mod tests {
 
     #[test]
     fn reads_the_shipped_mme_sample_in_the_hub_schema() {
-        let ds = Dataset::load("lmms-lab/MME", &[], "test", Some(&eval_datasets())).unwrap();
+        let ds = Dataset::load(
+            &DatasetSpec::new("lmms-lab/MME", "test"),
+            Some(&eval_datasets()),
+        )
+        .unwrap();
         assert_eq!(ds.rows.len(), 20);
         let first = &ds.rows[0];
         assert_eq!(first.doc_id, 0);
@@ -82,7 +83,11 @@ mod tests {
 
     #[test]
     fn reads_mmmu_image_columns_with_nulls() {
-        let ds = Dataset::load("lmms-lab/MMMU", &[], "validation", Some(&eval_datasets())).unwrap();
+        let ds = Dataset::load(
+            &DatasetSpec::new("lmms-lab/MMMU", "validation"),
+            Some(&eval_datasets()),
+        )
+        .unwrap();
         let multi = ds
             .rows
             .iter()
@@ -103,7 +108,8 @@ mod tests {
             std::env::set_var("HF_HUB_CACHE", dir.path());
             std::env::set_var("HF_HUB_OFFLINE", "1");
         }
-        let err = Dataset::load("lmms-lab/MME", &[], "test", Some(dir.path())).unwrap_err();
+        let err =
+            Dataset::load(&DatasetSpec::new("lmms-lab/MME", "test"), Some(dir.path())).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&dir.path().join("lmms-lab/MME").display().to_string()));
         assert!(msg.contains("datasets--lmms-lab--MME"), "{msg}");
@@ -121,7 +127,7 @@ mod tests {
         std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
         let shipped = eval_datasets().join("lmms-lab/MME/data/test-00000-of-00001.parquet");
         std::fs::copy(&shipped, snapshot.join("test-00000-of-00001.parquet")).unwrap();
-        let ds = Dataset::load("lmms-lab/MME", &[], "test", None).unwrap();
+        let ds = Dataset::load(&DatasetSpec::new("lmms-lab/MME", "test"), None).unwrap();
         assert_eq!(ds.located.revision.as_deref(), Some("abc123"));
         assert!(matches!(ds.located.origin, Origin::HfCache(_)));
         assert!(!ds.rows.is_empty());
@@ -132,13 +138,11 @@ mod tests {
         std::fs::create_dir_all(&alias).unwrap();
         let shipped = eval_datasets().join("lmms-lab/MMMU/data/validation-00000-of-00001.parquet");
         std::fs::copy(&shipped, alias.join("validation-00000-of-00001.parquet")).unwrap();
-        let ds = Dataset::load(
-            "lmms-lab/MMMU",
-            &["lmms-lab-encoder/MMMU"],
-            "validation",
-            Some(&data_dir),
-        )
-        .unwrap();
+        let spec = DatasetSpec {
+            aliases: vec!["lmms-lab-encoder/MMMU".into()],
+            ..DatasetSpec::new("lmms-lab/MMMU", "validation")
+        };
+        let ds = Dataset::load(&spec, Some(&data_dir)).unwrap();
         assert_eq!(
             ds.located.origin,
             Origin::DataDir(data_dir.join("lmms-lab-encoder/MMMU"))

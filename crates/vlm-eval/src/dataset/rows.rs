@@ -1,4 +1,5 @@
-//! Parquet rows as plain values: strings, numbers, and HF `Image` structs
+//! Parquet rows as plain values: strings, numbers, lists (the `datasets` `Sequence` /
+//! `List` features, one parquet list either way), and HF `Image` structs
 //! (`struct<bytes: binary, path: string>`).
 
 use std::path::Path;
@@ -23,7 +24,9 @@ pub enum Cell {
         bytes: Option<Arc<[u8]>>,
         path: Option<String>,
     },
-    /// Anything else (lists, maps, dates), kept as its display text.
+    /// A list column's values.
+    List(Vec<Cell>),
+    /// Anything else (maps, dates), kept as its display text.
     Other(String),
 }
 
@@ -63,8 +66,29 @@ impl Cell {
                 }
                 Cell::Image { bytes, path }
             }
+            Field::ListInternal(list) => Cell::List(
+                list.elements()
+                    .iter()
+                    .cloned()
+                    .map(Cell::from_field)
+                    .collect(),
+            ),
             other => Cell::Other(other.to_string()),
         }
+    }
+
+    /// The cell as JSON, binary cells (images, bytes) left out (`None`).
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        Some(match self {
+            Cell::Null => Value::Null,
+            Cell::Bool(b) => (*b).into(),
+            Cell::Int(i) => (*i).into(),
+            Cell::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Cell::Str(s) | Cell::Other(s) => s.clone().into(),
+            Cell::List(items) => Value::Array(items.iter().filter_map(Cell::to_json).collect()),
+            Cell::Bytes(_) | Cell::Image { .. } => return None,
+        })
     }
 }
 
@@ -100,6 +124,22 @@ impl Row {
         }
     }
 
+    /// A list-of-strings column's values (`Sequence(Value("string"))` or
+    /// `List(Value("string"))` in the dataset card).
+    pub fn str_list(&self, column: &str) -> Result<Vec<&str>, DatasetError> {
+        match self.get(column) {
+            Some(Cell::List(items)) => items
+                .iter()
+                .map(|c| match c {
+                    Cell::Str(s) => Ok(s.as_str()),
+                    other => Err(self.problem(column, format!("holds a non-string: {other:?}"))),
+                })
+                .collect(),
+            Some(other) => Err(self.problem(column, format!("is not a list: {other:?}"))),
+            None => Err(self.problem(column, "is missing")),
+        }
+    }
+
     /// An image column's encoded bytes; `None` where the cell is empty (MMMU's unused
     /// `image_k` columns).
     pub fn image(&self, column: &str) -> Result<Option<Arc<[u8]>>, DatasetError> {
@@ -114,19 +154,11 @@ impl Row {
 
     /// The row without binary cells, as JSON (for the samples file's `doc`).
     pub fn to_json_without_images(&self) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        for (name, cell) in &self.columns {
-            let value = match cell {
-                Cell::Null => serde_json::Value::Null,
-                Cell::Bool(b) => (*b).into(),
-                Cell::Int(i) => (*i).into(),
-                Cell::Float(f) => serde_json::Number::from_f64(*f)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
-                Cell::Str(s) | Cell::Other(s) => s.clone().into(),
-                Cell::Bytes(_) | Cell::Image { .. } => continue,
-            };
-            map.insert(name.clone(), value);
-        }
+        let map = self
+            .columns
+            .iter()
+            .filter_map(|(name, cell)| Some((name.clone(), cell.to_json()?)))
+            .collect();
         serde_json::Value::Object(map)
     }
 }

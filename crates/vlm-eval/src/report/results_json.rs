@@ -32,15 +32,13 @@ pub struct RunInfo {
 fn metric_entries(run: &TaskRun) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("alias".into(), json!(run.name));
+    let or_na = |v: Option<f64>| v.map_or(json!("N/A"), |v| json!(v));
     for metric in &run.scores.metrics {
-        let n = metric.name;
-        m.insert(format!("{n},none"), json!(metric.value));
-        m.insert(format!("{n}_stderr,none"), json!("N/A"));
-        m.insert(
-            format!("{n}_stderr_clt,none"),
-            metric.stderr_clt.map_or(json!("N/A"), |v| json!(v)),
-        );
-        m.insert(format!("{n}_stderr_clustered,none"), json!("N/A"));
+        let (n, f) = (&metric.name, &metric.filter);
+        m.insert(format!("{n},{f}"), json!(metric.value));
+        m.insert(format!("{n}_stderr,{f}"), or_na(metric.stderr));
+        m.insert(format!("{n}_stderr_clt,{f}"), or_na(metric.stderr_clt));
+        m.insert(format!("{n}_stderr_clustered,{f}"), json!("N/A"));
     }
     m
 }
@@ -55,22 +53,22 @@ fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
     let mut n_samples = Map::new();
     let mut extras = Map::new();
     for run in runs {
-        results.insert(run.name.into(), Value::Object(metric_entries(run)));
-        group_subtasks.insert(run.name.into(), json!([]));
-        configs.insert(run.name.into(), run.config.clone());
-        versions.insert(run.name.into(), run.version.clone());
-        n_shot.insert(run.name.into(), json!(0));
+        results.insert(run.name.clone(), Value::Object(metric_entries(run)));
+        group_subtasks.insert(run.name.clone(), json!([]));
+        configs.insert(run.name.clone(), run.config.clone());
+        versions.insert(run.name.clone(), run.version.clone());
+        n_shot.insert(run.name.clone(), json!(0));
         higher.insert(
-            run.name.into(),
+            run.name.clone(),
             Value::Object(
                 run.higher_is_better
                     .iter()
-                    .map(|m| (m.to_string(), json!(true)))
+                    .map(|m| (m.clone(), json!(true)))
                     .collect(),
             ),
         );
         n_samples.insert(
-            run.name.into(),
+            run.name.clone(),
             json!({"original": run.original, "effective": run.effective}),
         );
         let per_sample = if run.effective > 0 && run.generation_seconds > 0.0 {
@@ -79,7 +77,7 @@ fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
             Value::Null
         };
         extras.insert(
-            run.name.into(),
+            run.name.clone(),
             json!({
                 "dataset": {"repo": run.dataset.repo, "split": run.dataset.split,
                             "revision": run.dataset.revision, "source": run.dataset.source},

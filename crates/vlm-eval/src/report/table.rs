@@ -3,14 +3,15 @@
 
 use crate::run::TaskRun;
 
-/// lmms-eval's results table: one row per task metric, metrics sorted by name, `%.4f`
+/// lmms-eval's results table: one row per task metric, sorted by `metric,filter`, `%.4f`
 /// values, the CLT column only when some metric has one.
 pub fn table(runs: &[TaskRun]) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut any_clt = false;
     for run in runs {
         let mut metrics = run.scores.metrics.clone();
-        metrics.sort_by_key(|m| m.name);
+        metrics.sort_by_key(|m| format!("{},{}", m.name, m.filter));
+        let cell = |v: Option<f64>| v.map_or("N/A".into(), |v| format!("{v:.4}"));
         for (i, m) in metrics.iter().enumerate() {
             any_clt |= m.stderr_clt.is_some();
             rows.push(vec![
@@ -19,14 +20,14 @@ pub fn table(runs: &[TaskRun]) -> String {
                 } else {
                     String::new()
                 },
-                "none".into(),
+                m.filter.clone(),
                 "0".into(),
-                m.name.into(),
+                m.name.clone(),
                 "↑".into(),
                 format!("{:.4}", m.value),
                 "±".into(),
-                "N/A".into(),
-                m.stderr_clt.map_or("N/A".into(), |v| format!("{v:.4}")),
+                cell(m.stderr),
+                cell(m.stderr_clt),
             ]);
         }
     }

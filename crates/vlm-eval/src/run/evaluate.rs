@@ -202,17 +202,17 @@ mod tests {
     }
 
     impl Task for CountingTask {
-        fn name(&self) -> &'static str {
+        fn name(&self) -> &str {
             "counting"
         }
-        fn dataset(&self) -> (&'static str, &'static str) {
-            ("none/none", "test")
+        fn dataset(&self) -> crate::dataset::DatasetSpec {
+            crate::dataset::DatasetSpec::new("none/none", "test")
         }
         fn max_new_tokens(&self) -> usize {
             4
         }
-        fn metric_names(&self) -> &'static [&'static str] {
-            &[]
+        fn metric_names(&self) -> Vec<&str> {
+            Vec::new()
         }
         fn version(&self) -> Value {
             json!(0)

@@ -22,10 +22,10 @@ use crate::tasks::{SampleScore, Task, TaskScores};
 /// One task, evaluated.
 #[derive(Debug, Clone)]
 pub struct TaskRun {
-    pub name: &'static str,
+    pub name: String,
     pub version: Value,
     pub config: Value,
-    pub higher_is_better: Vec<&'static str>,
+    pub higher_is_better: Vec<String>,
     pub dataset: DatasetInfo,
     pub original: usize,
     pub effective: usize,
@@ -109,10 +109,14 @@ pub(super) fn score(
         docs.push(&ds.rows[doc_id]);
         preds.push(p);
     }
-    // lmms-eval strips reasoning blocks, then `process_results` strips whitespace.
+    // lmms-eval filters the raw response (most tasks' filter keeps it), strips reasoning
+    // blocks, then `process_results` strips whitespace.
     let filtered: Vec<String> = preds
         .iter()
-        .map(|p| py_strip(&strip_reasoning_tags(&p.response, &options.reasoning_tags)).to_string())
+        .map(|p| {
+            let kept = task.filter(&p.response);
+            py_strip(&strip_reasoning_tags(&kept, &options.reasoning_tags)).to_string()
+        })
         .collect();
     let refs: Vec<&str> = filtered.iter().map(String::as_str).collect();
     let scores = task.score(&docs, &refs)?;
@@ -128,10 +132,10 @@ pub(super) fn score(
     std::fs::write(&samples_file, out)
         .map_err(|error| output_error("write", &samples_file, error))?;
     Ok(TaskRun {
-        name: task.name(),
+        name: task.name().to_string(),
         version: task.version(),
         config: task.config(),
-        higher_is_better: task.metric_names().to_vec(),
+        higher_is_better: task.metric_names().iter().map(|m| m.to_string()).collect(),
         dataset: DatasetInfo::of(ds),
         original: ds.rows.len(),
         effective: picked.len(),

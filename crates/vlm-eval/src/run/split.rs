@@ -32,13 +32,7 @@ impl DatasetInfo {
 /// The task's dataset, trying its repository id and then its aliases (the same data
 /// published under another id) in the data directory and cache before the hub.
 pub(super) fn load_dataset(task: &dyn Task, options: &RunOptions) -> Result<Dataset, RunError> {
-    let (repo, split) = task.dataset();
-    non_empty(Dataset::load(
-        repo,
-        task.dataset_aliases(),
-        split,
-        options.data_dir.as_deref(),
-    )?)
+    non_empty(Dataset::load(&task.dataset(), options.data_dir.as_deref())?)
 }
 
 /// A split without rows would score nothing and look like a finished run: an error.

@@ -3,16 +3,34 @@
 
 use serde_json::{Map, Value};
 
-use crate::dataset::{DatasetError, Row};
+use crate::dataset::{DatasetError, DatasetSpec, Row};
 use crate::prompt::Prompt;
 
-/// One aggregated metric, as lmms-eval reports it.
+/// One aggregated metric, as lmms-eval reports it (`"<name>,<filter>"` in results.json).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric {
-    pub name: &'static str,
+    pub name: String,
+    /// The filter whose output was scored: `none`, or a named one (`flexible-extract`).
+    pub filter: String,
     pub value: f64,
+    /// lmms-eval's `_stderr`: `mean_stderr` where the aggregation is its registered
+    /// `mean`; `None` ("N/A") for a task's own aggregation function.
+    pub stderr: Option<f64>,
     /// lmms-eval's CLT standard error, where its items carry a numeric `score`.
     pub stderr_clt: Option<f64>,
+}
+
+impl Metric {
+    /// A metric of the unfiltered responses with no `_stderr` (a task's own aggregation).
+    pub fn unfiltered(name: &str, value: f64, stderr_clt: Option<f64>) -> Self {
+        Self {
+            name: name.into(),
+            filter: "none".into(),
+            value,
+            stderr: None,
+            stderr_clt,
+        }
+    }
 }
 
 /// One scored sample.
@@ -53,19 +71,29 @@ pub enum TaskError {
 
 pub trait Task: Send + Sync {
     /// lmms-eval's task name (`mme`, `mmmu_val`).
-    fn name(&self) -> &'static str;
-    /// Hub dataset repository and split.
-    fn dataset(&self) -> (&'static str, &'static str);
-    /// Other repository ids the same data is published under, looked for locally too.
-    fn dataset_aliases(&self) -> &'static [&'static str] {
+    fn name(&self) -> &str;
+    /// The hub dataset split the task reads.
+    fn dataset(&self) -> DatasetSpec;
+    fn max_new_tokens(&self) -> usize;
+    /// Strings that end generation (lmms-eval's `until`), sent as `stop`.
+    fn stop(&self) -> &[String] {
         &[]
     }
-    fn max_new_tokens(&self) -> usize;
     /// Metric names, in lmms-eval's spelling.
-    fn metric_names(&self) -> &'static [&'static str];
+    fn metric_names(&self) -> Vec<&str>;
     /// The metric leaderboards rank by (one of [`metric_names`](Self::metric_names)).
-    fn primary_metric(&self) -> &'static str {
+    fn primary_metric(&self) -> &str {
         self.metric_names().first().copied().unwrap_or_default()
+    }
+    /// A hash of the task's definition where it comes from a file, so a changed file is a
+    /// different run (`None` for tasks built into the code, whose version says it).
+    fn definition_hash(&self) -> Option<String> {
+        None
+    }
+    /// lmms-eval's filter step, run on the raw response before reasoning blocks are
+    /// stripped (AI2D's option-letter extraction); the response itself by default.
+    fn filter(&self, response: &str) -> String {
+        response.to_string()
     }
     /// `versions.<task>` in lmms-eval's results.
     fn version(&self) -> Value;

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 pub use rules::*;
 
 use super::task::{row_error, Metric, SampleScore, Task, TaskError, TaskScores};
-use crate::dataset::Row;
+use crate::dataset::{DatasetSpec, Row};
 use crate::prompt::{Prompt, PromptPart};
 use crate::python::stderr_clt;
 
@@ -26,28 +26,27 @@ fn metric_for(category: &str) -> &'static str {
 }
 
 impl Task for Mme {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "mme"
     }
 
-    fn dataset(&self) -> (&'static str, &'static str) {
-        ("lmms-lab/MME", "test")
-    }
-
-    /// Where newer lmms-eval releases read the same data from.
-    fn dataset_aliases(&self) -> &'static [&'static str] {
-        &["lmms-lab-encoder/MME"]
+    /// lmms-eval 0.7.3 reads the same data from `lmms-lab-encoder/MME`.
+    fn dataset(&self) -> DatasetSpec {
+        DatasetSpec {
+            aliases: vec!["lmms-lab-encoder/MME".into()],
+            ..DatasetSpec::new("lmms-lab/MME", "test")
+        }
     }
 
     fn max_new_tokens(&self) -> usize {
         16
     }
 
-    fn metric_names(&self) -> &'static [&'static str] {
-        &[COGNITION_METRIC, PERCEPTION_METRIC]
+    fn metric_names(&self) -> Vec<&str> {
+        vec![COGNITION_METRIC, PERCEPTION_METRIC]
     }
 
-    fn primary_metric(&self) -> &'static str {
+    fn primary_metric(&self) -> &str {
         PERCEPTION_METRIC
     }
 
@@ -59,8 +58,8 @@ impl Task for Mme {
     fn config(&self) -> Value {
         json!({
             "task": "mme",
-            "dataset_path": self.dataset().0,
-            "test_split": self.dataset().1,
+            "dataset_path": "lmms-lab/MME",
+            "test_split": "test",
             "output_type": "generate_until",
             "doc_to_target": "answer",
             "generation_kwargs": {"max_new_tokens": 16, "temperature": 0.0, "top_p": 1.0,
@@ -155,11 +154,7 @@ impl Task for Mme {
                 .collect();
             // lmms-eval only reports a metric some sample produced.
             if !items.is_empty() {
-                metrics.push(Metric {
-                    name,
-                    value,
-                    stderr_clt: stderr_clt(&items),
-                });
+                metrics.push(Metric::unfiltered(name, value, stderr_clt(&items)));
             }
         }
         Ok(TaskScores {

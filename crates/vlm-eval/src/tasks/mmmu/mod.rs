@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 pub use rules::*;
 
 use super::task::{row_error, Metric, SampleScore, Task, TaskError, TaskScores};
-use crate::dataset::Row;
+use crate::dataset::{DatasetSpec, Row};
 use crate::prompt::{Prompt, PromptPart};
 use crate::python::{parse_string_list, py_float_repr, py_strip, PythonRandom};
 
@@ -112,25 +112,24 @@ fn summary(
 }
 
 impl Task for MmmuVal {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "mmmu_val"
     }
 
-    fn dataset(&self) -> (&'static str, &'static str) {
-        ("lmms-lab/MMMU", "validation")
-    }
-
-    /// Where newer lmms-eval releases read the same data from.
-    fn dataset_aliases(&self) -> &'static [&'static str] {
-        &["lmms-lab-encoder/MMMU"]
+    /// lmms-eval 0.7.3 reads the same data from `lmms-lab-encoder/MMMU`.
+    fn dataset(&self) -> DatasetSpec {
+        DatasetSpec {
+            aliases: vec!["lmms-lab-encoder/MMMU".into()],
+            ..DatasetSpec::new("lmms-lab/MMMU", "validation")
+        }
     }
 
     fn max_new_tokens(&self) -> usize {
         128
     }
 
-    fn metric_names(&self) -> &'static [&'static str] {
-        &[METRIC]
+    fn metric_names(&self) -> Vec<&str> {
+        vec![METRIC]
     }
 
     fn version(&self) -> Value {
@@ -140,8 +139,8 @@ impl Task for MmmuVal {
     fn config(&self) -> Value {
         json!({
             "task": "mmmu_val",
-            "dataset_path": self.dataset().0,
-            "test_split": self.dataset().1,
+            "dataset_path": "lmms-lab/MMMU",
+            "test_split": "validation",
             "output_type": "generate_until",
             "doc_to_target": "answer",
             "generation_kwargs": {"max_new_tokens": 128},
@@ -237,11 +236,7 @@ impl Task for MmmuVal {
         let compat_overall = aggregate(&compat).get("Overall").map_or(0.0, |a| a.acc);
         Ok(TaskScores {
             samples,
-            metrics: vec![Metric {
-                name: METRIC,
-                value: overall,
-                stderr_clt: None,
-            }],
+            metrics: vec![Metric::unfiltered(METRIC, overall, None)],
             summary: summary(&breakdown, fallbacks, open_questions, compat_overall),
             details: json!({
                 "breakdown": breakdown,
