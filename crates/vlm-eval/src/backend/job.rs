@@ -15,6 +15,8 @@ pub struct Job {
     /// Images as the dataset holds them; each backend converts them as it sends them.
     pub parts: Vec<PromptPart>,
     pub max_tokens: usize,
+    /// Strings that end the answer (the task's `until`); none for most tasks.
+    pub stop: Vec<String>,
     /// In-process: templated, tokenized and preprocessed ahead, off the engine's path.
     pub prepared: Option<PreparedPrompt>,
 }

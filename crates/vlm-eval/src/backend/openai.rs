@@ -181,12 +181,17 @@ impl OpenAiBackend {
                 }
             });
         }
-        Ok(json!({
+        let mut body = json!({
             "model": self.model,
             "messages": [{"role": "user", "content": content}],
             "max_tokens": job.max_tokens,
             "temperature": 0,
-        }))
+        });
+        // Only when the task has some, so other tasks' requests are unchanged.
+        if !job.stop.is_empty() {
+            body["stop"] = json!(job.stop);
+        }
+        Ok(body)
     }
 
     fn attempt(&self, body: &str) -> Result<Prediction, Failure> {

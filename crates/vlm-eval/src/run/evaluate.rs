@@ -55,6 +55,7 @@ fn build_job(task: &dyn Task, backend: &dyn Backend, doc: &Row) -> (String, Resu
             doc_id: doc.doc_id,
             parts: prompt.parts,
             max_tokens: task.max_new_tokens(),
+            stop: task.stop().to_vec(),
             prepared: None,
         })
         .map_err(|error| JobError::Prepare {

@@ -5,6 +5,7 @@
 
 pub mod mme;
 pub mod mmmu;
+pub mod scorers;
 mod task;
 
 pub use task::{Metric, SampleScore, Task, TaskError, TaskScores};
