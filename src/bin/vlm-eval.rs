@@ -62,6 +62,14 @@ enum Subcommands {
     Sync(SyncArgs),
     /// Serve the runs store's REST API and the dashboard page.
     Dashboard(DashboardArgs),
+    /// List the tasks --tasks knows (dataset, metrics); check task files given as arguments.
+    Tasks(TasksArgs),
+}
+
+#[derive(Args, Debug)]
+struct TasksArgs {
+    /// Task files (.toml) to check and list with the built-in tasks.
+    files: Vec<String>,
 }
 
 impl CommandFactory for Cli {
@@ -69,8 +77,9 @@ impl CommandFactory for Cli {
         let command = Command::new("vlm-eval")
             .version(env!("CARGO_PKG_VERSION"))
             .about(
-                "Evaluate a vision-language model on MME and MMMU-val, scored as lmms-eval \
-                 scores them",
+                "Evaluate a vision-language model on benchmarks (MME, MMMU-val, POPE, \
+                 ScienceQA-IMG, AI2D, ChartQA, TextVQA, DocVQA, or a task file), scored as \
+                 lmms-eval scores them",
             )
             // Without a subcommand the flags are an evaluation's; `score` takes only its
             // own, and the evaluation's required ones are not required with it.
@@ -107,7 +116,8 @@ impl Parser for Cli {}
 // comment here would become the command's about text.)
 #[derive(Args, Debug)]
 struct CommonArgs {
-    /// Comma-separated tasks: mme, mmmu_val.
+    /// Comma-separated tasks (`vlm-eval tasks` lists them: mme, mmmu_val, pope, ...) or task
+    /// files (paths ending in .toml).
     #[arg(long, value_delimiter = ',', required = true)]
     tasks: Vec<String>,
     /// Directory holding dataset snapshots as `DIR/<repo id>/` (e.g. DIR/lmms-lab/MME/data/
@@ -186,10 +196,7 @@ struct ScoreArgs {
 fn parse_tasks(names: &[String]) -> Result<Vec<Box<dyn Task>>> {
     names
         .iter()
-        .map(|n| {
-            tasks::by_name(n.trim())
-                .with_context(|| format!("unknown task `{n}`; known: {}", tasks::NAMES.join(", ")))
-        })
+        .map(|n| tasks::resolve(n.trim()).map_err(anyhow::Error::from))
         .collect()
 }
 
@@ -443,6 +450,7 @@ fn main() -> ExitCode {
         Cli::Other(Subcommands::Worker(args)) => worker_command(args),
         Cli::Other(Subcommands::Sync(args)) => sync_command(args),
         Cli::Other(Subcommands::Dashboard(args)) => dashboard_command(args),
+        Cli::Other(Subcommands::Tasks(args)) => vlm::cli::tasks_command::tasks_command(&args.files),
     })
 }
 

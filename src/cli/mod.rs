@@ -17,6 +17,7 @@ mod startup;
 pub mod store;
 pub mod sweep;
 pub mod sync_command;
+pub mod tasks_command;
 pub mod workers;
 
 pub use allocator::keep_freed_memory;

@@ -324,7 +324,7 @@ pub fn record_model(store: &Store, entry: &ModelEntry) -> Result<()> {
         created_at: 0,
     };
     store.call(|s| s.upsert_model(&model))?;
-    for task in tasks::NAMES {
+    for task in tasks::names() {
         if let Some(t) = tasks::by_name(task) {
             let record = vlm_runs::TaskRecord {
                 name: task.into(),

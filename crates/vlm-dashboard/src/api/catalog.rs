@@ -79,7 +79,7 @@ pub async fn add_task(
         ApiError::bad_request(format!(
             "unknown task `{}`; vlm-eval knows: {}",
             new.name,
-            tasks::NAMES.join(", ")
+            tasks::names().join(", ")
         ))
     })?;
     let primary = new

@@ -41,12 +41,12 @@ impl InProcess {
 }
 
 /// The same sampling a `/v1/chat/completions` request with `max_tokens`, `stop` and
-/// `temperature: 0` gets from vlm-serve.
-pub fn eval_sampling(max_tokens: usize, stop: Vec<String>) -> SamplingParams {
+/// `temperature` gets from vlm-serve.
+pub fn eval_sampling(max_tokens: usize, stop: Vec<String>, temperature: f32) -> SamplingParams {
     SamplingParams {
         max_tokens,
         stop,
-        temperature: 0.0,
+        temperature,
         ..SamplingParams::default()
     }
 }
@@ -107,7 +107,7 @@ impl Backend for InProcess {
                             done(Prediction::failed(job.doc_id, "the job was not prepared".into()));
                             continue;
                         };
-                        match self.engine.submit_prepared(prompt, eval_sampling(job.max_tokens, job.stop)) {
+                        match self.engine.submit_prepared(prompt, eval_sampling(job.max_tokens, job.stop, job.temperature)) {
                             Ok(stream) => {
                                 let handle = in_flight.spawn(stream.collect());
                                 doc_of.insert(handle.id(), job.doc_id);

@@ -17,6 +17,8 @@ pub struct Job {
     pub max_tokens: usize,
     /// Strings that end the answer (the task's `until`); none for most tasks.
     pub stop: Vec<String>,
+    /// 0: greedy, as every shipped task asks.
+    pub temperature: f32,
     /// In-process: templated, tokenized and preprocessed ahead, off the engine's path.
     pub prepared: Option<PreparedPrompt>,
 }

@@ -187,6 +187,9 @@ impl OpenAiBackend {
             "max_tokens": job.max_tokens,
             "temperature": 0,
         });
+        if job.temperature > 0.0 {
+            body["temperature"] = json!(job.temperature);
+        }
         // Only when the task has some, so other tasks' requests are unchanged.
         if !job.stop.is_empty() {
             body["stop"] = json!(job.stop);

@@ -10,7 +10,11 @@ pub fn py_statistics_mean(values: &[f64]) -> Option<f64> {
         return None;
     }
     // Every value as mantissa * 2^exponent.
-    let parts: Vec<(i128, i32)> = values.iter().filter(|v| **v != 0.0).map(|&v| split(v)).collect();
+    let parts: Vec<(i128, i32)> = values
+        .iter()
+        .filter(|v| **v != 0.0)
+        .map(|&v| split(v))
+        .collect();
     let Some(min_exp) = parts.iter().map(|&(_, e)| e).min() else {
         return Some(0.0);
     };
@@ -84,7 +88,18 @@ mod tests {
         for (values, want) in [
             (vec![third; 10], 0.3333333333333333),
             (
-                vec![0.0, third, 2.0 / 3.0, 1.0, 1.0, 1.0, third, 0.0, 0.0, 2.0 / 3.0],
+                vec![
+                    0.0,
+                    third,
+                    2.0 / 3.0,
+                    1.0,
+                    1.0,
+                    1.0,
+                    third,
+                    0.0,
+                    0.0,
+                    2.0 / 3.0,
+                ],
                 0.5,
             ),
             (

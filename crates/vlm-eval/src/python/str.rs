@@ -58,7 +58,9 @@ fn py_title_char(c: char) -> String {
     match c {
         '\u{149}' => "\u{2bc}N".into(),
         '\u{10d0}'..='\u{10ff}' => c.to_string(),
-        '\u{1f80}'..='\u{1faf}' => char::from_u32(c as u32 | 8).map_or_else(|| rule(c), String::from),
+        '\u{1f80}'..='\u{1faf}' => {
+            char::from_u32(c as u32 | 8).map_or_else(|| rule(c), String::from)
+        }
         '\u{1fb3}' | '\u{1fbc}' => "\u{1fbc}".into(),
         '\u{1fc3}' | '\u{1fcc}' => "\u{1fcc}".into(),
         '\u{1ff3}' | '\u{1ffc}' => "\u{1ffc}".into(),

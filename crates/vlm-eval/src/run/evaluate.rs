@@ -56,6 +56,7 @@ fn build_job(task: &dyn Task, backend: &dyn Backend, doc: &Row) -> (String, Resu
             parts: prompt.parts,
             max_tokens: task.max_new_tokens(),
             stop: task.stop().to_vec(),
+            temperature: task.temperature(),
             prepared: None,
         })
         .map_err(|error| JobError::Prepare {

@@ -202,7 +202,7 @@ impl SweepConfig {
     }
 
     /// Checks everything that can be checked before a model loads.
-    pub fn check(self, path: &Path, overrides: &Overrides) -> Result<Sweep, SweepConfigError> {
+    pub fn check(mut self, path: &Path, overrides: &Overrides) -> Result<Sweep, SweepConfigError> {
         let invalid = |message: String| SweepConfigError::Invalid {
             path: path.to_path_buf(),
             message,
@@ -210,13 +210,14 @@ impl SweepConfig {
         if self.tasks.is_empty() {
             return Err(invalid("tasks is empty; name at least one task".into()));
         }
-        for task in &self.tasks {
-            if tasks::by_name(task).is_none() {
-                return Err(invalid(format!(
-                    "unknown task `{task}`; known: {}",
-                    tasks::NAMES.join(", ")
-                )));
+        // Task files are named relative to the config file, and kept as absolute paths so
+        // child runs started elsewhere find them.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for task in &mut self.tasks {
+            if tasks::is_task_file(task) && Path::new(task.as_str()).is_relative() {
+                *task = base.join(task.as_str()).display().to_string();
             }
+            tasks::resolve(task).map_err(|e| invalid(e.to_string()))?;
         }
         if let Some((i, task)) = self
             .tasks

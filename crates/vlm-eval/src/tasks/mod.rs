@@ -1,22 +1,97 @@
 //! The benchmarks. A task says which dataset split it reads, how one row becomes a prompt
 //! (text and images, in the order the model sees them), how many tokens to generate, and
-//! how responses are parsed and aggregated. Adding a benchmark is one file implementing
-//! [`Task`] and one line in [`by_name`].
+//! how responses are parsed and aggregated. MME and MMMU are written in Rust; the others
+//! are task files (`crates/vlm-eval/tasks/*.toml`, built in) naming built-in scorers, and
+//! a user's own task file is loaded from its path ([`resolve`]).
 
+pub mod file;
 pub mod mme;
 pub mod mmmu;
 pub mod scorers;
 mod task;
 
+use std::path::Path;
+
+pub use file::{FileTask, TaskFileError};
 pub use task::{Metric, SampleScore, Task, TaskError, TaskScores};
 
-/// Every task `--tasks` accepts.
-pub const NAMES: [&str; 2] = ["mme", "mmmu_val"];
+/// The task files built into the binary: lmms-eval's task name and the file.
+const BUILTIN_FILES: [(&str, &str); 6] = [
+    ("pope", include_str!("../../tasks/pope.toml")),
+    (
+        "scienceqa_img",
+        include_str!("../../tasks/scienceqa_img.toml"),
+    ),
+    ("ai2d", include_str!("../../tasks/ai2d.toml")),
+    ("chartqa", include_str!("../../tasks/chartqa.toml")),
+    ("textvqa_val", include_str!("../../tasks/textvqa_val.toml")),
+    ("docvqa_val", include_str!("../../tasks/docvqa_val.toml")),
+];
 
+/// Every built-in task's name, in the order `vlm-eval tasks` lists them.
+pub fn names() -> Vec<&'static str> {
+    ["mme", "mmmu_val"]
+        .into_iter()
+        .chain(BUILTIN_FILES.iter().map(|(name, _)| *name))
+        .collect()
+}
+
+/// A built-in task by its lmms-eval name.
 pub fn by_name(name: &str) -> Option<Box<dyn Task>> {
     match name {
         "mme" => Some(Box::new(mme::Mme)),
         "mmmu_val" => Some(Box::new(mmmu::MmmuVal)),
-        _ => None,
+        _ => {
+            let (_, text) = BUILTIN_FILES.iter().find(|(n, _)| *n == name)?;
+            let path = Path::new("crates/vlm-eval/tasks").join(format!("{name}.toml"));
+            // Shipped files are checked by a test; a broken one is a build defect.
+            FileTask::parse(&path, text)
+                .ok()
+                .map(|t| Box::new(t) as Box<dyn Task>)
+        }
+    }
+}
+
+/// Whether `spec` names a task file rather than a built-in task.
+pub fn is_task_file(spec: &str) -> bool {
+    spec.ends_with(".toml")
+}
+
+/// A built-in task by name, or the task file at `spec` (a path ending in `.toml`).
+pub fn resolve(spec: &str) -> Result<Box<dyn Task>, TaskFileError> {
+    if let Some(task) = by_name(spec) {
+        return Ok(task);
+    }
+    if !is_task_file(spec) {
+        return Err(TaskFileError::Unknown {
+            name: spec.to_string(),
+            known: names().join(", "),
+        });
+    }
+    let path = Path::new(spec);
+    let task = FileTask::load(path)?;
+    if by_name(task.name()).is_some() {
+        return Err(TaskFileError::ShadowsBuiltin {
+            path: path.to_path_buf(),
+            name: task.name().to_string(),
+        });
+    }
+    Ok(Box::new(task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_task_file_loads_under_its_name() {
+        for (name, text) in BUILTIN_FILES {
+            let task =
+                FileTask::parse(Path::new(name), text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(task.name(), name);
+            assert!(by_name(name).is_some());
+            assert!(task.metric_names().contains(&task.primary_metric()));
+        }
+        assert_eq!(names().len(), 8);
     }
 }

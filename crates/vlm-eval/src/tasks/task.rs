@@ -79,6 +79,10 @@ pub trait Task: Send + Sync {
     fn stop(&self) -> &[String] {
         &[]
     }
+    /// Sampling temperature; 0 (greedy) for every lmms-eval task shipped.
+    fn temperature(&self) -> f32 {
+        0.0
+    }
     /// Metric names, in lmms-eval's spelling.
     fn metric_names(&self) -> Vec<&str>;
     /// The metric leaderboards rank by (one of [`metric_names`](Self::metric_names)).

@@ -12,8 +12,8 @@ use crate::python::{py_lower, py_split_whitespace, py_statistics_mean, py_strip}
 /// Punctuation removed (next to a space, or anywhere once a comma sits between digits)
 /// or turned into a space.
 const PUNCTUATIONS: [char; 21] = [
-    ';', '/', '[', ']', '"', '{', '}', '(', ')', '=', '+', '\\', '_', '-', '>', '<', '@', '`',
-    ',', '?', '!',
+    ';', '/', '[', ']', '"', '{', '}', '(', ')', '=', '+', '\\', '_', '-', '>', '<', '@', '`', ',',
+    '?', '!',
 ];
 const NUMBERS: [(&str, &str); 12] = [
     ("none", "0"),
@@ -69,7 +69,11 @@ fn process_punctuation(text: &str) -> String {
     }
     let mut result = String::with_capacity(out.len());
     let mut last = 0;
-    for m in PERIOD_STRIP.find_iter(&out).take(PERIOD_STRIP_COUNT).flatten() {
+    for m in PERIOD_STRIP
+        .find_iter(&out)
+        .take(PERIOD_STRIP_COUNT)
+        .flatten()
+    {
         result.push_str(&out[last..m.start()]);
         last = m.end();
     }

@@ -1,0 +1,483 @@
+//! Tasks defined by a file (TOML) instead of code: the dataset split, the prompt as a
+//! template over a row's columns, generation settings, a built-in scorer ([`scorers`]),
+//! and metrics aggregated as lmms-eval aggregates them. The shipped benchmarks (POPE,
+//! ScienceQA-IMG, AI2D, ChartQA, TextVQA, DocVQA) are such files; a user's file works the
+//! same way (`vlm-eval --tasks path/to/task.toml`).
+//!
+//! [`scorers`]: super::scorers
+
+mod aggregate;
+mod error;
+mod spec;
+mod template;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use minijinja::Environment;
+use serde_json::{json, Map, Value};
+
+pub use error::TaskFileError;
+pub use spec::{Aggregation, ScorerSpec, TaskSpec};
+
+use self::aggregate::{aggregate, Item};
+use self::spec::{FilterKind, MetricSection};
+use super::scorers::{
+    anls, hf_exact_match, leading_option_letter, pope_prediction, relaxed_correctness,
+    sqa_letter_correct, vqa_accuracy, ExactMatchOptions,
+};
+use super::task::{row_error, Metric, SampleScore, Task, TaskError, TaskScores};
+use crate::dataset::{Cell, DatasetSpec, Row};
+use crate::prompt::{Prompt, PromptPart};
+use crate::python::{py_lower, py_strip, stderr_clt};
+
+const TEXT: &str = "prompt.text";
+const TARGET: &str = "scoring.target";
+
+/// A task read from a task file.
+pub struct FileTask {
+    spec: TaskSpec,
+    /// The file's text, hashed into run identities.
+    source: String,
+    env: Environment<'static>,
+    /// `pre_prompt`, `post_prompt` and `vars`, as the templates see them.
+    prompt_vars: BTreeMap<String, minijinja::Value>,
+}
+
+impl std::fmt::Debug for FileTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTask")
+            .field("task", &self.spec.task)
+            .finish()
+    }
+}
+
+/// What the scorer made of one response.
+struct Outcome {
+    parsed: Value,
+    item: Item,
+}
+
+impl FileTask {
+    /// Reads and checks the task file at `path`.
+    pub fn load(path: &Path) -> Result<Self, TaskFileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| TaskFileError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks a task file's text; `path` is only for messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, TaskFileError> {
+        let spec: TaskSpec =
+            toml::from_str(text).map_err(|e| TaskFileError::parse(path, text, &e))?;
+        let invalid = |key: &str, problem: String| TaskFileError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            problem,
+        };
+        spec.validate().map_err(|p| invalid(&p.key, p.problem))?;
+        let mut env = template::environment();
+        for (key, source) in [(TEXT, &spec.prompt.text), (TARGET, &spec.scoring.target)] {
+            env.add_template_owned(key, source.clone())
+                .map_err(|e| invalid(key, first_line(&e)))?;
+        }
+        let mut prompt_vars: BTreeMap<String, minijinja::Value> = spec
+            .prompt
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), minijinja::Value::from_serialize(v)))
+            .collect();
+        prompt_vars.insert("pre_prompt".into(), spec.prompt.pre_prompt.clone().into());
+        prompt_vars.insert("post_prompt".into(), spec.prompt.post_prompt.clone().into());
+        Ok(Self {
+            spec,
+            source: text.to_string(),
+            env,
+            prompt_vars,
+        })
+    }
+
+    pub fn spec(&self) -> &TaskSpec {
+        &self.spec
+    }
+
+    fn render(&self, key: &str, doc: &Row) -> Result<String, TaskError> {
+        let ctx = template::row_context(doc, &self.prompt_vars);
+        self.env
+            .get_template(key)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| row_error(doc, format!("`{key}`: {}", first_line(&e))))
+    }
+
+    fn filter_name(&self) -> &str {
+        self.spec
+            .scoring
+            .filter
+            .as_ref()
+            .map_or("none", |f| f.name.as_str())
+    }
+
+    /// The row's own id as text (the id column), or its index.
+    fn row_id(&self, doc: &Row) -> Result<(String, Value), TaskError> {
+        let Some(column) = &self.spec.dataset.id else {
+            return Ok((doc.doc_id.to_string(), json!(doc.doc_id)));
+        };
+        let cell = doc
+            .get(column)
+            .ok_or_else(|| row_error(doc, format!("id column `{column}` is missing")))?;
+        let value = cell.to_json().unwrap_or(Value::Null);
+        let text = match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Ok((text, value))
+    }
+
+    fn applies(&self, metric: &MetricSection, doc: &Row) -> Result<bool, TaskError> {
+        let Some(when) = &metric.when else {
+            return Ok(true);
+        };
+        let text = match doc.get(&when.column) {
+            Some(Cell::Str(s)) => s.clone(),
+            Some(Cell::Int(i)) => i.to_string(),
+            Some(Cell::Bool(b)) => b.to_string(),
+            Some(Cell::Null) => String::new(),
+            Some(other) => {
+                return Err(row_error(
+                    doc,
+                    format!("column `{}` is not a plain value: {other:?}", when.column),
+                ))
+            }
+            None => {
+                return Err(row_error(
+                    doc,
+                    format!(
+                        "column `{}` (in `{}`'s `when`) is missing",
+                        when.column, metric.name
+                    ),
+                ))
+            }
+        };
+        Ok(match (&when.equals, &when.not_equals) {
+            (Some(v), _) => &text == v,
+            (None, Some(v)) => &text != v,
+            (None, None) => true,
+        })
+    }
+
+    fn score_one(&self, doc: &Row, response: &str, target: &str) -> Result<Outcome, TaskError> {
+        let plain = |score: bool| Item {
+            score: if score { 1.0 } else { 0.0 },
+            prediction: String::new(),
+            ground_truth: String::new(),
+        };
+        Ok(match &self.spec.scoring.scorer {
+            ScorerSpec::YesNo => {
+                let truth = py_strip(&py_lower(target)).to_string();
+                if truth != "yes" && truth != "no" {
+                    return Err(row_error(
+                        doc,
+                        format!("a yes/no target must be `yes` or `no`, not `{target}`"),
+                    ));
+                }
+                let prediction = pope_prediction(response);
+                Outcome {
+                    parsed: json!(prediction),
+                    item: Item {
+                        score: if prediction == truth { 1.0 } else { 0.0 },
+                        prediction,
+                        ground_truth: truth,
+                    },
+                }
+            }
+            ScorerSpec::OptionLetter => Outcome {
+                parsed: json!(response),
+                item: plain(sqa_letter_correct(response, target)),
+            },
+            ScorerSpec::ExactMatch {
+                ignore_case,
+                ignore_punctuation,
+                ignore_numbers,
+            } => {
+                let options = ExactMatchOptions {
+                    ignore_case: *ignore_case,
+                    ignore_punctuation: *ignore_punctuation,
+                    ignore_numbers: *ignore_numbers,
+                };
+                Outcome {
+                    parsed: json!(response),
+                    item: plain(hf_exact_match(response, target, options)),
+                }
+            }
+            ScorerSpec::RelaxedAccuracy {
+                max_relative_change,
+            } => Outcome {
+                parsed: json!(response),
+                item: plain(relaxed_correctness(response, target, *max_relative_change)),
+            },
+            ScorerSpec::VqaAccuracy { answers } => {
+                let list = doc.str_list(answers)?;
+                let (parsed, score) = vqa_accuracy(response, &list)
+                    .ok_or_else(|| row_error(doc, format!("column `{answers}` is empty")))?;
+                Outcome {
+                    parsed: json!(parsed),
+                    item: Item {
+                        score,
+                        prediction: String::new(),
+                        ground_truth: String::new(),
+                    },
+                }
+            }
+            ScorerSpec::Anls { answers, threshold } => {
+                let list = doc.str_list(answers)?;
+                let score = anls(response, &list, *threshold)
+                    .ok_or_else(|| row_error(doc, format!("column `{answers}` is empty")))?;
+                Outcome {
+                    parsed: json!(response),
+                    item: Item {
+                        score,
+                        prediction: String::new(),
+                        ground_truth: String::new(),
+                    },
+                }
+            }
+        })
+    }
+
+    /// The per-sample value lmms-eval stores under a metric's name.
+    fn field(&self, id: &Value, item: &Item) -> Value {
+        if self.spec.scoring.scorer == ScorerSpec::YesNo {
+            let id_key = self.spec.dataset.id.as_deref().unwrap_or("doc_id");
+            json!({id_key: id, "score": item.score, "prediction": item.prediction,
+                   "ground_truth": item.ground_truth})
+        } else {
+            json!(item.score)
+        }
+    }
+
+    /// Every metric broken down by each `scoring.breakdown` column's values.
+    fn breakdown(
+        &self,
+        docs: &[&Row],
+        per_sample: &[Vec<(usize, Item)>],
+    ) -> Result<(Value, String), TaskError> {
+        let mut details = Map::new();
+        let mut summary = String::new();
+        for column in &self.spec.scoring.breakdown {
+            let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (i, doc) in docs.iter().enumerate() {
+                let value = doc.get(column).and_then(Cell::to_json).ok_or_else(|| {
+                    row_error(doc, format!("breakdown column `{column}` is missing"))
+                })?;
+                let key = match value {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                groups.entry(key).or_default().push(i);
+            }
+            summary += &format!("{} by {column}:\n", self.spec.task);
+            let mut by_value = Map::new();
+            for (value, members) in groups {
+                let mut entry = Map::new();
+                entry.insert("n".into(), json!(members.len()));
+                summary += &format!("  {value:<24} {:>5}", members.len());
+                for (mi, metric) in self.spec.metrics.iter().enumerate() {
+                    let items: Vec<Item> = members
+                        .iter()
+                        .flat_map(|&i| per_sample[i].iter())
+                        .filter(|(m, _)| *m == mi)
+                        .map(|(_, item)| item.clone())
+                        .collect();
+                    if !items.is_empty() {
+                        let (v, _) = aggregate(metric.aggregation, &items);
+                        entry.insert(metric.name.clone(), json!(v));
+                        summary += &format!("  {} {v:.4}", metric.name);
+                    }
+                }
+                summary.push('\n');
+                by_value.insert(value, Value::Object(entry));
+            }
+            details.insert(column.clone(), Value::Object(by_value));
+        }
+        Ok((json!({ "breakdown": details }), summary))
+    }
+}
+
+fn first_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+impl Task for FileTask {
+    fn name(&self) -> &str {
+        &self.spec.task
+    }
+
+    fn dataset(&self) -> DatasetSpec {
+        let d = &self.spec.dataset;
+        DatasetSpec {
+            repo: d.repo.clone(),
+            aliases: d.aliases.clone(),
+            config: d.config.clone(),
+            split: d.split.clone(),
+        }
+    }
+
+    fn max_new_tokens(&self) -> usize {
+        self.spec.generation.max_new_tokens
+    }
+
+    fn stop(&self) -> &[String] {
+        &self.spec.generation.until
+    }
+
+    fn temperature(&self) -> f32 {
+        self.spec.generation.temperature
+    }
+
+    fn metric_names(&self) -> Vec<&str> {
+        self.spec.metrics.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    fn primary_metric(&self) -> &str {
+        self.spec
+            .scoring
+            .primary
+            .as_deref()
+            .unwrap_or_else(|| self.spec.metrics[0].name.as_str())
+    }
+
+    fn definition_hash(&self) -> Option<String> {
+        Some(blake3::hash(self.source.as_bytes()).to_hex().to_string())
+    }
+
+    fn filter(&self, response: &str) -> String {
+        match self.spec.scoring.filter.as_ref().map(|f| f.kind) {
+            Some(FilterKind::LeadingOptionLetter) => leading_option_letter(response),
+            None => response.to_string(),
+        }
+    }
+
+    fn version(&self) -> Value {
+        json!(self.spec.version)
+    }
+
+    fn config(&self) -> Value {
+        let s = &self.spec;
+        let mut generation = json!({
+            "max_new_tokens": s.generation.max_new_tokens,
+            "temperature": s.generation.temperature,
+            "do_sample": s.generation.temperature > 0.0,
+        });
+        if !s.generation.until.is_empty() {
+            generation["until"] = json!(s.generation.until);
+        }
+        let mut kwargs =
+            json!({"pre_prompt": s.prompt.pre_prompt, "post_prompt": s.prompt.post_prompt});
+        for (k, v) in &s.prompt.vars {
+            kwargs[k] = serde_json::to_value(v).unwrap_or(Value::Null);
+        }
+        let mut config = json!({
+            "task": s.task,
+            "dataset_path": s.dataset.repo,
+            "test_split": s.dataset.split,
+            "output_type": "generate_until",
+            "doc_to_text": s.prompt.text,
+            "doc_to_target": s.scoring.target,
+            "generation_kwargs": generation,
+            "lmms_eval_specific_kwargs": kwargs,
+            "scorer": s.scoring.scorer.name(),
+            "metric_list": s.metrics.iter().map(|m| json!({
+                "metric": m.name, "aggregation": m.aggregation.name(), "higher_is_better": true,
+            })).collect::<Vec<_>>(),
+            "task_file_blake3": self.definition_hash(),
+        });
+        if let Some(c) = &s.dataset.config {
+            config["dataset_name"] = json!(c);
+        }
+        if let Some(f) = &s.scoring.filter {
+            config["filter_list"] = json!([{"name": f.name, "filter": format!("{:?}", f.kind)}]);
+        }
+        config
+    }
+
+    fn prompt(&self, doc: &Row) -> Result<Prompt, TaskError> {
+        let text = self.render(TEXT, doc)?;
+        let mut parts = Vec::new();
+        for column in &self.spec.prompt.images {
+            let bytes = doc
+                .image(column)?
+                .ok_or_else(|| row_error(doc, format!("image column `{column}` is empty")))?;
+            parts.push(PromptPart::Image {
+                column: column.clone(),
+                bytes,
+            });
+        }
+        for column in &self.spec.prompt.optional_images {
+            if let Some(bytes) = doc.image(column)? {
+                parts.push(PromptPart::Image {
+                    column: column.clone(),
+                    bytes,
+                });
+            }
+        }
+        parts.push(PromptPart::Text(text.clone()));
+        Ok(Prompt { input: text, parts })
+    }
+
+    fn score(&self, docs: &[&Row], responses: &[&str]) -> Result<TaskScores, TaskError> {
+        let mut samples = Vec::with_capacity(docs.len());
+        let mut per_sample: Vec<Vec<(usize, Item)>> = Vec::with_capacity(docs.len());
+        for (doc, response) in docs.iter().zip(responses) {
+            let target = self.render(TARGET, doc)?;
+            let (id, id_value) = self.row_id(doc)?;
+            let outcome = self.score_one(doc, response, &target)?;
+            let mut fields = Map::new();
+            let mut items = Vec::new();
+            for (mi, metric) in self.spec.metrics.iter().enumerate() {
+                if self.applies(metric, doc)? {
+                    fields.insert(metric.name.clone(), self.field(&id_value, &outcome.item));
+                    items.push((mi, outcome.item.clone()));
+                }
+            }
+            samples.push(SampleScore {
+                id,
+                target,
+                parsed: outcome.parsed,
+                score: outcome.item.score,
+                fields,
+            });
+            per_sample.push(items);
+        }
+        let mut metrics = Vec::new();
+        for (mi, metric) in self.spec.metrics.iter().enumerate() {
+            let items: Vec<Item> = per_sample
+                .iter()
+                .flatten()
+                .filter(|(m, _)| *m == mi)
+                .map(|(_, item)| item.clone())
+                .collect();
+            // lmms-eval reports only metrics some sample produced.
+            if items.is_empty() {
+                continue;
+            }
+            let (value, stderr) = aggregate(metric.aggregation, &items);
+            let scores: Vec<f64> = items.iter().map(|i| i.score).collect();
+            metrics.push(Metric {
+                name: metric.name.clone(),
+                filter: self.filter_name().to_string(),
+                value,
+                stderr,
+                stderr_clt: stderr_clt(&scores),
+            });
+        }
+        let (details, summary) = self.breakdown(docs, &per_sample)?;
+        Ok(TaskScores {
+            samples,
+            metrics,
+            details,
+            summary,
+        })
+    }
+}

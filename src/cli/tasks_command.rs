@@ -1,0 +1,51 @@
+//! `vlm-eval tasks`: the tasks `--tasks` knows (name, dataset, metrics), and any task files
+//! given, checked as a run would check them.
+
+use anyhow::Result;
+use vlm_eval::tasks::{self, Task};
+
+fn line(task: &dyn Task, origin: &str) -> String {
+    let d = task.dataset();
+    let dataset = match &d.config {
+        Some(c) => format!("{} [{c}] {}", d.repo, d.split),
+        None => format!("{} {}", d.repo, d.split),
+    };
+    let others: Vec<&str> = task
+        .metric_names()
+        .into_iter()
+        .filter(|m| *m != task.primary_metric())
+        .collect();
+    let metrics = if others.is_empty() {
+        task.primary_metric().to_string()
+    } else {
+        format!("{} (also {})", task.primary_metric(), others.join(", "))
+    };
+    format!("{:<16} {dataset:<40} {metrics}  [{origin}]", task.name())
+}
+
+/// Lists the built-in tasks, then checks and lists each task file in `files`.
+pub fn tasks_command(files: &[String]) -> Result<()> {
+    // Every file is checked before anything is listed.
+    let mut checked = Vec::new();
+    for file in files {
+        if !tasks::is_task_file(file) {
+            anyhow::bail!("{file}: a task file's name ends in .toml");
+        }
+        checked.push((file, tasks::resolve(file)?));
+    }
+    println!("{:<16} {:<40} primary metric", "task", "dataset (split)");
+    for name in tasks::names() {
+        if let Some(task) = tasks::by_name(name) {
+            let origin = if matches!(name, "mme" | "mmmu_val") {
+                "built in"
+            } else {
+                "task file, built in"
+            };
+            println!("{}", line(task.as_ref(), origin));
+        }
+    }
+    for (file, task) in checked {
+        println!("{}", line(task.as_ref(), file));
+    }
+    Ok(())
+}
