@@ -532,6 +532,64 @@ fn two_workers_on_postgres_drain_the_queue_and_finish_a_killed_workers_run() {
     drop(database);
 }
 
+/// A sweep naming a task file (relative to the config): queued, the file deleted, and a
+/// worker still runs it from the text the queued run carries, recorded under its name.
+#[test]
+fn a_queued_task_file_runs_on_a_worker_without_the_file() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("hf");
+    let pope = std::fs::read_to_string(root().join("crates/vlm-eval/tasks/pope.toml")).unwrap();
+    let task_file = work.path().join("tasks/pope_local.toml");
+    std::fs::create_dir_all(task_file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &task_file,
+        pope.replace("task = \"pope\"", "task = \"pope_local\""),
+    )
+    .unwrap();
+    let [a, _] = two_cpu_devices();
+    let config = work.path().join("sweep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tasks = [\"tasks/pope_local.toml\"]\ndata_dir = \"{}\"\ndevices = [\"{a}\"]\n\n\
+             [[models]]\nname = \"llava-tiny\"\nmodel = \"{}\"\nkv_cache_gb = 0.25\n",
+            root().join("eval-datasets").display(),
+            fixtures().join("llava-tiny-hub").display()
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/runs.db", work.path().display());
+    let queued = ok(&run(
+        &["queue", "--db", &db, "--config", config.to_str().unwrap()],
+        &cache,
+    ));
+    assert!(queued.contains("queued 1 run(s)"), "{queued}");
+    std::fs::remove_file(&task_file).unwrap();
+    let out = work.path().join("out");
+    ok(&run(
+        &[
+            "worker",
+            "--db",
+            &db,
+            "--devices",
+            &a,
+            "--once",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &cache,
+    ));
+    let runs = runs_json(&db, &[], &cache);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["task"], "pope_local");
+    assert_eq!(runs[0]["status"], "completed", "{runs:?}");
+    let results = results_metrics(&out.join("llava-tiny/pope_local"));
+    assert!(
+        results["pope_local"]["pope_f1_score,none"].is_f64(),
+        "{results}"
+    );
+}
+
 /// The worker's pid from its closing line ("worker HOST:PID: ...").
 fn output_pid(stdout: &str) -> String {
     let line = stdout

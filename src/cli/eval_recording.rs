@@ -77,6 +77,9 @@ impl Recorder {
             }
             let mut run_config = config.clone();
             run_config["identity"] = identity.value.clone();
+            if let Some(text) = task.definition() {
+                run_config["task_file"] = Value::String(text.to_string());
+            }
             let new = NewRun {
                 model: model.name.clone(),
                 task: task.name().into(),

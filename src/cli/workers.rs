@@ -77,9 +77,10 @@ pub fn queue_command(args: QueueArgs) -> Result<()> {
                 skipped += 1;
                 continue;
             }
+            let task_def = tasks::resolve(task)?;
             let filter = RunFilter {
                 model: Some(entry.name.clone()),
-                task: Some(task.clone()),
+                task: Some(task_def.name().to_string()),
                 ..RunFilter::default()
             };
             let pending = store.call(|s| s.runs(&filter))?.into_iter().any(|r| {
@@ -90,18 +91,22 @@ pub fn queue_command(args: QueueArgs) -> Result<()> {
                 skipped += 1;
                 continue;
             }
-            let task_def = tasks::by_name(task).expect("checked");
+            let mut config = json!({
+                "entry": entry,
+                "data_dir": sweep.data_dir,
+                "limit": sweep.limit,
+                "resume": !args.no_reuse,
+                "identity": identity.value,
+            });
+            // A task file travels in the run, for workers that do not have it.
+            if let Some(text) = task_def.definition() {
+                config["task_file"] = json!(text);
+            }
             let new = NewRun {
                 model: entry.name.clone(),
-                task: task.clone(),
+                task: task_def.name().to_string(),
                 identity_key: identity.key.clone(),
-                config: json!({
-                    "entry": entry,
-                    "data_dir": sweep.data_dir,
-                    "limit": sweep.limit,
-                    "resume": !args.no_reuse,
-                    "identity": identity.value,
-                }),
+                config,
                 primary_metric: task_def.primary_metric().into(),
                 output_dir: None,
             };
@@ -127,11 +132,24 @@ pub fn queue_command(args: QueueArgs) -> Result<()> {
 fn job_of(run: &Run, output_dir: &std::path::Path, db: &str) -> Result<ChildJob> {
     let entry: ModelEntry = serde_json::from_value(run.config["entry"].clone())
         .context("its config has no model entry (it was recorded by a vlm-eval run, not queued)")?;
+    let run_dir = output_dir.join(&entry.name).join(&run.task);
+    // A task file's text is written where the child reads it.
+    let task = match run.config["task_file"].as_str() {
+        Some(text) => {
+            std::fs::create_dir_all(&run_dir)
+                .with_context(|| format!("cannot create {}", run_dir.display()))?;
+            let path = run_dir.join(format!("{}.toml", run.task));
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            path.display().to_string()
+        }
+        None => run.task.clone(),
+    };
     Ok(ChildJob {
-        tasks: vec![run.task.clone()],
+        tasks: vec![task],
         data_dir: run.config["data_dir"].as_str().map(PathBuf::from),
         limit: run.config["limit"].as_u64().map(|l| l as usize),
-        output_dir: output_dir.join(&entry.name).join(&run.task),
+        output_dir: run_dir,
         db: db.to_string(),
         resume: run.config["resume"].as_bool().unwrap_or(true),
         claimed: vec![(run.task.clone(), run.id.clone())],

@@ -35,8 +35,8 @@ pub fn run_identity(
         "limit": limit,
     });
     // Only for tasks read from files, so built-in tasks keep the identities they had.
-    if let Some(hash) = task.definition_hash() {
-        value["task_definition"] = json!(hash);
+    if let Some(text) = task.definition() {
+        value["task_definition"] = json!(blake3::hash(text.as_bytes()).to_hex().to_string());
     }
     let key = blake3::hash(canonical(&value).to_string().as_bytes())
         .to_hex()

@@ -53,11 +53,11 @@ struct Plan {
 pub fn identities(sweep: &Sweep, entry: &ModelEntry) -> Result<Vec<RunIdentity>> {
     let cuda = matches!(sweep.pool.first(), Some(Device::Cuda(_)));
     let model = entry.spec(cuda).identity()?;
-    let tasks: Vec<_> = sweep
+    let tasks = sweep
         .tasks
         .iter()
-        .filter_map(|t| tasks::by_name(t))
-        .collect();
+        .map(|t| tasks::resolve(t))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(task_identities(
         &model,
         &tasks,
@@ -278,7 +278,8 @@ fn task_outcomes(store: &Store, r: &Running, seconds: f64) -> Vec<(String, Outco
         .map(|task| {
             let filter = RunFilter {
                 model: Some(r.job.entry.name.clone()),
-                task: Some(task.clone()),
+                // Runs are recorded under the task's name, a task file's too.
+                task: Some(tasks::name_of(task)),
                 ..RunFilter::default()
             };
             let latest = store
@@ -344,17 +345,18 @@ pub fn record_failure(store: &Store, entry: &ModelEntry, tasks: &[String], error
     if let Err(e) = record_model(store, entry) {
         eprintln!("vlm-eval sweep: cannot record {}: {e:#}", entry.name);
     }
-    for task in tasks {
-        let primary = tasks::by_name(task)
-            .map(|t| t.primary_metric().to_string())
-            .unwrap_or_default();
+    for spec in tasks {
+        let (task, primary) = match tasks::resolve(spec) {
+            Ok(t) => (t.name().to_string(), t.primary_metric().to_string()),
+            Err(_) => (spec.clone(), String::new()),
+        };
         let new = vlm_runs::NewRun {
             model: entry.name.clone(),
             task: task.clone(),
             // Never matches a completed run: the model could not even be identified.
             identity_key: format!("unidentified:{}:{task}", entry.name),
             config: serde_json::json!({"model": entry.model, "base_url": entry.base_url}),
-            primary_metric: primary.into(),
+            primary_metric: primary,
             output_dir: None,
         };
         let recorded = store

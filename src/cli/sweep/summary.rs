@@ -86,9 +86,10 @@ impl Summary {
         )];
         for (model, row) in &self.rows {
             for (task, outcome) in self.tasks.iter().zip(row) {
-                let metric = tasks::by_name(task)
-                    .map(|t| t.primary_metric().to_string())
-                    .unwrap_or_default();
+                let (task, metric) = match tasks::resolve(task) {
+                    Ok(t) => (t.name().to_string(), t.primary_metric().to_string()),
+                    Err(_) => (task.clone(), String::new()),
+                };
                 let value = |v: &Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
                 let (value, status, time) = match outcome {
                     Outcome::Pending => ("-".into(), "pending".to_string(), "-".into()),

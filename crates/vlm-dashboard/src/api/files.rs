@@ -234,8 +234,12 @@ pub async fn sample_image(
     ApiPath((id, doc_id, k)): ApiPath<(String, usize, usize)>,
 ) -> Result<Response, ApiError> {
     let run = run_of(&state, &id).await?;
-    let task = vlm_eval::tasks::by_name(&run.task)
-        .ok_or_else(|| ApiError::not_found(format!("task {} has no dataset here", run.task)))?;
+    // A task file's run carries the file's text.
+    let task = match run.config["task_file"].as_str() {
+        Some(text) => vlm_eval::tasks::from_definition(text).ok(),
+        None => vlm_eval::tasks::by_name(&run.task),
+    }
+    .ok_or_else(|| ApiError::not_found(format!("task {} has no dataset here", run.task)))?;
     let data_dir = run.config["data_dir"]
         .as_str()
         .map(PathBuf::from)

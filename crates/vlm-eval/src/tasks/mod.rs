@@ -52,6 +52,21 @@ pub fn by_name(name: &str) -> Option<Box<dyn Task>> {
     }
 }
 
+/// A task from a task file's text as a run's config carries it (`task_file`): a queued
+/// run on a worker without the file, or the dashboard showing a run's images.
+pub fn from_definition(text: &str) -> Result<Box<dyn Task>, TaskFileError> {
+    let task = FileTask::parse(Path::new("(the run's task_file)"), text)?;
+    Ok(Box::new(task))
+}
+
+/// The task's name for a `--tasks` entry: the name a task file gives, else the entry.
+pub fn name_of(spec: &str) -> String {
+    match resolve(spec) {
+        Ok(task) => task.name().to_string(),
+        Err(_) => spec.to_string(),
+    }
+}
+
 /// Whether `spec` names a task file rather than a built-in task.
 pub fn is_task_file(spec: &str) -> bool {
     spec.ends_with(".toml")

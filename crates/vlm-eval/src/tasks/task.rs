@@ -89,9 +89,10 @@ pub trait Task: Send + Sync {
     fn primary_metric(&self) -> &str {
         self.metric_names().first().copied().unwrap_or_default()
     }
-    /// A hash of the task's definition where it comes from a file, so a changed file is a
-    /// different run (`None` for tasks built into the code, whose version says it).
-    fn definition_hash(&self) -> Option<String> {
+    /// The task file's text where the task comes from one: hashed into run identities (a
+    /// changed file is a different run) and carried in queued runs' configs, so a worker
+    /// without the file runs the same task. `None` for tasks written in Rust.
+    fn definition(&self) -> Option<&str> {
         None
     }
     /// lmms-eval's filter step, run on the raw response before reasoning blocks are

@@ -348,8 +348,8 @@ impl Task for FileTask {
             .unwrap_or_else(|| self.spec.metrics[0].name.as_str())
     }
 
-    fn definition_hash(&self) -> Option<String> {
-        Some(blake3::hash(self.source.as_bytes()).to_hex().to_string())
+    fn definition(&self) -> Option<&str> {
+        Some(&self.source)
     }
 
     fn filter(&self, response: &str) -> String {
@@ -391,7 +391,7 @@ impl Task for FileTask {
             "metric_list": s.metrics.iter().map(|m| json!({
                 "metric": m.name, "aggregation": m.aggregation.name(), "higher_is_better": true,
             })).collect::<Vec<_>>(),
-            "task_file_blake3": self.definition_hash(),
+            "task_file_blake3": blake3::hash(self.source.as_bytes()).to_hex().to_string(),
         });
         if let Some(c) = &s.dataset.config {
             config["dataset_name"] = json!(c);
