@@ -125,7 +125,7 @@ async fn every_route_with_its_errors() {
     let (s, b) = post(&queue, r#"{"model_name": "nobody"}"#, Some("sesame")).await;
     assert_error(s, &b, 404);
     let (s, b) = post(
-        &format!("{api}/tasks/pope/runs"),
+        &format!("{api}/tasks/not_a_task/runs"),
         r#"{"model_name": "llava-plain"}"#,
         Some("sesame"),
     )
