@@ -766,18 +766,27 @@ when = { column = "category", equals = "count" }
     .unwrap();
     let out = tmp.path().join("out");
     let model = fixtures().join("llava-tiny-hub");
-    let run = Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-        .args(["--model", model.to_str().unwrap(), "--kv-cache-gb", "0.05"])
-        .args(["--tasks", task_file.to_str().unwrap()])
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .arg("--output-dir")
-        .arg(&out)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", &hf)
-        .output()
-        .unwrap();
-    ok(run);
+    let evaluate = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
+            .args(["--model", model.to_str().unwrap(), "--kv-cache-gb", "0.05"])
+            .args(["--tasks", task_file.to_str().unwrap()])
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--output-dir")
+            .arg(&out)
+            .args(extra)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HUB_CACHE", &hf)
+            .output()
+            .unwrap()
+    };
+    // Half the rows, then --resume answers only the rest.
+    ok(evaluate(&["--limit", "10"]));
+    let half = read(&out.join("predictions_shapes_yn.jsonl"));
+    assert_eq!(half.lines().count(), 10);
+    let resumed = ok(evaluate(&["--resume"]));
+    assert!(resumed.contains("20 samples (10 resumed)"), "{resumed}");
+    assert!(read(&out.join("predictions_shapes_yn.jsonl")).starts_with(&half));
     let results = json(&out.join("results.json"));
     let ours = &results["results"]["shapes_yn"];
     for key in [
