@@ -786,7 +786,43 @@ when = { column = "category", equals = "count" }
     assert_eq!(half.lines().count(), 10);
     let resumed = ok(evaluate(&["--resume"]));
     assert!(resumed.contains("20 samples (10 resumed)"), "{resumed}");
-    assert!(read(&out.join("predictions_shapes_yn.jsonl")).starts_with(&half));
+    let full = read(&out.join("predictions_shapes_yn.jsonl"));
+    assert!(full.starts_with(&half));
+    // Editing the task file makes its earlier answers stale: kept aside, not resumed.
+    let edited = read(&task_file).replace("Look closely. ", "Look again. ");
+    std::fs::write(&task_file, &edited).unwrap();
+    let again = evaluate(&["--resume"]);
+    let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
+    let again = ok(again);
+    assert!(again.contains("20 samples (0 resumed)"), "{again}");
+    assert!(stderr.contains("the task file changed"), "{stderr}");
+    let aside: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("earlier_predictions_shapes_yn.")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(read(&aside[0].path()), full);
+    let samples = lines(&out.join("samples_shapes_yn.jsonl"));
+    assert!(samples[0]["input"]
+        .as_str()
+        .unwrap()
+        .starts_with("Look again. "));
+
+    // A column the dataset lacks fails before anything is generated, naming the key.
+    std::fs::write(&task_file, edited.replace("{{ question |", "{{ questoin |")).unwrap();
+    let failed = evaluate(&[]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("`prompt.text` uses `questoin`, which is neither a column"),
+        "{stderr}"
+    );
+    std::fs::write(&task_file, &edited).unwrap();
     let results = json(&out.join("results.json"));
     let ours = &results["results"]["shapes_yn"];
     for key in [
@@ -803,7 +839,7 @@ when = { column = "category", equals = "count" }
     assert_eq!(samples.len(), 20);
     let input = samples[0]["input"].as_str().unwrap();
     assert!(
-        input.starts_with("Look closely. ") && input.ends_with("?\nReply with yes or no."),
+        input.starts_with("Look again. ") && input.ends_with("?\nReply with yes or no."),
         "{input}"
     );
     assert!(samples[0]["accuracy"]["ground_truth"].is_string());

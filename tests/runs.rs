@@ -532,8 +532,9 @@ fn two_workers_on_postgres_drain_the_queue_and_finish_a_killed_workers_run() {
     drop(database);
 }
 
-/// A sweep naming a task file (relative to the config): queued, the file deleted, and a
-/// worker still runs it from the text the queued run carries, recorded under its name.
+/// A sweep naming a shipped task and a task file (relative to the config): queued, the file
+/// deleted, and a worker still runs both, the file from the text its queued run carries,
+/// each recorded under its task name.
 #[test]
 fn a_queued_task_file_runs_on_a_worker_without_the_file() {
     let work = tempfile::tempdir().unwrap();
@@ -551,7 +552,7 @@ fn a_queued_task_file_runs_on_a_worker_without_the_file() {
     std::fs::write(
         &config,
         format!(
-            "tasks = [\"tasks/pope_local.toml\"]\ndata_dir = \"{}\"\ndevices = [\"{a}\"]\n\n\
+            "tasks = [\"pope\", \"tasks/pope_local.toml\"]\ndata_dir = \"{}\"\ndevices = [\"{a}\"]\n\n\
              [[models]]\nname = \"llava-tiny\"\nmodel = \"{}\"\nkv_cache_gb = 0.25\n",
             root().join("eval-datasets").display(),
             fixtures().join("llava-tiny-hub").display()
@@ -563,7 +564,7 @@ fn a_queued_task_file_runs_on_a_worker_without_the_file() {
         &["queue", "--db", &db, "--config", config.to_str().unwrap()],
         &cache,
     ));
-    assert!(queued.contains("queued 1 run(s)"), "{queued}");
+    assert!(queued.contains("queued 2 run(s)"), "{queued}");
     std::fs::remove_file(&task_file).unwrap();
     let out = work.path().join("out");
     ok(&run(
@@ -579,10 +580,17 @@ fn a_queued_task_file_runs_on_a_worker_without_the_file() {
         ],
         &cache,
     ));
+    // The shipped task travels by name, the user's file by its text.
     let runs = runs_json(&db, &[], &cache);
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0]["task"], "pope_local");
-    assert_eq!(runs[0]["status"], "completed", "{runs:?}");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let mut tasks: Vec<&str> = runs.iter().map(|r| r["task"].as_str().unwrap()).collect();
+    tasks.sort();
+    assert_eq!(tasks, ["pope", "pope_local"]);
+    assert!(runs.iter().all(|r| r["status"] == "completed"), "{runs:?}");
+    assert!(
+        runs.iter().all(|r| r["primary_metric"] == "pope_f1_score"),
+        "{runs:?}"
+    );
     let results = results_metrics(&out.join("llava-tiny/pope_local"));
     assert!(
         results["pope_local"]["pope_f1_score,none"].is_f64(),

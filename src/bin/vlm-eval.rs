@@ -194,10 +194,23 @@ struct ScoreArgs {
 }
 
 fn parse_tasks(names: &[String]) -> Result<Vec<Box<dyn Task>>> {
-    names
+    let tasks = names
         .iter()
         .map(|n| tasks::resolve(n.trim()).map_err(anyhow::Error::from))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    // Outputs are named by task: two entries with one name would share them.
+    for (i, task) in tasks.iter().enumerate() {
+        if let Some(j) = tasks[..i].iter().position(|t| t.name() == task.name()) {
+            bail!(
+                "--tasks names task `{}` twice (`{}` and `{}`); give each task file its own \
+                 `task` name",
+                task.name(),
+                names[j].trim(),
+                names[i].trim()
+            );
+        }
+    }
+    Ok(tasks)
 }
 
 fn run_options(common: &CommonArgs, resume: bool) -> Result<RunOptions> {

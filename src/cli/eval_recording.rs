@@ -67,7 +67,7 @@ impl Recorder {
             let record = TaskRecord {
                 name: task.name().into(),
                 display_name: task.name().into(),
-                primary_metric: task.primary_metric().into(),
+                primary_metric: task.primary_key(),
                 created_at: 0,
             };
             store.call(|s| s.upsert_task(&record))?;
@@ -85,7 +85,7 @@ impl Recorder {
                 task: task.name().into(),
                 identity_key: identity.key.clone(),
                 config: run_config,
-                primary_metric: task.primary_metric().into(),
+                primary_metric: task.primary_key(),
                 output_dir: Some(output_dir.to_string()),
             };
             let id = store.call(|s| s.start(&new, &worker, &host))?;
@@ -170,7 +170,14 @@ impl Recorder {
                 .scores
                 .metrics
                 .iter()
-                .map(|m| (m.name.to_string(), Value::from(m.value)))
+                // Keyed as results.json keys them, without `,none`.
+                .map(|m| {
+                    let key = match m.filter.as_str() {
+                        "none" => m.name.clone(),
+                        filter => format!("{},{filter}", m.name),
+                    };
+                    (key, Value::from(m.value))
+                })
                 .collect();
             let answered = run.effective.saturating_sub(run.resumed);
             let result = RunResult {

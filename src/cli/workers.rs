@@ -107,7 +107,7 @@ pub fn queue_command(args: QueueArgs) -> Result<()> {
                 task: task_def.name().to_string(),
                 identity_key: identity.key.clone(),
                 config,
-                primary_metric: task_def.primary_metric().into(),
+                primary_metric: task_def.primary_key(),
                 output_dir: None,
             };
             match store.call(|s| s.enqueue(&new)) {

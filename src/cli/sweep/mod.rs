@@ -330,7 +330,7 @@ pub fn record_model(store: &Store, entry: &ModelEntry) -> Result<()> {
             let record = vlm_runs::TaskRecord {
                 name: task.into(),
                 display_name: task.into(),
-                primary_metric: t.primary_metric().into(),
+                primary_metric: t.primary_key(),
                 created_at: 0,
             };
             store.call(|s| s.upsert_task(&record))?;
@@ -347,7 +347,7 @@ pub fn record_failure(store: &Store, entry: &ModelEntry, tasks: &[String], error
     }
     for spec in tasks {
         let (task, primary) = match tasks::resolve(spec) {
-            Ok(t) => (t.name().to_string(), t.primary_metric().to_string()),
+            Ok(t) => (t.name().to_string(), t.primary_key()),
             Err(_) => (spec.clone(), String::new()),
         };
         let new = vlm_runs::NewRun {

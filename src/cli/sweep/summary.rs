@@ -87,7 +87,7 @@ impl Summary {
         for (model, row) in &self.rows {
             for (task, outcome) in self.tasks.iter().zip(row) {
                 let (task, metric) = match tasks::resolve(task) {
-                    Ok(t) => (t.name().to_string(), t.primary_metric().to_string()),
+                    Ok(t) => (t.name().to_string(), t.primary_key()),
                     Err(_) => (task.clone(), String::new()),
                 };
                 let value = |v: &Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));

@@ -82,14 +82,18 @@ pub async fn add_task(
             tasks::names().join(", ")
         ))
     })?;
-    let primary = new
-        .primary_metric
-        .unwrap_or_else(|| known.primary_metric().to_string());
-    if !known.metric_names().contains(&primary.as_str()) {
+    // Metrics as the store keys them (`exact_match,flexible-extract` for a filtered one).
+    let keys: Vec<String> = known
+        .metric_names()
+        .into_iter()
+        .map(|m| known.metric_key(m))
+        .collect();
+    let primary = new.primary_metric.unwrap_or_else(|| known.primary_key());
+    if !keys.contains(&primary) {
         return Err(ApiError::bad_request(format!(
             "{} has no metric `{primary}`; its metrics: {}",
             new.name,
-            known.metric_names().join(", ")
+            keys.join(", ")
         )));
     }
     let record = TaskRecord {

@@ -182,7 +182,7 @@ pub async fn queue_run(
             "resume": true,
             "identity": identity.value,
         }),
-        primary_metric: task_def.primary_metric().into(),
+        primary_metric: task_def.primary_key(),
         output_dir: None,
     };
     let id = state.store.enqueue(&new).await?;

@@ -1,12 +1,54 @@
 //! Python's `float`: parsing (`float(s)`), `round(x, n)` and `str(x)`, for the numbers
 //! MMMU's open-answer scoring reads, rounds and compares as text.
 
-use super::str::py_strip;
+use std::sync::LazyLock;
+
+use fancy_regex::Regex;
+
+use super::str::{py_isspace, py_strip};
+
+/// A Unicode decimal digit's value (`٣` is 3, `５` is 5): its place in its run of the
+/// `Nd` category, which Unicode lays out in aligned runs of ten from 0.
+fn decimal_value(c: char) -> Option<u32> {
+    static ND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\p{Nd}$").expect("valid"));
+    let is_nd = |c: char| ND.is_match(c.encode_utf8(&mut [0; 4])).unwrap_or(false);
+    if c.is_ascii_digit() {
+        return c.to_digit(10);
+    }
+    if !is_nd(c) {
+        return None;
+    }
+    let mut start = c as u32;
+    while let Some(prev) = start.checked_sub(1).and_then(char::from_u32) {
+        if !is_nd(prev) {
+            break;
+        }
+        start -= 1;
+    }
+    Some((c as u32 - start) % 10)
+}
+
+/// What `float()` parses: Unicode digits as ASCII ones, Unicode spaces as spaces; any
+/// other non-ASCII character makes the text unparsable.
+fn to_ascii(s: &str) -> Option<String> {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                Some(c)
+            } else if py_isspace(c) {
+                Some(' ')
+            } else {
+                decimal_value(c).and_then(|d| char::from_digit(d, 10))
+            }
+        })
+        .collect()
+}
 
 /// Python's `float(s)`: surrounding whitespace, signs, `inf`/`infinity`/`nan` in any case,
-/// and `_` between digits.
+/// `_` between digits, and Unicode digits (`５０`).
 pub fn py_float(s: &str) -> Option<f64> {
-    let t = py_strip(s);
+    let ascii = to_ascii(s)?;
+    let t = py_strip(&ascii);
     if t.is_empty() {
         return None;
     }
@@ -81,6 +123,16 @@ mod tests {
         assert_eq!(py_float("1e"), None);
         assert_eq!(py_float("--1"), None);
         assert_eq!(py_float("_1"), None);
+        assert_eq!(py_float("5é"), None);
+    }
+
+    #[test]
+    fn unicode_digits_and_spaces_read_as_python_reads_them() {
+        // float(...) in python3.11.
+        assert_eq!(py_float("５０"), Some(50.0));
+        assert_eq!(py_float("٥٠"), Some(50.0));
+        assert_eq!(py_float("\u{a0}۱.۵\u{3000}"), Some(1.5));
+        assert_eq!(py_float("𝟗𝟘"), Some(90.0));
     }
 
     #[test]

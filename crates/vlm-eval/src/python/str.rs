@@ -84,7 +84,13 @@ pub fn py_capitalize(s: &str) -> String {
     let Some(first) = chars.next() else {
         return String::new();
     };
-    py_title_char(first) + &chars.as_str().to_lowercase()
+    // The rest is lowered in context (a final sigma looks at the first character too).
+    let lowered = s.to_lowercase();
+    let first_lowered: String = first.to_lowercase().collect();
+    let rest = lowered
+        .strip_prefix(&first_lowered)
+        .map_or_else(|| chars.as_str().to_lowercase(), str::to_string);
+    py_title_char(first) + &rest
 }
 
 /// `str.split()` with no argument.
@@ -102,6 +108,7 @@ mod tests {
         assert_eq!(py_capitalize("what is the DVD?"), "What is the dvd?");
         assert_eq!(py_capitalize("ǆemal"), "ǅemal");
         assert_eq!(py_capitalize("ßA"), "Ssa");
+        assert_eq!(py_capitalize("ΟΣ"), "Ος");
         assert_eq!(py_capitalize("ﬃx"), "Ffix");
         // Every character whose title case is not the simple rule, against python3.11's
         // `c.capitalize()` (code points of the result).

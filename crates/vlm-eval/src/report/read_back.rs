@@ -163,7 +163,7 @@ pub fn read_results(file: &Path) -> Result<FinishedRun, ReadBackError> {
             continue;
         }
         let primary_metric = tasks::by_name(task)
-            .map(|t| t.primary_metric().to_string())
+            .map(|t| t.primary_key())
             .filter(|m| metrics.contains_key(m))
             .or_else(|| metrics.keys().next().cloned())
             .unwrap_or_default();

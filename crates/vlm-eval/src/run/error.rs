@@ -14,6 +14,13 @@ pub enum RunError {
     Dataset(#[from] DatasetError),
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// A task file that does not fit its dataset, found before anything is generated.
+    #[error("task `{task}` does not fit its dataset {repo}: {error}; fix the task file")]
+    TaskDoesNotFit {
+        task: String,
+        repo: String,
+        error: TaskError,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// A file or directory of the output directory could not be created, written or removed.

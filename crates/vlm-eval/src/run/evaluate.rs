@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::RunError;
 use super::options::RunOptions;
-use super::output_dir::{check_resume_identity, predictions_path};
+use super::output_dir::{check_resume_identity, predictions_path, set_aside_changed_task};
 use super::score::{score, TaskRun};
 use super::split::{load_dataset, selected};
 use crate::backend::{Backend, Job, PrepareError};
@@ -121,11 +121,29 @@ pub fn evaluate(
         .iter()
         .map(|t| load_dataset(t.as_ref(), options))
         .collect::<Result<Vec<_>, _>>()?;
+    for (task, ds) in tasks.iter().zip(&datasets) {
+        task.check(&ds.rows)
+            .map_err(|error| RunError::TaskDoesNotFit {
+                task: task.name().to_string(),
+                repo: ds.repo.clone(),
+                error,
+            })?;
+    }
     check_resume_identity(&options.output_dir, identity, options.resume)?;
     let mut runs = Vec::new();
     for (task, ds) in tasks.iter().zip(&datasets) {
         let picked = selected(task.as_ref(), ds, options.limit);
         let journal_path = predictions_path(&options.output_dir, task.name());
+        if let Some(aside) =
+            set_aside_changed_task(&options.output_dir, task.name(), task.definition())?
+        {
+            tracing::warn!(
+                task = task.name(),
+                "the task file changed since the answers in this folder were made; they are \
+                 kept in {} and not reused",
+                aside.display()
+            );
+        }
         let earlier = if options.resume && journal_path.exists() {
             read_predictions(&journal_path)?
         } else {

@@ -47,7 +47,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Task>> {
             // Shipped files are checked by a test; a broken one is a build defect.
             FileTask::parse(&path, text)
                 .ok()
-                .map(|t| Box::new(t) as Box<dyn Task>)
+                .map(|t| Box::new(t.shipped()) as Box<dyn Task>)
         }
     }
 }
@@ -106,7 +106,19 @@ mod tests {
             assert_eq!(task.name(), name);
             assert!(by_name(name).is_some());
             assert!(task.metric_names().contains(&task.primary_metric()));
+            // Shipped tasks travel by name, not as files.
+            assert_eq!(by_name(name).unwrap().definition(), None);
         }
         assert_eq!(names().len(), 8);
+        // The runs store keys a filtered metric as results.json does, without `,none`.
+        assert_eq!(
+            by_name("ai2d").unwrap().primary_key(),
+            "exact_match,flexible-extract"
+        );
+        assert_eq!(by_name("pope").unwrap().primary_key(), "pope_f1_score");
+        assert_eq!(
+            by_name("mme").unwrap().primary_key(),
+            "mme_perception_score"
+        );
     }
 }

@@ -95,6 +95,27 @@ pub trait Task: Send + Sync {
     fn definition(&self) -> Option<&str> {
         None
     }
+    /// The filter results.json keys carry (`none`, or AI2D's `flexible-extract`).
+    fn filter_name(&self) -> &str {
+        "none"
+    }
+    /// A metric's key in the runs store: as in results.json, without a `,none` suffix
+    /// (`mme_perception_score`, `exact_match,flexible-extract`).
+    fn metric_key(&self, metric: &str) -> String {
+        match self.filter_name() {
+            "none" => metric.to_string(),
+            filter => format!("{metric},{filter}"),
+        }
+    }
+    /// The primary metric's key in the runs store (see [`metric_key`](Self::metric_key)).
+    fn primary_key(&self) -> String {
+        self.metric_key(self.primary_metric())
+    }
+    /// Checks, on the split's rows, what would otherwise fail on every row only once
+    /// generation has run (a task file naming a column the dataset lacks).
+    fn check(&self, _rows: &[Row]) -> Result<(), TaskError> {
+        Ok(())
+    }
     /// lmms-eval's filter step, run on the raw response before reasoning blocks are
     /// stripped (AI2D's option-letter extraction); the response itself by default.
     fn filter(&self, response: &str) -> String {

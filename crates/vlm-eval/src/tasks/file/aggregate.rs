@@ -18,14 +18,20 @@ fn py_mean(xs: &[f64]) -> f64 {
     xs.iter().fold(0.0, |acc, x| acc + x) / xs.len() as f64
 }
 
-/// lmms-eval's `mean_stderr`: the sample standard deviation (a running sum of squared
-/// deviations) over the square root of the count. `None` below two items ("N/A").
+/// Python's `x ** 2`: C's `pow(x, 2.0)` (glibc's differs from `x * x` in the last bit for
+/// some inputs). The exponent is opaque so the compiler keeps the library call.
+fn py_square(x: f64) -> f64 {
+    x.powf(std::hint::black_box(2.0))
+}
+
+/// lmms-eval's `mean_stderr`: the sample standard deviation (a running sum of
+/// `(x - mu) ** 2`) over the square root of the count. `None` below two items ("N/A").
 fn mean_stderr(xs: &[f64]) -> Option<f64> {
     if xs.len() < 2 {
         return None;
     }
     let mu = py_mean(xs);
-    let squares = xs.iter().fold(0.0, |acc, x| acc + (x - mu) * (x - mu));
+    let squares = xs.iter().fold(0.0, |acc, x| acc + py_square(x - mu));
     Some((squares / (xs.len() - 1) as f64).sqrt() / (xs.len() as f64).sqrt())
 }
 
@@ -118,5 +124,14 @@ mod tests {
         assert_eq!(mean, 0.4);
         // math.sqrt(sum((x - 0.4) ** 2 for x in s) / 4) / math.sqrt(5) in python3.
         assert_eq!(stderr, Some(0.24494897427831783));
+        // A case where `** 2` (glibc pow) and `x * x` differ in the last bit.
+        let vqa: Vec<Item> = [0.6, 0.9, 0.9, 0.3]
+            .iter()
+            .map(|&s| item(s, "", ""))
+            .collect();
+        assert_eq!(
+            aggregate(Aggregation::Mean, &vqa).1,
+            Some(0.1436140661634507)
+        );
     }
 }

@@ -39,6 +39,8 @@ pub struct FileTask {
     spec: TaskSpec,
     /// The file's text, hashed into run identities.
     source: String,
+    /// Shipped in the binary: known by name everywhere, like the tasks written in Rust.
+    built_in: bool,
     env: Environment<'static>,
     /// `pre_prompt`, `post_prompt` and `vars`, as the templates see them.
     prompt_vars: BTreeMap<String, minijinja::Value>,
@@ -94,9 +96,16 @@ impl FileTask {
         Ok(Self {
             spec,
             source: text.to_string(),
+            built_in: false,
             env,
             prompt_vars,
         })
+    }
+
+    /// A task file shipped in the binary (found by name; its definition is not carried).
+    pub fn shipped(mut self) -> Self {
+        self.built_in = true;
+        self
     }
 
     pub fn spec(&self) -> &TaskSpec {
@@ -109,14 +118,6 @@ impl FileTask {
             .get_template(key)
             .and_then(|t| t.render(ctx))
             .map_err(|e| row_error(doc, format!("`{key}`: {}", first_line(&e))))
-    }
-
-    fn filter_name(&self) -> &str {
-        self.spec
-            .scoring
-            .filter
-            .as_ref()
-            .map_or("none", |f| f.name.as_str())
     }
 
     /// The row's own id as text (the id column), or its index.
@@ -348,8 +349,73 @@ impl Task for FileTask {
             .unwrap_or_else(|| self.spec.metrics[0].name.as_str())
     }
 
+    /// A user's file; a shipped one is part of the code, like MME (its `version` says it).
     fn definition(&self) -> Option<&str> {
-        Some(&self.source)
+        (!self.built_in).then_some(self.source.as_str())
+    }
+
+    /// The first row renders its prompt and target, and has every column the file names.
+    fn check(&self, rows: &[Row]) -> Result<(), TaskError> {
+        let Some(doc) = rows.first() else {
+            return Ok(());
+        };
+        for key in [TEXT, TARGET] {
+            let used = self
+                .env
+                .get_template(key)
+                .map(|t| t.undeclared_variables(false))
+                .unwrap_or_default();
+            let mut unknown: Vec<&String> = used
+                .iter()
+                .filter(|v| doc.get(v).is_none() && !self.prompt_vars.contains_key(*v))
+                .collect();
+            unknown.sort();
+            if let Some(name) = unknown.first() {
+                return Err(row_error(
+                    doc,
+                    format!("`{key}` uses `{name}`, which is neither a column of the dataset nor a prompt variable"),
+                ));
+            }
+        }
+        self.prompt(doc)?;
+        self.render(TARGET, doc)?;
+        self.row_id(doc)?;
+        let s = &self.spec;
+        let named = |key: &str, column: &str| -> Result<(), TaskError> {
+            match doc.get(column) {
+                Some(_) => Ok(()),
+                None => Err(row_error(
+                    doc,
+                    format!("`{key}` names column `{column}`, which the dataset lacks"),
+                )),
+            }
+        };
+        for column in &s.prompt.optional_images {
+            named("prompt.optional_images", column)?;
+        }
+        if let ScorerSpec::VqaAccuracy { answers } | ScorerSpec::Anls { answers, .. } =
+            &s.scoring.scorer
+        {
+            named("scoring.scorer.answers", answers)?;
+            doc.str_list(answers)?;
+        }
+        for (i, m) in s.metrics.iter().enumerate() {
+            if let Some(when) = &m.when {
+                named(&format!("metrics[{i}].when.column"), &when.column)?;
+            }
+        }
+        for column in &s.scoring.breakdown {
+            named("scoring.breakdown", column)?;
+        }
+        Ok(())
+    }
+
+    fn filter_name(&self) -> &str {
+        self.spec
+            .scoring
+            .filter
+            .as_ref()
+            .map_or("none", |f| f.name.as_str())
     }
 
     fn filter(&self, response: &str) -> String {
@@ -406,6 +472,12 @@ impl Task for FileTask {
         let text = self.render(TEXT, doc)?;
         let mut parts = Vec::new();
         for column in &self.spec.prompt.images {
+            if doc.get(column).is_none() {
+                return Err(row_error(
+                    doc,
+                    format!("`prompt.images` names column `{column}`, which the dataset lacks"),
+                ));
+            }
             let bytes = doc
                 .image(column)?
                 .ok_or_else(|| row_error(doc, format!("image column `{column}` is empty")))?;

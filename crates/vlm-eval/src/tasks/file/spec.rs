@@ -227,7 +227,7 @@ fn problem(key: impl Into<String>, problem: impl Into<String>) -> Problem {
 impl TaskSpec {
     /// Checks what serde cannot: names, references between keys, ranges.
     pub fn validate(&self) -> Result<(), Problem> {
-        let name_ok = !self.task.is_empty()
+        let name_ok = self.task.starts_with(|c: char| c.is_ascii_alphanumeric())
             && self
                 .task
                 .chars()
@@ -236,7 +236,8 @@ impl TaskSpec {
             return Err(problem(
                 "task",
                 format!(
-                    "`{}` must be letters, digits, `_`, `-` or `.` (it names output files)",
+                    "`{}` must start with a letter or digit and hold only letters, digits, `_`, \
+                     `-` or `.` (it names output files)",
                     self.task
                 ),
             ));

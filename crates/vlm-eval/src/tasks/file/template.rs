@@ -12,15 +12,17 @@ use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use crate::dataset::{Cell, Row};
 use crate::python::{py_capitalize, py_lower, py_strip, py_upper};
 
+/// `chr(ord("A") + index)`, as lmms-eval lettered options (past `Z` come `[`, `\`, ...).
 fn letter(index: i64) -> Result<String, Error> {
-    u8::try_from(index)
+    u32::try_from(index)
         .ok()
-        .filter(|&i| i < 26)
-        .map(|i| char::from(b'A' + i).to_string())
+        .and_then(|i| i.checked_add(65))
+        .and_then(char::from_u32)
+        .map(String::from)
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidOperation,
-                format!("`letter` takes 0 to 25, got {index}"),
+                format!("`letter` takes an option index from 0, got {index}"),
             )
         })
 }
@@ -108,6 +110,7 @@ mod tests {
         );
         let err = render("{{ missing }}", ctx.clone()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UndefinedError);
-        assert!(render("{{ 26 | letter }}", ctx).is_err());
+        assert_eq!(render("{{ 26 | letter }}", ctx.clone()).unwrap(), "[");
+        assert!(render("{{ -1 | letter }}", ctx).is_err());
     }
 }

@@ -17,7 +17,10 @@ fn normalize(s: &str, options: ExactMatchOptions) -> String {
     // numpy's fixed-width unicode strings cannot end in NUL.
     let mut s = s.trim_end_matches('\0').to_string();
     if options.ignore_case {
-        s = crate::python::py_lower(&s);
+        // `np.char.lower` keeps the array's width: a character lowering to two (`İ`) is
+        // cut at the original length.
+        let width = s.chars().count();
+        s = crate::python::py_lower(&s).chars().take(width).collect();
     }
     if options.ignore_punctuation {
         s.retain(|c| !PUNCTUATION.contains(c));
@@ -50,6 +53,10 @@ mod tests {
         assert!(!hf_exact_match("C d", "C", loose));
         assert!(!hf_exact_match("C。", "C", loose));
         assert!(hf_exact_match("C\0", "C", ExactMatchOptions::default()));
+        // np.char.lower(np.asarray(["TAXİ"])) is "taxi": the dotted i's second code point
+        // does not fit the array's width.
+        assert!(hf_exact_match("TAXİ", "taxi", loose));
+        assert!(hf_exact_match("İ", "I", loose));
         let numbers = ExactMatchOptions {
             ignore_numbers: true,
             ..ExactMatchOptions::default()
