@@ -19,7 +19,7 @@ pub enum RunError {
     TaskDoesNotFit {
         task: String,
         repo: String,
-        error: TaskError,
+        error: Box<TaskError>,
     },
     #[error(transparent)]
     Journal(#[from] JournalError),

@@ -126,7 +126,7 @@ pub fn evaluate(
             .map_err(|error| RunError::TaskDoesNotFit {
                 task: task.name().to_string(),
                 repo: ds.repo.clone(),
-                error,
+                error: Box::new(error),
             })?;
     }
     check_resume_identity(&options.output_dir, identity, options.resume)?;
