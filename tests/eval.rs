@@ -686,7 +686,7 @@ fn shipped_task_files_run_in_process_and_served_with_identical_samples() {
         configs["textvqa_val"]["generation_kwargs"]["until"][0],
         "ASSISTANT:"
     );
-    let details = &results["vlm"]["tasks"]["pope"]["details"]["breakdown"]["category"];
+    let details = &results["vlm"]["tasks"]["pope"]["details"]["by"]["category"];
     assert_eq!(details["adversarial"]["n"], 3, "{details}");
 
     // The prompts are lmms-eval's: hint as context and lettered choices, a capitalized

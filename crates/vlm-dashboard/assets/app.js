@@ -81,9 +81,14 @@ function lines(runs) {
     <text x="2" y="${Y(y1) + 4}">${num(y1, 3)}</text><text x="2" y="${Y(y0) + 4}">${num(y0, 3)}</text>${series}</svg>`;
 }
 
-// The breakdown a run's details hold: MME categories, MMMU domains.
+// The breakdown a run's details hold: MME categories, MMMU domains, a task file's primary
+// metric per value of its first breakdown column.
 function breakdown(details) {
   if (!details) return [];
+  if (details.by) {
+    const first = Object.values(details.by)[0] || {};
+    return Object.entries(first).map(([k, v]) => ({label: k, value: +(v[details.primary_metric] ?? 0)}));
+  }
   if (details.categories) return Object.entries(details.categories).map(([k, v]) => ({label: k, value: +v}));
   const parts = details.breakdown || details.domains || details.subjects;
   if (!parts) return [];

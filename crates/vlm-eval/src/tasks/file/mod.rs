@@ -258,7 +258,8 @@ impl FileTask {
         }
     }
 
-    /// Every metric broken down by each `scoring.breakdown` column's values.
+    /// Every metric broken down by each `scoring.breakdown` column's values (`details.by`,
+    /// with the primary metric's name for the dashboard's bars).
     fn breakdown(
         &self,
         docs: &[&Row],
@@ -302,7 +303,8 @@ impl FileTask {
             }
             details.insert(column.clone(), Value::Object(by_value));
         }
-        Ok((json!({ "breakdown": details }), summary))
+        let primary = self.primary_metric();
+        Ok((json!({ "by": details, "primary_metric": primary }), summary))
     }
 }
 
