@@ -25,8 +25,8 @@ use vlm_eval::identity::{task_identities, ModelSpec};
 use vlm_eval::sweep::ModelEntry;
 use vlm_eval::tasks::{self, Task};
 use vlm_eval::{
-    default_tags, evaluate, parse_tags, rescore, Backend, InProcess, OpenAiBackend, OpenAiOptions,
-    RunInfo, RunOptions,
+    default_tags, evaluate, parse_tags, rescore, Backend, DeployOptions, Deployment, InProcess,
+    OpenAiBackend, OpenAiOptions, RunInfo, RunOptions,
 };
 use vlm_runs::{ModelRecord, RunId};
 
@@ -143,9 +143,22 @@ struct EvaluateArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Evaluate against an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)
-    /// instead of loading the model here; --model is then the name sent in requests.
+    /// instead of loading the model here; --model is then the name sent in requests. Give
+    /// it several times for replicas of one model: requests go to the least busy, and a
+    /// failing one is left out while its requests are retried on the others.
+    #[arg(long, conflicts_with = "deploy")]
+    base_url: Vec<String>,
+    /// Start a server for the run and evaluate against it: a shell command with `{port}`
+    /// (and `{model}`, replaced by --model), e.g. "vllm serve {model} --port {port}". It is
+    /// stopped after the run; its log is deploy.log in --output-dir.
     #[arg(long)]
-    base_url: Option<String>,
+    deploy: Option<String>,
+    /// Seconds the deployed server may take to answer /v1/models.
+    #[arg(long, default_value_t = 900)]
+    deploy_timeout: u64,
+    /// Seconds the deployed server gets to exit after SIGTERM before SIGKILL.
+    #[arg(long, default_value_t = 20)]
+    deploy_grace: u64,
     /// Bearer key for --base-url.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -229,12 +242,18 @@ fn run_options(common: &CommonArgs, resume: bool) -> Result<RunOptions> {
 
 /// What `--db` records an evaluation as: the model spec and the run's settings.
 fn model_spec(args: &EvaluateArgs) -> ModelSpec {
-    match &args.base_url {
-        Some(url) => ModelSpec::Remote {
-            base_url: url.clone(),
+    if let Some(command) = &args.deploy {
+        return ModelSpec::Deployed {
+            command: command.clone(),
+            model: args.model.model.clone(),
+        };
+    }
+    match args.base_url.is_empty() {
+        false => ModelSpec::Remote {
+            base_urls: args.base_url.clone(),
             name: args.model.model.clone(),
         },
-        None => ModelSpec::InProcess {
+        true => ModelSpec::InProcess {
             reference: args.model.model.clone(),
             device: args.model.device.clone(),
             dtype: args.model.dtype.clone(),
@@ -258,11 +277,18 @@ fn model_entry(args: &EvaluateArgs, name: &str) -> ModelEntry {
             m.to_string()
         }
     };
-    let remote = args.base_url.is_some();
+    let deployed = args.deploy.is_some();
+    let remote = !args.base_url.is_empty() || deployed;
     ModelEntry {
         name: name.to_string(),
-        model: (!remote).then(|| local(&args.model.model)),
-        base_url: args.base_url.clone(),
+        model: if deployed {
+            Some(args.model.model.clone())
+        } else {
+            (!remote).then(|| local(&args.model.model))
+        },
+        // A sweep entry holds one server; replicas are a command-line matter.
+        base_url: args.base_url.first().cloned(),
+        deploy: args.deploy.clone(),
         api_key_env: None,
         concurrency: remote.then_some(args.concurrency),
         dtype: (!remote).then(|| args.model.dtype.clone()),
@@ -298,7 +324,8 @@ fn recorder(
         .clone()
         .unwrap_or_else(|| args.model.model.clone());
     let (reference, base_url) = match &spec {
-        ModelSpec::Remote { base_url, name } => (Some(name.clone()), Some(base_url.clone())),
+        ModelSpec::Remote { base_urls, name } => (Some(name.clone()), base_urls.first().cloned()),
+        ModelSpec::Deployed { model, .. } => (Some(model.clone()), None),
         ModelSpec::InProcess { reference, .. } => (Some(reference.clone()), None),
     };
     let model = ModelRecord {
@@ -356,21 +383,43 @@ fn evaluate_recorded(
 ) -> Result<()> {
     let started = Instant::now();
     let mut in_process_engine = None;
-    let (backend, identity): (Box<dyn Backend>, _) = match &args.base_url {
-        Some(url) => {
+    // A deployed server lives until the run ends: stopped when `_deployment` is dropped,
+    // on every path out of here.
+    let (_deployment, base_urls) = match &args.deploy {
+        Some(command) => {
+            let started = Deployment::start(&DeployOptions {
+                command: command.clone(),
+                model: args.model.model.clone(),
+                log: options.output_dir.join("deploy.log"),
+                ready_timeout: Duration::from_secs(args.deploy_timeout),
+                grace: Duration::from_secs(args.deploy_grace),
+            })?;
+            let url = started.base_url().to_string();
+            (Some(started), vec![url])
+        }
+        None => (None, args.base_url.clone()),
+    };
+    let (backend, identity): (Box<dyn Backend>, _) = match base_urls.is_empty() {
+        false => {
             let backend = OpenAiBackend::connect(OpenAiOptions {
-                base_url: url.clone(),
+                base_urls,
                 api_key: args.api_key.clone(),
                 model: Some(args.model.model.clone()),
                 concurrency: args.concurrency,
                 attempts: args.max_retries,
                 timeout: Duration::from_secs(args.request_timeout),
                 backoff: Duration::from_secs(1),
+                replica_cooldown: Duration::from_secs(30),
             })?;
-            let identity = json!({"model": args.model.model, "backend": "openai"});
+            let identity = match &args.deploy {
+                Some(command) => {
+                    json!({"model": args.model.model, "backend": "deploy", "command": command})
+                }
+                None => json!({"model": args.model.model, "backend": "openai"}),
+            };
             (Box::new(backend), identity)
         }
-        None => {
+        true => {
             let model = Arc::new(args.model.load()?);
             let engine = Arc::new(Engine::start(
                 model,

@@ -65,6 +65,13 @@ pub fn child_args(job: &ChildJob, devices: &[Device]) -> Vec<String> {
         args.extend(["--claimed-runs".into(), claimed.join(",")]);
     }
     match (&entry.model, &entry.base_url) {
+        (Some(model), None) if entry.deploy.is_some() => {
+            args.extend(["--model".into(), model.clone()]);
+            args.extend(["--deploy".into(), entry.deploy.clone().unwrap_or_default()]);
+            if let Some(c) = entry.concurrency {
+                args.extend(["--concurrency".into(), c.to_string()]);
+            }
+        }
         (_, Some(url)) => {
             args.extend([
                 "--model".into(),

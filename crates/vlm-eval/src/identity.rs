@@ -106,10 +106,13 @@ pub enum ModelSpec {
         max_pixels: Option<u64>,
         chat_template: Option<PathBuf>,
     },
+    /// Servers of the model (replicas when several), reached at their URLs.
     Remote {
-        base_url: String,
+        base_urls: Vec<String>,
         name: String,
     },
+    /// A server this run starts with `command` (`{port}` and `{model}` unsubstituted).
+    Deployed { command: String, model: String },
 }
 
 impl ModelSpec {
@@ -117,7 +120,18 @@ impl ModelSpec {
     /// (reading their weights once).
     pub fn identity(&self) -> Result<Value, IdentityError> {
         match self {
-            ModelSpec::Remote { base_url, name } => Ok(remote_model(base_url, name)),
+            ModelSpec::Remote { base_urls, name } => Ok(match base_urls.as_slice() {
+                [one] => remote_model(one, name),
+                many => {
+                    let mut urls: Vec<&str> =
+                        many.iter().map(|u| u.trim_end_matches('/')).collect();
+                    urls.sort();
+                    json!({"base_urls": urls, "name": name})
+                }
+            }),
+            ModelSpec::Deployed { command, model } => {
+                Ok(json!({"deploy": command, "model": model}))
+            }
             ModelSpec::InProcess {
                 reference,
                 device,

@@ -23,8 +23,8 @@ pub mod sweep;
 pub mod tasks;
 
 pub use backend::{
-    Backend, ImagePartError, InProcess, Job, OpenAiBackend, OpenAiError, OpenAiOptions,
-    PrepareError,
+    log_tail, Backend, DeployError, DeployOptions, Deployment, ImagePartError, InProcess, Job,
+    OpenAiBackend, OpenAiError, OpenAiOptions, PrepareError,
 };
 pub use dataset::{Cell, DatasetError, Row};
 pub use images::ImageError;

@@ -1,7 +1,8 @@
 //! Any OpenAI-compatible `/v1` server, sent what lmms-eval's `openai` chat model sends: one
 //! user message with text and `data:image/png;base64,` image parts in prompt order,
-//! `max_tokens`, `temperature: 0`. Transport errors, timeouts, 408/429 and 5xx are retried
-//! with backoff; whatever still fails becomes a recorded per-sample failure.
+//! `max_tokens`, `temperature: 0`. Several replicas share the requests ([`Replicas`]).
+//! Transport errors, timeouts, 408/429 and 5xx are retried (on another replica first, then
+//! with backoff); whatever still fails becomes a recorded per-sample failure.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -12,14 +13,15 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::Receiver;
 
 use super::job::{Backend, ImagePartError, Job, PrepareError};
+use super::replicas::Replicas;
 use crate::images::rgb_png;
 use crate::journal::Prediction;
 use crate::prompt::PromptPart;
 
 #[derive(Debug, Clone)]
 pub struct OpenAiOptions {
-    /// Up to `/v1`, e.g. `http://127.0.0.1:8000/v1`.
-    pub base_url: String,
+    /// Up to `/v1`, e.g. `http://127.0.0.1:8000/v1`; several: replicas of one model.
+    pub base_urls: Vec<String>,
     pub api_key: Option<String>,
     /// The `model` field; `None` asks `/v1/models` for the first one.
     pub model: Option<String>,
@@ -29,12 +31,15 @@ pub struct OpenAiOptions {
     pub timeout: Duration,
     /// Wait before the first retry; doubled each time, at most 30 s.
     pub backoff: Duration,
+    /// How long a failed replica is left out.
+    pub replica_cooldown: Duration,
 }
 
 pub struct OpenAiBackend {
     options: OpenAiOptions,
     model: String,
     agent: ureq::Agent,
+    replicas: Replicas,
     /// Samples in a row that failed after every retry; past [`GIVE_UP_AFTER`] the rest of
     /// the run is recorded as failed without being sent (a dead server would otherwise
     /// cost every sample its full retry schedule).
@@ -46,6 +51,8 @@ const GIVE_UP_AFTER: usize = 16;
 /// Why the server cannot be used (checked once, before any sample is sent).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenAiError {
+    #[error("no --base-url given")]
+    NoServer,
     #[error("{base_url}/models lists no model; pass --model NAME")]
     NoModelListed { base_url: String },
     #[error("{base_url}/models is not available to pick a model; pass --model NAME")]
@@ -76,7 +83,15 @@ impl OpenAiBackend {
     /// Checks the server answers `/models` (and takes the first model when none was given),
     /// so a wrong URL or key fails at once instead of sample by sample.
     pub fn connect(mut options: OpenAiOptions) -> Result<Self, OpenAiError> {
-        options.base_url = options.base_url.trim_end_matches('/').to_string();
+        let urls: Vec<String> = options
+            .base_urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        if urls.is_empty() {
+            return Err(OpenAiError::NoServer);
+        }
+        options.base_urls = urls.clone();
         options.concurrency = options.concurrency.max(1);
         options.attempts = options.attempts.max(1);
         let agent = ureq::AgentBuilder::new()
@@ -85,11 +100,37 @@ impl OpenAiBackend {
             .build();
         let mut backend = Self {
             model: options.model.clone().unwrap_or_default(),
+            replicas: Replicas::new(urls.clone(), options.replica_cooldown),
             options,
             agent,
             consecutive_failures: AtomicUsize::new(0),
         };
-        let listed = backend.list_models()?;
+        // Every replica is asked; one that cannot be reached starts out left out, as long
+        // as another answers.
+        let mut listed = None;
+        let mut first_error = None;
+        for (i, url) in urls.iter().enumerate() {
+            match backend.list_models(url) {
+                Ok(models) => {
+                    if listed.is_none() {
+                        listed = Some(models);
+                    }
+                }
+                Err(e @ OpenAiError::KeyRefused { .. }) => return Err(e),
+                Err(e) => {
+                    if urls.len() > 1 {
+                        tracing::warn!("replica {url} left out for now: {e}");
+                    }
+                    backend.replicas.mark_down(i);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let listed = match (listed, first_error) {
+            (Some(listed), _) => listed,
+            (None, Some(e)) => return Err(e),
+            (None, None) => None,
+        };
         match (&backend.options.model, listed) {
             (None, Some(models)) => {
                 backend.model =
@@ -97,12 +138,12 @@ impl OpenAiBackend {
                         .first()
                         .cloned()
                         .ok_or_else(|| OpenAiError::NoModelListed {
-                            base_url: backend.options.base_url.clone(),
+                            base_url: urls[0].clone(),
                         })?;
             }
             (None, None) => {
                 return Err(OpenAiError::NoModelList {
-                    base_url: backend.options.base_url.clone(),
+                    base_url: urls[0].clone(),
                 })
             }
             (Some(name), Some(models)) if !models.contains(name) => {
@@ -114,8 +155,8 @@ impl OpenAiBackend {
     }
 
     /// The served model names; `None` where the server has no `/models`.
-    fn list_models(&self) -> Result<Option<Vec<String>>, OpenAiError> {
-        let url = format!("{}/models", self.options.base_url);
+    fn list_models(&self, base_url: &str) -> Result<Option<Vec<String>>, OpenAiError> {
+        let url = format!("{base_url}/models");
         let body: Value = match self.authorized(self.agent.get(&url)).call() {
             Ok(r) => r
                 .into_json()
@@ -197,8 +238,8 @@ impl OpenAiBackend {
         Ok(body)
     }
 
-    fn attempt(&self, body: &str) -> Result<Prediction, Failure> {
-        let url = format!("{}/chat/completions", self.options.base_url);
+    fn attempt(&self, base_url: &str, body: &str) -> Result<Prediction, Failure> {
+        let url = format!("{base_url}/chat/completions");
         let response = self
             .authorized(self.agent.post(&url))
             .set("Content-Type", "application/json")
@@ -257,24 +298,33 @@ impl OpenAiBackend {
         };
         let mut wait = self.options.backoff;
         let mut last = String::new();
-        for attempt in 1..=self.options.attempts {
-            match self.attempt(&body) {
+        let mut failed_on = None;
+        // A failed replica's request goes to another at once; backoff only when none is up.
+        let attempts = self.options.attempts + self.replicas.urls().len() - 1;
+        for attempt in 1..=attempts {
+            let (replica, up) = self.replicas.acquire(failed_on);
+            if !up && attempt > 1 {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            let url = &self.replicas.urls()[replica];
+            match self.attempt(url, &body) {
                 Ok(mut p) => {
+                    self.replicas.release(replica, false);
                     self.consecutive_failures.store(0, Ordering::Relaxed);
                     p.doc_id = job.doc_id;
                     return p;
                 }
                 Err(Failure::Final(msg)) => {
+                    self.replicas.release(replica, false);
                     last = msg;
                     break;
                 }
                 Err(Failure::Retryable(msg)) => {
-                    tracing::warn!(doc_id = job.doc_id, attempt, "request failed: {msg}");
+                    self.replicas.release(replica, true);
+                    tracing::warn!(doc_id = job.doc_id, attempt, url, "request failed: {msg}");
                     last = msg;
-                    if attempt < self.options.attempts {
-                        std::thread::sleep(wait);
-                        wait = (wait * 2).min(Duration::from_secs(30));
-                    }
+                    failed_on = Some(replica);
                 }
             }
         }
@@ -285,12 +335,18 @@ impl OpenAiBackend {
 
 impl Backend for OpenAiBackend {
     fn describe(&self) -> Value {
-        json!({
+        let urls = self.replicas.urls();
+        let mut d = json!({
             "backend": "openai",
-            "base_url": self.options.base_url,
+            "base_url": urls[0],
             "model": self.model,
             "concurrency": self.options.concurrency,
-        })
+        });
+        if urls.len() > 1 {
+            d["base_urls"] = json!(urls);
+            d["answered_per_replica"] = json!(self.replicas.answered());
+        }
+        d
     }
 
     fn prepare(&self, job: Job) -> Result<Job, PrepareError> {

@@ -30,6 +30,9 @@ pub struct ModelEntry {
     pub name: String,
     pub model: Option<String>,
     pub base_url: Option<String>,
+    /// A command that serves `model` (`{model}`) on a port (`{port}`), started for the run
+    /// and stopped after it: `vllm serve {model} --port {port}`.
+    pub deploy: Option<String>,
     /// The environment variable holding `base_url`'s key.
     pub api_key_env: Option<String>,
     pub concurrency: Option<usize>,
@@ -60,6 +63,32 @@ impl ModelEntry {
             return Err(
                 "a name must be non-empty, without slashes and not start with a dot (it names the run folder)".into(),
             );
+        }
+        if let Some(command) = &m.deploy {
+            if m.model.is_none() || m.base_url.is_some() {
+                return Err("deploy serves `model` (its {model}); give model, not base_url".into());
+            }
+            if !command.contains("{port}") {
+                return Err("deploy needs `{port}`, where the server is told to listen".into());
+            }
+            let local_only = [
+                ("dtype", m.dtype.is_some()),
+                ("quantize", m.quantize.is_some()),
+                ("kv_cache_gb", m.kv_cache_gb.is_some()),
+                ("max_model_len", m.max_model_len.is_some()),
+                ("max_num_seqs", m.max_num_seqs.is_some()),
+                ("min_pixels", m.min_pixels.is_some()),
+                ("max_pixels", m.max_pixels.is_some()),
+            ];
+            if let Some((key, _)) = local_only.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "{key} is an engine setting; with deploy it belongs in the command"
+                ));
+            }
+            if m.concurrency == Some(0) {
+                return Err("concurrency must be at least 1".into());
+            }
+            return Ok(());
         }
         match (&m.model, &m.base_url) {
             (Some(_), Some(_)) => return Err("give either model or base_url, not both".into()),
@@ -134,9 +163,15 @@ impl ModelEntry {
     /// The model as a run's identity sees it, on CUDA devices or CPU ones (which decides
     /// what dtype `auto` is).
     pub fn spec(&self, cuda: bool) -> ModelSpec {
+        if let (Some(command), Some(model)) = (&self.deploy, &self.model) {
+            return ModelSpec::Deployed {
+                command: command.clone(),
+                model: model.clone(),
+            };
+        }
         match (&self.model, &self.base_url) {
             (_, Some(url)) => ModelSpec::Remote {
-                base_url: url.clone(),
+                base_urls: vec![url.clone()],
                 name: self.name.clone(),
             },
             (model, None) => ModelSpec::InProcess {
@@ -328,6 +363,21 @@ mod tests {
         assert_eq!(sweep.models[0].devices, 1);
         assert_eq!(sweep.output_dir, PathBuf::from("sweep-out"));
         assert_eq!(sweep.pool.len(), 1);
+
+        // A deployed model: its command serves `model` and holds the engine settings.
+        let deployed = GOOD.replace(
+            "base_url = \"http://127.0.0.1:9/v1\"",
+            "model = \"llava-hf/llava-1.5-7b-hf\"\n        deploy = \"vllm serve {model} --port {port}\"",
+        );
+        let sweep = check(&deployed).unwrap();
+        assert!(matches!(
+            sweep.models[1].spec(false),
+            ModelSpec::Deployed { ref command, .. } if command.contains("{port}")
+        ));
+        let no_port = check(&deployed.replace(" --port {port}", "")).unwrap_err();
+        assert!(no_port.contains("needs `{port}`"), "{no_port}");
+        let engine = check(&deployed.replace("concurrency = 2", "kv_cache_gb = 1.0")).unwrap_err();
+        assert!(engine.contains("belongs in the command"), "{engine}");
 
         let unknown = check(&GOOD.replace("dtype", "dtyp")).unwrap_err();
         assert!(unknown.contains("unknown field `dtyp`"), "{unknown}");
