@@ -23,6 +23,12 @@ one ConfigurableTask's generic generate_until scoring with the yaml's registered
 Aggregation is TaskOutput.calculate_aggregate_metric (the yaml's aggregation, `_stderr` from
 `stderr_for_metric` with 100000 bootstrap iterations) and calculate_clt_aggregate_metric
 (`_stderr_clt`). `random.seed(0)` once before each run, as simple_evaluate seeds.
+
+MathVista asks an LLM judge to extract the answer where its rules fail. The judge here is
+scripted: a reply per row, given through lmms_eval.llm_judge's server interface, so
+MathVistaEvaluator.get_chat_response runs unchanged; each set's judge prompts and replies are
+written as `judge_<task>_<i>.json` (prompt -> reply). Its aggregation's per-key breakdown is
+read from the function's frame as it returns. It needs `pip install Levenshtein`.
 """
 
 from __future__ import annotations
@@ -434,6 +440,214 @@ RESPONSE_SETS = {
 }
 
 
+# --- MathVista: lmms-eval's rule extraction, with a scripted judge where the rules fail -------
+
+# Per row of the sample set: (response, the judge's reply or None where lmms-eval asks no judge).
+# Golds: 90° (D of 4), no (B of 2), 1/4 (A of 5), triangle (B of 3), 7, 12 (unit apples), 9,
+# 3.14 (precision 2), 1.5 (precision 1), [2007, 2008].
+MATHVISTA_FORMAT_SETS = [
+    [
+        ("", None),                                  # empty: "" -> most similar choice to ""
+        ("no", None),                                # exactly a choice text: no judge
+        ("b", "B"),                                  # bare letter -> judge -> option letter
+        ("(E) none of them", "(e)"),                 # "(x)" upper-cased, E not an option
+        ("7", None),                                 # int() succeeds
+        ("The answer is 12 apples.", "twelve"),      # judge, an odd reply: int(float()) fails
+        ("9.0", "9.0"),                              # int("9.0") fails -> judge; int(float())
+        ("3.14159", None),                           # float() succeeds; precision 2
+        ("1.5", None),                               # float() succeeds; precision 1
+        ("[2007, 2008]", "[2007, 2008]"),            # a list always goes to the judge
+    ],
+    [
+        ("D", "D"),
+        ("  yes ", None),                            # stripped, then exactly a choice text
+        ("a", "a"),                                  # lower-case, unparenthesised: not upper-cased
+        ("triangle", None),
+        ("+7", None),                                # Python int() accepts a sign
+        ("1_2", None),                               # ... and digit-group underscores
+        ("<think>2 + 3 + 4</think>9", None),
+        ("3.14", None),
+        ("1.50", None),                              # str(float("1.50")) == "1.5"
+        ("[2007,2008]", "[2007,2008]"),              # compared as text: no match
+    ],
+    [
+        ("60°", None),
+        ("Yes", "Yes"),                              # case differs from the choice "yes"
+        ("C", "  C\n"),                              # the judge's reply is stripped
+        ("square", None),
+        ("six", "6"),
+        ("11", None),
+        ("1e1", "1e1"),                              # int(float("1e1")) == 10
+        ("3.14", None),
+        ("inf", None),                               # str(float("inf")) == "inf"
+        ("2007 and 2008", "[2006, 2007]"),
+    ],
+]
+
+MATHVISTA_COT_SETS = [
+    [
+        ("", None),
+        ("no", None),
+        ("b", "B"),
+        ("A triangle has three sides, so the answer is (E).", "(E)"),
+        ("7", None),
+        ("Basket A has 5 apples and basket B has 7, so there are 12 apples.", "12"),
+        ("9.0", "nine"),                             # odd reply: int(float("nine")) fails
+        ("3.14159", None),
+        ("1.5", None),
+        ("The largest increase is from 2007 to 2008, so the answer is [2007, 2008].",
+         "[2007, 2008]"),
+    ],
+    [
+        ("<think>3^2 + 4^2 = 5^2.</think>The triangle is right-angled, so its largest angle is "
+         "90°. Answer: D", "D"),
+        ("The blue bar (4) is shorter than the red bar (9). Answer: B", "B"),
+        ("1/4", None),
+        ("Only the triangle has three sides. The answer is B.", "(B) triangle"),
+        ("007", None),
+        ("5 + 7 = 12", "12"),
+        ("2 + 3 + 4 = 9", "9"),
+        ("The plum bar shows 3.14.", "$3.14"),
+        ("(1.2 + 1.8) / 2 = 1.5", "1.5"),
+        ("[2007, 2008]", "[2007, 2008]"),
+    ],
+    [
+        ("The angles of a 3-4-5 triangle are about 37°, 53° and 90°, so the largest is 90°.",
+         "90°"),                                     # a choice text: the nearest is itself
+        ("Yes, the blue bar is taller.", "yes"),
+        ("Two of the four parts are blue, so C.", "C"),
+        ("circle", None),
+        ("There are 8 circles.", "8"),
+        ("12", None),
+        ("The perimeter is 2 + 3 + 4 = 9 units.", "9 units"),
+        ("3.14", None),
+        ("1.5", None),
+        ("From 2008 to 2009.", "[2008, 2009]"),
+    ],
+]
+
+MATHVISTA_TASKS = [
+    ("mathvista_testmini_format", "mathvista_testmini_format.yaml", MATHVISTA_FORMAT_SETS),
+    ("mathvista_testmini_cot", "mathvista_testmini_cot.yaml", MATHVISTA_COT_SETS),
+]
+
+
+class ScriptedJudge:
+    """Stands in for the llm_judge server MathVistaEvaluator holds: `evaluate(request)` answers
+    from a table by doc_id (the row being scored) and records the exact user message. The real
+    MathVistaEvaluator.get_chat_response around it runs unchanged (its retry loop, its strip)."""
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+        self.replies: dict[int, str] = {}
+        self.doc_id: int | None = None
+        self.calls: list[tuple[int, str, str]] = []
+
+    def evaluate(self, request):
+        (message,) = request.messages
+        assert message["role"] == "user" and request.images is None, request
+        assert (request.config.temperature, request.config.max_tokens) == (0, 256), request.config
+        reply = self.replies[self.doc_id]
+        assert reply.strip(), "an empty reply makes lmms-eval ask again"
+        self.calls.append((self.doc_id, message["content"], reply))
+        return self.protocol.Response(content=reply, model_used="scripted-judge")
+
+
+def stub_judge(checkout: Path):
+    """lmms_eval.llm_judge with its real dataclasses and a get_server giving the scripted judge;
+    the providers (openai, requests, ...) are not loaded."""
+    if "lmms_eval.llm_judge" not in sys.modules:
+        sys.modules["lmms_eval.llm_judge"] = types.ModuleType("lmms_eval.llm_judge")
+        sys.modules["lmms_eval.llm_judge"].__path__ = []
+    protocol = load(checkout, "lmms_eval.llm_judge.protocol")
+    judge = ScriptedJudge(protocol)
+    sys.modules["lmms_eval.llm_judge"].__dict__.update(
+        Request=protocol.Request, ServerConfig=protocol.ServerConfig, Response=protocol.Response,
+        get_server=lambda server_name, config=None: judge)
+    return judge
+
+
+def run_mathvista(config: dict, evals, judge: ScriptedJudge, metrics_mod, reasoning,
+                  docs: list[dict], pairs: list[tuple[str, str | None]]):
+    process = config["process_results"]
+    doc_to_text = config["doc_to_text"]
+    kwargs = config["lmms_eval_specific_kwargs"]["default"]
+    evaluator = process.__globals__["mathvista_evaluator"]
+    assert evaluator.server is judge and process.__globals__["config"]["metadata"]["quick_extract"] is False
+    judge.replies = {k: reply for k, (_, reply) in enumerate(pairs) if reply is not None}
+    judge.calls = []
+    samples, items = [], []
+    for doc_id, (doc, (resp, reply)) in enumerate(zip(docs, pairs)):
+        filtered = reasoning.strip_reasoning_tags(resp, TAGS).strip()
+        judge.doc_id = doc_id
+        before = len(judge.calls)
+        result = process(copy.deepcopy(doc), [filtered])
+        asked = judge.calls[before:]
+        assert len(asked) == (reply is not None), (doc_id, resp, asked)
+        item = result["llm_as_judge_eval"]
+        items.append(item)
+        samples.append({
+            "filtered": filtered,
+            "prompt": doc_to_text(copy.deepcopy(doc), kwargs),
+            "judge_prompt": asked[0][1] if asked else None,
+            "extraction": item["extraction"],
+            "prediction": item["prediction"],
+            "true_false": item["true_false"],
+        })
+    judge_table = {prompt: reply for _, prompt, reply in judge.calls}
+    assert len(judge_table) == len(judge.calls), "two rows asked the judge the same prompt"
+
+    # The aggregation as the evaluator calls it (its `args` is the task's; unused), the per-key
+    # dict it builds read from its frame when it returns, and each get_acc_with_contion result.
+    agg_fn = config["metric_list"][0]["aggregation"]
+    assert "args" in inspect.signature(agg_fn).parameters
+    seen, counted = {}, []
+    acc_fn = evals.MathVistaEvaluator.get_acc_with_contion
+
+    def counting(self, res_pd, key, value):
+        out = acc_fn(self, res_pd, key, value)
+        counted.append((key, value, out))
+        return out
+
+    def profile(frame, event, _arg):
+        if event == "return" and frame.f_code is agg_fn.__code__:
+            seen["scores"] = copy.deepcopy(frame.f_locals["scores"])
+
+    evals.MathVistaEvaluator.get_acc_with_contion = counting
+    sys.setprofile(profile)
+    try:
+        value = agg_fn(copy.deepcopy(items), args=types.SimpleNamespace())
+    finally:
+        sys.setprofile(None)
+        evals.MathVistaEvaluator.get_acc_with_contion = acc_fn
+    scores = seen["scores"]
+    breakdown = []
+    for key, per_value in scores.items():
+        if key == "average":
+            continue
+        for v, s in per_value.items():
+            assert (key, v, (s["correct"], s["total"], s["accuracy"])) in counted
+            breakdown.append([key, v, {"accuracy": s["accuracy"], "correct": s["correct"],
+                                       "total": s["total"]}])
+    average = scores["average"]
+    assert value == (None if average["accuracy"] == 0 else average["accuracy"])
+
+    key = "llm_as_judge_eval,none"
+    stderr_fn = metrics_mod.stderr_for_metric(metric=agg_fn, bootstrap_iters=100000)
+    assert stderr_fn is None  # not bootstrappable: the evaluator writes "N/A"
+    # The CLT error takes numbers, or dicts with a "score": these dicts have none.
+    assert not any(isinstance(x, (int, float)) or "score" in x for x in items)
+    return {
+        "samples": plain(samples),
+        "metrics": {key: plain(value)},
+        "stderr": {key: "N/A"},
+        "stderr_clt": {key: "N/A"},
+        "breakdown": plain(breakdown),
+        "average": plain(average),
+        "_judge": judge_table,
+    }
+
+
 def task_docs(config: dict) -> list[dict]:
     """The sample set a task's yaml names: lmms-eval 0.7.3 reads `lmms-lab-encoder/<repo>`,
     the same data as the `lmms-lab/<repo>` snapshots in eval-datasets/."""
@@ -458,6 +672,8 @@ def main() -> int:
     load(checkout, "lmms_eval.tasks._task_utils.mmmu_mcq_utils")
     load(checkout, "lmms_eval.tasks._task_utils.vqa_eval_metric")
     reasoning = load(checkout, "lmms_eval.api.reasoning")
+    judge = stub_judge(checkout)
+    mathvista_evals = load(checkout, "lmms_eval.tasks.mathvista.mathvista_evals")
     mme = load(checkout, "lmms_eval.tasks.mme.utils")
     mmmu = load(checkout, "lmms_eval.tasks.mmmu.utils")
 
@@ -471,6 +687,13 @@ def main() -> int:
         assert config["task"] == task, (config["task"], task)
         runs.append((task, task_docs(config),
                      lambda d, r, c=config: run_task(c, metrics_mod, registry, reasoning, d, r)))
+    for task, yaml_name, sets in MATHVISTA_TASKS:
+        config = task_config(checkout, "mathvista", yaml_name)
+        assert config["task"] == task, (config["task"], task)
+        RESPONSE_SETS[task] = sets
+        runs.append((task, rows(config["dataset_path"], config["test_split"]),
+                     lambda d, r, c=config: run_mathvista(c, mathvista_evals, judge, metrics_mod,
+                                                          reasoning, d, r)))
 
     OUT.mkdir(parents=True, exist_ok=True)
     expected = {}
@@ -480,9 +703,15 @@ def main() -> int:
             name = f"{task}_{i}"
             with open(OUT / f"predictions_{name}.jsonl", "w") as f:
                 for doc_id, resp in enumerate(responses):
+                    # MathVista's sets pair each response with the scripted judge's reply.
+                    resp = resp[0] if isinstance(resp, tuple) else resp
                     f.write(json.dumps({"doc_id": doc_id, "response": resp}) + "\n")
             random.seed(0)  # simple_evaluate's random_seed, once per run
             expected[name] = fn(docs, responses)
+            judge_table = expected[name].pop("_judge", None)
+            if judge_table is not None:
+                # The judge's replies, keyed by the exact prompt (the request's one user message).
+                (OUT / f"judge_{name}.json").write_text(json.dumps(judge_table, indent=1) + "\n")
             shown = expected[name]["metrics"]
             print(f"{name:16} " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                              for k, v in shown.items()))

@@ -3,7 +3,8 @@
 hub datasets lmms-eval reads: lmms-lab/MME, POPE, ai2d, ChartQA (split `test`), MMMU, textvqa
 (split `validation`), ScienceQA (config ScienceQA-IMG, and a few ScienceQA-FULL rows, split
 `test`) and DocVQA (config DocVQA, split `validation`). lmms-eval 0.7.3's task yamls name them
-`lmms-lab-encoder/<repo>`: the same data.
+`lmms-lab-encoder/<repo>`: the same data. Also AI4Math/MathVista (split `testmini`), whose rows
+carry a `metadata` struct and the dataset's own prompt (`query`).
 
 Every image is drawn here (shapes, counts, colours, text, arithmetic), so each question has a
 real answer a capable model could give. The files are written by `datasets` itself, as
@@ -676,6 +677,183 @@ DOCVQA_FEATURES = Features({
 })
 
 
+# --- MathVista testmini: multiple choice, integer, float and list answers, with metadata ----
+
+def jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def labelled_triangle(sides: tuple[str, str, str], right_angle: bool,
+                      w: int = 170, h: int = 130) -> Image.Image:
+    """A triangle (right angle at the bottom left) with its side lengths written beside them."""
+    img = Image.new("RGB", (w, h), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    a, b, c = (30, 105), (140, 105), (30, 20)
+    d.polygon([a, b, c], outline=(20, 20, 20))
+    if right_angle:
+        d.line([(30, 93), (42, 93), (42, 105)], fill=(20, 20, 20))
+    left, bottom, hyp = sides
+    d.text((14, 55), left, fill=(20, 20, 20), font=font(13))
+    d.text((80, 109), bottom, fill=(20, 20, 20), font=font(13))
+    d.text((90, 50), hyp, fill=(20, 20, 20), font=font(13))
+    return img
+
+
+def fraction_shape(parts: int, shaded: int) -> Image.Image:
+    """A rectangle cut into `parts` equal columns, the first `shaded` of them blue."""
+    img = Image.new("RGB", (170, 90), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    width = 150 // parts
+    for k in range(parts):
+        fill = COLOURS["blue"] if k < shaded else (255, 255, 255)
+        d.rectangle([10 + k * width, 15, 10 + (k + 1) * width, 75], fill=fill, outline=(20, 20, 20))
+    return img
+
+
+def three_shapes() -> Image.Image:
+    img, d = canvas(200, 90)
+    d.ellipse([12, 22, 58, 68], fill=COLOURS["red"])
+    d.polygon([(100, 20), (126, 68), (74, 68)], fill=COLOURS["green"])
+    d.rectangle([144, 22, 190, 68], fill=COLOURS["yellow"])
+    return img
+
+
+def line_plot(points: list[tuple[str, float]], title: str, w: int = 220, h: int = 140) -> Image.Image:
+    """A line through labelled points, each value printed beside its point."""
+    img = Image.new("RGB", (w, h), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.text((8, 4), title, fill=(20, 20, 20), font=font(12))
+    top, base = 34, h - 22
+    d.line([(10, base), (w - 8, base)], fill=(60, 60, 60))
+    peak = max(v for _, v in points)
+    slot = (w - 20) // len(points)
+    xy = []
+    for k, (label, value) in enumerate(points):
+        x = 20 + k * slot + slot // 3
+        y = base - int((base - top) * value / peak)
+        xy.append((x, y))
+        d.text((x - 12, base + 4), label, fill=(20, 20, 20), font=font(10))
+        d.text((x + 3, y - 13), f"{value:g}", fill=(20, 20, 20), font=font(10))
+    d.line(xy, fill=COLOURS["blue"], width=2)
+    for x, y in xy:
+        d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=COLOURS["red"])
+    return img
+
+
+# The dataset's own prompt (`query`), as the hub rows have it: hint, question (with the unit),
+# choices.
+MATHVISTA_HINTS = {
+    "text": "Hint: Please answer the question and provide the correct option letter, e.g., A, B, "
+            "C, D, at the end.",
+    "integer": "Hint: Please answer the question requiring an integer answer and provide the "
+               "final value, e.g., 1, 2, 3, at the end.",
+    ("float", 1): "Hint: Please answer the question requiring a floating-point number with one "
+                  "decimal place and provide the final value, e.g., 1.2, 1.3, 1.4, at the end.",
+    ("float", 2): "Hint: Please answer the question requiring a floating-point number with two "
+                  "decimal places and provide the final value, e.g., 1.23, 1.34, 1.45, at the end.",
+    "list": "Hint: Please answer the question requiring a Python list as an answer and provide "
+            "the final list, e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end.",
+}
+
+
+def mathvista_rows() -> list[dict]:
+    mv, gv = "math-targeted-vqa", "general-vqa"
+    fqa, mwp, gps, vqa = ("figure question answering", "math word problem",
+                          "geometry problem solving", "visual question answering")
+    ari, sta, geo, alg, log, num = ("arithmetic reasoning", "statistical reasoning",
+                                    "geometry reasoning", "algebraic reasoning",
+                                    "logical reasoning", "numeric commonsense")
+    votes = bar_chart([("blue", 4, "blue"), ("red", 9, "red")], "Votes")
+    prices = bar_chart([("Apple", 2.5, "green"), ("Plum", 3.14, "blue"), ("Pear", 1.75, "yellow")],
+                       "Price per kg ($)")
+    baskets = lines_image(["Apples in baskets", "Basket | Apples", "A      | 5", "B      | 7"],
+                          title=True, w=180)
+    rain = line_plot([("Mon", 1.2), ("Tue", 1.8)], "Rainfall (cm)", w=160)
+    sales = line_plot([("2005", 3), ("2006", 4), ("2007", 4), ("2008", 9), ("2009", 10)],
+                      "Sales (millions)")
+    # (image, encoding, question, choices, unit, precision, answer, answer_type,
+    #  category, context, grade, skills, source, task)
+    items = [
+        (labelled_triangle(("3", "4", "5"), True), png,
+         "As shown in the figure, the sides of the triangle are 3, 4 and 5. What is the measure "
+         "of its largest angle?", ["30°", "45°", "60°", "90°"], None, None, "90°", "text",
+         mv, "geometry diagram", "high school", [geo, alg], "Geometry3K", gps),
+        (votes, png, "Is the blue bar taller than the red bar?", ["yes", "no"], None, None, "no",
+         "text", gv, "bar chart", "daily life", [sta], "FigureQA", fqa),
+        (fraction_shape(4, 1), png, "What fraction of the shape is blue?",
+         ["1/4", "1/2", "3/4", "1/3", "2/3"], None, None, "1/4", "text",
+         mv, "abstract scene", "elementary school", [ari], "IconQA", mwp),
+        (three_shapes(), png, "Which of the shapes has exactly three sides?",
+         ["circle", "triangle", "square"], None, None, "triangle", "text",
+         gv, "synthetic scene", "elementary school", [log, num], "Super-CLEVR", vqa),
+        (circles(7, "green"), jpeg, "How many circles are there in the image?", None, None, None,
+         "7", "integer", mv, "synthetic scene", "elementary school", [ari], "CLEVR-Math", mwp),
+        (baskets, png, "How many apples are there in the two baskets altogether?", None, "apples",
+         None, "12", "integer", mv, "table", "elementary school", [ari, sta], "TabMWP", mwp),
+        (labelled_triangle(("2", "3", "4"), False), png,
+         "What is the perimeter of the triangle?", None, None, None, "9", "integer",
+         mv, "geometry diagram", "high school", [geo, ari], "GeoQA+", gps),
+        (prices, png, "What is the price per kilogram of plums in dollars?", None, None, 2.0,
+         "3.14", "float", mv, "bar chart", "daily life", [sta], "ChartQA", fqa),
+        (rain, jpeg, "What is the average rainfall of Monday and Tuesday in centimetres?", None,
+         None, 1.0, "1.5", "float", mv, "line plot", "daily life", [sta, ari], "PlotQA", fqa),
+        (sales, png, "Between which two consecutive years did the sales increase the most?", None,
+         None, None, "[2007, 2008]", "list", gv, "line plot", "daily life", [sta, log], "ChartQA",
+         fqa),
+    ]
+    rows = []
+    for k, (img, encode, question, choices, unit, precision, answer, answer_type, category,
+            context, grade, skills, source, task) in enumerate(items):
+        pid = str(k + 1)
+        hint = MATHVISTA_HINTS[(answer_type, int(precision)) if answer_type == "float" else answer_type]
+        text = f"Question: {question}" + (f" (Unit: {unit})" if unit else "")
+        if choices:
+            text += "\nChoices:\n" + "\n".join(f"({chr(65 + i)}) {c}" for i, c in enumerate(choices))
+        rows.append({
+            "pid": pid, "question": question,
+            "image": f"images/{pid}.{'jpg' if encode is jpeg else 'png'}",
+            "decoded_image": {"bytes": encode(img), "path": None},
+            "choices": choices, "unit": unit, "precision": precision, "answer": answer,
+            "question_type": "multi_choice" if choices else "free_form",
+            "answer_type": answer_type,
+            "metadata": {"category": category, "context": context, "grade": grade,
+                         "img_height": img.height, "img_width": img.width,
+                         "language": "english", "skills": skills, "source": source,
+                         "split": "testmini", "task": task},
+            "query": f"{hint}\n{text}",
+        })
+    return rows
+
+
+MATHVISTA_FEATURES = Features({
+    "pid": Value("string"),
+    "question": Value("string"),
+    "image": Value("string"),
+    "decoded_image": ImageFeature(),
+    "choices": List(Value("string")),
+    "unit": Value("string"),
+    "precision": Value("float64"),
+    "answer": Value("string"),
+    "question_type": Value("string"),
+    "answer_type": Value("string"),
+    "metadata": {
+        "category": Value("string"),
+        "context": Value("string"),
+        "grade": Value("string"),
+        "img_height": Value("int64"),
+        "img_width": Value("int64"),
+        "language": Value("string"),
+        "skills": List(Value("string")),
+        "source": Value("string"),
+        "split": Value("string"),
+        "task": Value("string"),
+    },
+    "query": Value("string"),
+})
+
+
 def legacy_sequences(path: Path) -> None:
     """Rewrites the file's `huggingface` metadata so list features read as older `datasets`
     versions wrote them (`{"feature": ..., "_type": "Sequence"}`, datasets 5 writes "List"),
@@ -720,6 +898,8 @@ SETS = {
     "textvqa": lambda: write("lmms-lab/textvqa", "validation", textvqa_rows(), TEXTVQA_FEATURES),
     "DocVQA": lambda: write("lmms-lab/DocVQA", "validation", docvqa_rows(), DOCVQA_FEATURES,
                             "DocVQA", legacy=True),
+    "MathVista": lambda: write("AI4Math/MathVista", "testmini", mathvista_rows(),
+                               MATHVISTA_FEATURES, legacy=True),
 }
 
 

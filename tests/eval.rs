@@ -496,9 +496,13 @@ fn scoring_fixed_predictions_matches_lmms_eval_functions() {
     let dir = fixtures().join("eval-crosscheck");
     let expected = json(&dir.join("expected.json"));
     let sets = expected.as_object().unwrap();
-    assert_eq!(sets.len(), 24);
+    assert_eq!(sets.len(), 30);
     for (name, want) in sets {
         let task = name.rsplit_once('_').unwrap().0;
+        if task.starts_with("mathvista") {
+            check_mathvista_set(name, task, want, &dir, &tmp.path().join(name), &hf);
+            continue;
+        }
         if task != "mme" && task != "mmmu_val" {
             check_task_file_set(name, task, want, &dir, &tmp.path().join(name), &hf);
             continue;
@@ -1163,4 +1167,319 @@ fn two_replicas_share_the_load_and_one_killed_mid_run_costs_no_sample() {
         .collect();
     assert_eq!(answered.iter().sum::<u64>(), 20 + 9 + 9, "{backend}");
     assert!(answered.iter().all(|&n| n > 0), "{backend}");
+}
+
+/// A scripted OpenAI-compatible judge: answers each chat request by looking its prompt up
+/// in `table` (else `default`), after `delay`, and records every prompt it was asked.
+fn judge_server(
+    table: std::collections::HashMap<String, String>,
+    default: &'static str,
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let table = std::sync::Arc::new(table);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (log, table) = (log.clone(), table.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut head = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                let text = if head.starts_with("GET") {
+                    r#"{"object":"list","data":[{"id":"judge","object":"model"}]}"#.to_string()
+                } else {
+                    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let content = &request["messages"][0]["content"];
+                    let prompt = content[0]["text"]
+                        .as_str()
+                        .or(content.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    std::thread::sleep(delay);
+                    let reply = table
+                        .get(&prompt)
+                        .cloned()
+                        .unwrap_or_else(|| default.into());
+                    log.lock().unwrap().push(prompt);
+                    serde_json::json!({"choices": [{"index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": reply}}]})
+                    .to_string()
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = reader.get_mut().write_all(reply.as_bytes());
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// MathVista's fixed predictions scored through a scripted judge answering as lmms-eval's
+/// (faked) judge did: the same extractions, predictions and accuracy, per-key breakdown.
+fn check_mathvista_set(name: &str, task: &str, want: &Value, dir: &Path, out: &Path, hf: &Path) {
+    let table: std::collections::HashMap<String, String> =
+        serde_json::from_str(&read(&dir.join(format!("judge_{name}.json")))).unwrap();
+    let (judge, seen) = judge_server(
+        table.clone(),
+        "unexpected prompt",
+        std::time::Duration::ZERO,
+    );
+    let predictions = dir.join(format!("predictions_{name}.jsonl"));
+    ok(vlm_eval(
+        &[
+            "score",
+            "--tasks",
+            task,
+            "--predictions",
+            predictions.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--judge-url",
+            &judge,
+            "--judge-model",
+            "judge",
+        ],
+        hf,
+    ));
+    let results = json(&out.join("results.json"));
+    let ours = &results["results"][task];
+    for (key, value) in want["metrics"].as_object().unwrap() {
+        assert!(
+            same_number(&ours[key], value),
+            "{name} {key}: {} != {value}",
+            ours[key]
+        );
+    }
+    let samples = lines(&out.join(format!("samples_{task}.jsonl")));
+    for (i, (got, exp)) in samples
+        .iter()
+        .zip(want["samples"].as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(got["input"], exp["prompt"], "{name} doc {i} prompt");
+        let item = &got["llm_as_judge_eval"];
+        for key in ["extraction", "prediction", "true_false"] {
+            assert_eq!(
+                item[key], exp[key],
+                "{name} doc {i} {key}: {}",
+                got["response"]
+            );
+        }
+    }
+    // The judge was asked exactly the prompts lmms-eval sent it, once each.
+    let mut asked = seen.lock().unwrap().clone();
+    let mut wanted: Vec<String> = want["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["judge_prompt"].as_str().map(str::to_string))
+        .collect();
+    asked.sort();
+    wanted.sort();
+    assert_eq!(asked, wanted, "{name}: judge prompts");
+    let details = &results["vlm"]["tasks"][task]["details"];
+    assert!(
+        same_json(&details["average"], &want["average"]),
+        "{name}: {details}"
+    );
+    // The per-key breakdown, in lmms-eval's order (accuracy descending, ties as found).
+    let ours: Vec<Value> = details["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|k| {
+            let key = k[0].clone();
+            k[1].as_array()
+                .unwrap()
+                .iter()
+                .map(move |v| serde_json::json!([key, v[0], v[1]]))
+        })
+        .collect();
+    let theirs = want["breakdown"].as_array().unwrap();
+    assert_eq!(ours.len(), theirs.len(), "{name}: {ours:?}");
+    for (o, t) in ours.iter().zip(theirs) {
+        assert!(
+            same_json(&o[2], &t[2]) && o[0] == t[0] && o[1] == t[1],
+            "{name}: {o} != {t}"
+        );
+    }
+    assert_eq!(results["vlm"]["tasks"][task]["judge"]["model"], "judge");
+}
+
+#[test]
+fn the_judge_sees_each_answer_once_across_a_kill_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    // A slow judge, one request at a time, so a run can be killed while it judges.
+    let (judge, seen) = judge_server(
+        std::collections::HashMap::new(),
+        "A",
+        std::time::Duration::from_millis(300),
+    );
+    let judge_flags = |c: &mut Command| {
+        c.args(["--judge-url", &judge, "--judge-model", "judge"])
+            .args(["--judge-concurrency", "1"])
+            .arg("--data-dir")
+            .arg(eval_datasets())
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HUB_CACHE", &hf);
+    };
+    // Scoring fixed answers, killed after the judge's first verdicts, then run again.
+    let fixtures_dir = fixtures().join("eval-crosscheck");
+    let predictions = fixtures_dir.join("predictions_mathvista_testmini_cot_1.jsonl");
+    let needed = json(&fixtures_dir.join("expected.json"))["mathvista_testmini_cot_1"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["judge_prompt"].is_string())
+        .count();
+    assert!(needed >= 3, "the fixture needs several judged answers");
+    let scored = tmp.path().join("scored");
+    let score = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vlm-eval"));
+        c.args([
+            "score",
+            "--tasks",
+            "mathvista_testmini_cot",
+            "--predictions",
+        ])
+        .arg(&predictions)
+        .arg("--output-dir")
+        .arg(&scored);
+        judge_flags(&mut c);
+        c
+    };
+    let mut first = score()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = scored.join("judgments_mathvista_testmini_cot.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the judge was never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let judged_before = read(&journal).lines().count();
+    assert!(judged_before < needed, "killed too late to matter");
+    ok(score().output().unwrap());
+    // Each prompt reached the judge once (one may have been in flight at the kill).
+    let asked = seen.lock().unwrap().clone();
+    let mut unique = asked.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), needed, "{asked:?}");
+    assert!(
+        asked.len() <= needed + 1,
+        "asked {} times for {needed}",
+        asked.len()
+    );
+    let results = json(&scored.join("results.json"));
+    let judge_info = &results["vlm"]["tasks"]["mathvista_testmini_cot"]["judge"];
+    assert_eq!(judge_info["model"], "judge");
+    assert_eq!(judge_info["reused"], judged_before, "{judge_info}");
+    assert!(judge_info["prompt_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("lmms-eval-0.7.3-mathvista:"));
+
+    // An evaluation, then --resume of it: the judge is asked nothing the second time.
+    let out = tmp.path().join("evaluated");
+    let model = fixtures().join("llava-tiny-hub");
+    let evaluate = |resume: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vlm-eval"));
+        c.args(["--model", model.to_str().unwrap(), "--kv-cache-gb", "0.05"])
+            .args([
+                "--max-new-tokens",
+                "48",
+                "--tasks",
+                "mathvista_testmini_cot",
+            ])
+            .arg("--output-dir")
+            .arg(&out);
+        judge_flags(&mut c);
+        if resume {
+            c.arg("--resume");
+        }
+        c.output().unwrap()
+    };
+    ok(evaluate(false));
+    let before = seen.lock().unwrap().len();
+    let resumed = ok(evaluate(true));
+    assert!(resumed.contains("10 resumed"), "{resumed}");
+    assert_eq!(seen.lock().unwrap().len(), before);
+
+    // Without a judge, the answers it needs are one clear error.
+    let no_judge = vlm_eval(
+        &[
+            "score",
+            "--tasks",
+            "mathvista_testmini_cot",
+            "--predictions",
+            predictions.to_str().unwrap(),
+            "--output-dir",
+            tmp.path().join("nojudge").to_str().unwrap(),
+        ],
+        &hf,
+    );
+    assert!(!no_judge.status.success());
+    assert!(String::from_utf8_lossy(&no_judge.stderr).contains("need a judge model"));
+}
+
+#[test]
+fn a_real_vlm_serve_can_be_the_judge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let judge = Server::start("llava-tiny-hub", &[]);
+    let dir = fixtures().join("eval-crosscheck");
+    let out = tmp.path().join("out");
+    ok(vlm_eval(
+        &[
+            "score",
+            "--tasks",
+            "mathvista_testmini_cot",
+            "--predictions",
+            dir.join("predictions_mathvista_testmini_cot_1.jsonl")
+                .to_str()
+                .unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--judge-url",
+            &judge.v1(),
+            "--judge-model",
+            "tiny",
+        ],
+        &hf,
+    ));
+    let judged = read(&out.join("judgments_mathvista_testmini_cot.jsonl"));
+    assert!(judged.lines().count() > 0);
+    assert!(!judged.contains("\"error\""), "{judged}");
+    let results = json(&out.join("results.json"));
+    assert_eq!(
+        results["vlm"]["tasks"]["mathvista_testmini_cot"]["judge"]["model"],
+        "tiny"
+    );
 }

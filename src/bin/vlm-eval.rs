@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 use vlm::cli::dashboard::{dashboard_command, DashboardArgs};
 use vlm::cli::eval_progress::progress_bars;
 use vlm::cli::eval_recording::Recorder;
@@ -22,6 +22,7 @@ use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_engine::PixelBudget;
 use vlm_eval::identity::{task_identities, ModelSpec};
+use vlm_eval::judge::JudgeOptions;
 use vlm_eval::sweep::ModelEntry;
 use vlm_eval::tasks::{self, Task};
 use vlm_eval::{
@@ -36,7 +37,7 @@ use vlm_runs::{ModelRecord, RunId};
 /// matches are told apart here.
 enum Cli {
     Evaluate(Box<EvaluateArgs>),
-    Other(Subcommands),
+    Other(Box<Subcommands>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,7 +99,7 @@ impl CommandFactory for Cli {
 impl FromArgMatches for Cli {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         if matches.subcommand_name().is_some() {
-            Subcommands::from_arg_matches(matches).map(Self::Other)
+            Subcommands::from_arg_matches(matches).map(|s| Self::Other(Box::new(s)))
         } else {
             EvaluateArgs::from_arg_matches(matches).map(|args| Self::Evaluate(Box::new(args)))
         }
@@ -134,6 +135,19 @@ struct CommonArgs {
     /// (default lmms-eval's: [["<think>","</think>"],["<analysis>","</analysis>"]]).
     #[arg(long)]
     reasoning_tags: Option<String>,
+    /// An OpenAI-compatible server with the judge model, for tasks that need one (MathVista's
+    /// answer extraction when its rules fail), e.g. http://judge:8000/v1.
+    #[arg(long, requires = "judge_model")]
+    judge_url: Option<String>,
+    /// The judge model's name at --judge-url.
+    #[arg(long, requires = "judge_url")]
+    judge_model: Option<String>,
+    /// The environment variable holding the judge's API key.
+    #[arg(long)]
+    judge_api_key_env: Option<String>,
+    /// Judge requests in flight.
+    #[arg(long, default_value_t = 4)]
+    judge_concurrency: usize,
 }
 
 #[derive(Args, Debug)]
@@ -159,6 +173,10 @@ struct EvaluateArgs {
     /// Seconds the deployed server gets to exit after SIGTERM before SIGKILL.
     #[arg(long, default_value_t = 20)]
     deploy_grace: u64,
+    /// Replace every task's max_new_tokens (lmms-eval's --gen_kwargs max_new_tokens=N), e.g.
+    /// for MathVista's 16384 on a model with a shorter context. Part of the run's identity.
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
     /// Bearer key for --base-url.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -231,12 +249,33 @@ fn run_options(common: &CommonArgs, resume: bool) -> Result<RunOptions> {
         Some(spec) => parse_tags(spec).map_err(anyhow::Error::msg)?,
         None => default_tags(),
     };
+    let judge = match (&common.judge_url, &common.judge_model) {
+        (Some(url), Some(model)) => {
+            let api_key = match &common.judge_api_key_env {
+                Some(var) => Some(std::env::var(var).with_context(|| {
+                    format!("--judge-api-key-env names {var}, which is not set")
+                })?),
+                None => None,
+            };
+            Some(JudgeOptions {
+                base_url: url.clone(),
+                model: model.clone(),
+                api_key,
+                concurrency: common.judge_concurrency,
+                attempts: 5,
+                timeout: Duration::from_secs(120),
+            })
+        }
+        _ => None,
+    };
     Ok(RunOptions {
         data_dir: common.data_dir.clone(),
         limit: common.limit,
         output_dir: common.output_dir.clone(),
         resume,
         reasoning_tags,
+        judge,
+        max_new_tokens: None,
     })
 }
 
@@ -314,7 +353,7 @@ fn recorder(
     let store = Store::open(url)?;
     let spec = model_spec(args);
     let identities = task_identities(
-        &spec.identity()?,
+        &with_generation(spec.identity()?, args.max_new_tokens),
         tasks,
         options.data_dir.as_deref(),
         options.limit,
@@ -364,9 +403,22 @@ fn recorder(
     )?))
 }
 
+/// An identity with the generation override, where one is given (so runs without it keep
+/// the identities they had).
+fn with_generation(mut identity: Value, max_new_tokens: Option<usize>) -> Value {
+    if let Some(n) = max_new_tokens {
+        identity["generation"] = json!({"max_new_tokens": n});
+    }
+    identity
+}
+
 fn evaluate_command(args: EvaluateArgs) -> Result<()> {
     let tasks = parse_tasks(&args.common.tasks)?;
-    let options = run_options(&args.common, args.resume)?;
+    let mut options = run_options(&args.common, args.resume)?;
+    if args.max_new_tokens == Some(0) {
+        bail!("--max-new-tokens must be at least 1");
+    }
+    options.max_new_tokens = args.max_new_tokens;
     let mut recorder = recorder(&args, &tasks, &options)?;
     let result = evaluate_recorded(&args, &tasks, &options, recorder.as_mut());
     if let (Err(e), Some(recorder)) = (&result, recorder.as_mut()) {
@@ -417,6 +469,7 @@ fn evaluate_recorded(
                 }
                 None => json!({"model": args.model.model, "backend": "openai"}),
             };
+            let identity = with_generation(identity, args.max_new_tokens);
             (Box::new(backend), identity)
         }
         true => {
@@ -434,7 +487,10 @@ fn evaluate_recorded(
             // is refilled immediately; each waiting request holds its pixels.
             let window = args.engine.max_num_seqs + 8;
             in_process_engine = Some(engine.clone());
-            let identity = json!({"model": args.model.model, "backend": "in-process"});
+            let identity = with_generation(
+                json!({"model": args.model.model, "backend": "in-process"}),
+                args.max_new_tokens,
+            );
             let budget = PixelBudget {
                 min_pixels: args.min_pixels,
                 max_pixels: args.max_pixels,
@@ -464,6 +520,10 @@ fn evaluate_recorded(
         reasoning_tags: options.reasoning_tags.clone(),
         total_seconds: started.elapsed().as_secs_f64(),
         mode: "evaluate",
+        gen_kwargs: args
+            .max_new_tokens
+            .map(|n| format!("max_new_tokens={n}"))
+            .unwrap_or_default(),
     };
     // Recorded before the report, which fails a run with unanswered samples after writing
     // its results: those are complete runs with failures counted in their metrics.
@@ -496,6 +556,7 @@ fn score_command(args: ScoreArgs) -> Result<()> {
         reasoning_tags: options.reasoning_tags.clone(),
         total_seconds: started.elapsed().as_secs_f64(),
         mode: "score",
+        gen_kwargs: String::new(),
     };
     report(&[run], &info, &options)
 }
@@ -504,15 +565,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     main_with("vlm-eval", "warn", || match cli {
         Cli::Evaluate(args) => evaluate_command(*args),
-        Cli::Other(Subcommands::Score(args)) => score_command(args),
-        Cli::Other(Subcommands::Sweep(args)) => sweep_command(args),
-        Cli::Other(Subcommands::Runs(args)) => runs_command(args),
-        Cli::Other(Subcommands::Leaderboard(args)) => leaderboard_command(args),
-        Cli::Other(Subcommands::Queue(args)) => queue_command(args),
-        Cli::Other(Subcommands::Worker(args)) => worker_command(args),
-        Cli::Other(Subcommands::Sync(args)) => sync_command(args),
-        Cli::Other(Subcommands::Dashboard(args)) => dashboard_command(args),
-        Cli::Other(Subcommands::Tasks(args)) => vlm::cli::tasks_command::tasks_command(&args.files),
+        Cli::Other(sub) => match *sub {
+            Subcommands::Score(args) => score_command(args),
+            Subcommands::Sweep(args) => sweep_command(args),
+            Subcommands::Runs(args) => runs_command(args),
+            Subcommands::Leaderboard(args) => leaderboard_command(args),
+            Subcommands::Queue(args) => queue_command(args),
+            Subcommands::Worker(args) => worker_command(args),
+            Subcommands::Sync(args) => sync_command(args),
+            Subcommands::Dashboard(args) => dashboard_command(args),
+            Subcommands::Tasks(args) => vlm::cli::tasks_command::tasks_command(&args.files),
+        },
     })
 }
 
@@ -535,7 +598,7 @@ mod tests {
         ];
         assert!(matches!(
             Cli::try_parse_from(score),
-            Ok(Cli::Other(Subcommands::Score(_)))
+            Ok(Cli::Other(ref s)) if matches!(**s, Subcommands::Score(_))
         ));
         let sweep = [
             "vlm-eval",
@@ -547,7 +610,7 @@ mod tests {
         ];
         assert!(matches!(
             Cli::try_parse_from(sweep),
-            Ok(Cli::Other(Subcommands::Sweep(_)))
+            Ok(Cli::Other(ref s)) if matches!(**s, Subcommands::Sweep(_))
         ));
         // The evaluation's flags belong to no subcommand.
         assert!(Cli::try_parse_from(["vlm-eval", "--tasks", "mme", "score"]).is_err());

@@ -36,10 +36,10 @@ pub fn tasks_command(files: &[String]) -> Result<()> {
     println!("{:<16} {:<40} primary metric", "task", "dataset (split)");
     for name in tasks::names() {
         if let Some(task) = tasks::by_name(name) {
-            let origin = if matches!(name, "mme" | "mmmu_val") {
-                "built in"
-            } else {
+            let origin = if tasks::is_shipped_file(name) {
                 "task file, built in"
+            } else {
+                "built in"
             };
             println!("{}", line(task.as_ref(), origin));
         }

@@ -13,6 +13,7 @@ mod dataset;
 pub mod identity;
 mod images;
 mod journal;
+pub mod judge;
 mod prompt;
 mod python;
 mod reasoning;

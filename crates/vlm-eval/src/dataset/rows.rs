@@ -26,6 +26,8 @@ pub enum Cell {
     },
     /// A list column's values.
     List(Vec<Cell>),
+    /// A struct column's fields, in order (MathVista's `metadata`).
+    Struct(Vec<(String, Cell)>),
     /// Anything else (maps, dates), kept as its display text.
     Other(String),
 }
@@ -53,7 +55,12 @@ impl Cell {
                     && columns.iter().any(|(n, _)| n == "bytes")
                     && columns.iter().any(|(n, _)| n == "path");
                 if !is_image {
-                    return Cell::Other(format!("{columns:?}"));
+                    return Cell::Struct(
+                        columns
+                            .into_iter()
+                            .map(|(name, field)| (name, Cell::from_field(field)))
+                            .collect(),
+                    );
                 }
                 let mut bytes = None;
                 let mut path = None;
@@ -87,6 +94,12 @@ impl Cell {
             Cell::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
             Cell::Str(s) | Cell::Other(s) => s.clone().into(),
             Cell::List(items) => Value::Array(items.iter().filter_map(Cell::to_json).collect()),
+            Cell::Struct(fields) => Value::Object(
+                fields
+                    .iter()
+                    .filter_map(|(k, c)| Some((k.clone(), c.to_json()?)))
+                    .collect(),
+            ),
             Cell::Bytes(_) | Cell::Image { .. } => return None,
         })
     }

@@ -9,7 +9,7 @@ use super::str::{py_isspace, py_strip};
 
 /// A Unicode decimal digit's value (`٣` is 3, `５` is 5): its place in its run of the
 /// `Nd` category, which Unicode lays out in aligned runs of ten from 0.
-fn decimal_value(c: char) -> Option<u32> {
+pub fn py_decimal_value(c: char) -> Option<u32> {
     static ND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\p{Nd}$").expect("valid"));
     let is_nd = |c: char| ND.is_match(c.encode_utf8(&mut [0; 4])).unwrap_or(false);
     if c.is_ascii_digit() {
@@ -38,7 +38,7 @@ fn to_ascii(s: &str) -> Option<String> {
             } else if py_isspace(c) {
                 Some(' ')
             } else {
-                decimal_value(c).and_then(|d| char::from_digit(d, 10))
+                py_decimal_value(c).and_then(|d| char::from_digit(d, 10))
             }
         })
         .collect()

@@ -12,7 +12,7 @@ mod random;
 mod statistics;
 mod str;
 
-pub use self::float::{py_float, py_float_repr, py_round};
+pub use self::float::{py_decimal_value, py_float, py_float_repr, py_round};
 pub use self::literal::parse_string_list;
 pub use self::numpy::stderr_clt;
 pub use self::random::PythonRandom;

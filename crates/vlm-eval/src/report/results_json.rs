@@ -27,6 +27,8 @@ pub struct RunInfo {
     pub total_seconds: f64,
     /// `evaluate` or `score` (a rescoring of saved predictions).
     pub mode: &'static str,
+    /// lmms-eval's `--gen_kwargs` string (`max_new_tokens=N` when overridden, else empty).
+    pub gen_kwargs: String,
 }
 
 fn metric_entries(run: &TaskRun) -> Map<String, Value> {
@@ -88,6 +90,7 @@ fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
                 "samples_per_second": per_sample,
                 "tokens": {"prompt": run.prompt_tokens, "completion": run.completion_tokens},
                 "details": run.scores.details,
+                "judge": run.judge,
             }),
         );
     }
@@ -108,7 +111,7 @@ fn results_json(runs: &[TaskRun], info: &RunInfo) -> Value {
             "model": info.model,
             "model_backend": info.backend,
             "limit": info.limit,
-            "gen_kwargs": "",
+            "gen_kwargs": info.gen_kwargs,
             "random_seed": 0,
             "reasoning_tags": tags,
         },

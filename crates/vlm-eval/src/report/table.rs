@@ -24,7 +24,12 @@ pub fn table(runs: &[TaskRun]) -> String {
                 "0".into(),
                 m.name.clone(),
                 "↑".into(),
-                format!("{:.4}", m.value),
+                // lmms-eval's None (MathVista at 0 accuracy) is NaN here, null in JSON.
+                if m.value.is_nan() {
+                    "N/A".into()
+                } else {
+                    format!("{:.4}", m.value)
+                },
                 "±".into(),
                 cell(m.stderr),
                 cell(m.stderr_clt),

@@ -23,6 +23,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Judge(#[from] crate::judge::JudgeError),
     /// A file or directory of the output directory could not be created, written or removed.
     #[error("cannot {action} {}: {error}", path.display())]
     Output {

@@ -45,7 +45,12 @@ enum JobError {
 
 /// Builds the row's prompt (once): its parts become the job, and its text (`input` in the
 /// samples file) is returned alongside, empty where the prompt cannot be built.
-fn build_job(task: &dyn Task, backend: &dyn Backend, doc: &Row) -> (String, Result<Job, JobError>) {
+fn build_job(
+    task: &dyn Task,
+    backend: &dyn Backend,
+    doc: &Row,
+    max_new_tokens: Option<usize>,
+) -> (String, Result<Job, JobError>) {
     let prompt = match task.prompt(doc) {
         Ok(prompt) => prompt,
         Err(e) => return (String::new(), Err(e.into())),
@@ -54,7 +59,7 @@ fn build_job(task: &dyn Task, backend: &dyn Backend, doc: &Row) -> (String, Resu
         .prepare(Job {
             doc_id: doc.doc_id,
             parts: prompt.parts,
-            max_tokens: task.max_new_tokens(),
+            max_tokens: max_new_tokens.unwrap_or_else(|| task.max_new_tokens()),
             stop: task.stop().to_vec(),
             temperature: task.temperature(),
             prepared: None,
@@ -74,6 +79,7 @@ fn generate(
     backend: &dyn Backend,
     rows: &[Row],
     todo: &[usize],
+    max_new_tokens: Option<usize>,
     record: &mut dyn FnMut(Prediction),
 ) -> BTreeMap<usize, String> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Job>(backend.queue_depth().max(1));
@@ -82,7 +88,7 @@ fn generate(
         let producer = scope.spawn(move || {
             let mut inputs = BTreeMap::new();
             for &doc_id in todo {
-                let (input, job) = build_job(task, backend, &rows[doc_id]);
+                let (input, job) = build_job(task, backend, &rows[doc_id], max_new_tokens);
                 inputs.insert(doc_id, input);
                 match job {
                     Ok(job) => {
@@ -182,7 +188,14 @@ pub fn evaluate(
                 failed,
             });
         };
-        let inputs = generate(task.as_ref(), backend, &ds.rows, &todo, &mut record);
+        let inputs = generate(
+            task.as_ref(),
+            backend,
+            &ds.rows,
+            &todo,
+            options.max_new_tokens,
+            &mut record,
+        );
         if let Some(e) = write_error {
             return Err(e.into());
         }
@@ -304,7 +317,7 @@ mod tests {
             })
             .collect();
         let mut answers = BTreeMap::new();
-        let inputs = generate(&task, &EchoBackend, &rows, &[1, 2, 4], &mut |p| {
+        let inputs = generate(&task, &EchoBackend, &rows, &[1, 2, 4], None, &mut |p| {
             answers.insert(p.doc_id, p);
         });
         assert_eq!(task.prompts.load(Ordering::Relaxed), 3);

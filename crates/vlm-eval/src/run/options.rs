@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::judge::JudgeOptions;
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub data_dir: Option<PathBuf>,
@@ -10,4 +12,8 @@ pub struct RunOptions {
     pub output_dir: PathBuf,
     pub resume: bool,
     pub reasoning_tags: Vec<(String, String)>,
+    /// The judge model, for tasks that need one.
+    pub judge: Option<JudgeOptions>,
+    /// Replaces every task's `max_new_tokens` (lmms-eval's `--gen_kwargs max_new_tokens=N`).
+    pub max_new_tokens: Option<usize>,
 }

@@ -15,6 +15,7 @@ use super::output_dir::{create_dir, output_error, samples_path};
 use super::split::{load_dataset, selected, DatasetInfo};
 use crate::dataset::{Dataset, Row};
 use crate::journal::{read_predictions, Prediction};
+use crate::judge::judge_all;
 use crate::python::py_strip;
 use crate::reasoning::strip_reasoning_tags;
 use crate::tasks::{SampleScore, Task, TaskScores};
@@ -38,6 +39,8 @@ pub struct TaskRun {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     pub samples_file: PathBuf,
+    /// The judge's model, prompt version and counts, where the task used one.
+    pub judge: Option<Value>,
 }
 
 /// Scores a predictions file without running a model (`vlm-eval score`).
@@ -119,7 +122,30 @@ pub(super) fn score(
         })
         .collect();
     let refs: Vec<&str> = filtered.iter().map(String::as_str).collect();
-    let scores = task.score(&docs, &refs)?;
+    let mut prompts = Vec::with_capacity(docs.len());
+    for (doc, response) in docs.iter().zip(&refs) {
+        prompts.push(task.judge_prompt(doc, response)?.map(|p| (doc.doc_id, p)));
+    }
+    let judge = if prompts.iter().any(Option::is_some) {
+        Some(judge_all(
+            task.name(),
+            &prompts,
+            options.judge.as_ref(),
+            &options.output_dir,
+        )?)
+    } else {
+        None
+    };
+    let scores = match &judge {
+        Some((judged, _)) => task.score_judged(&docs, &refs, judged)?,
+        None => task.score(&docs, &refs)?,
+    };
+    let judge = judge.map(|(_, report)| {
+        report.to_json(
+            options.judge.as_ref(),
+            task.judge_prompt_version().as_deref(),
+        )
+    });
     let samples_file = samples_path(&options.output_dir, task.name());
     let mut out = String::new();
     for (((doc, p), filtered), s) in docs.iter().zip(&preds).zip(&filtered).zip(&scores.samples) {
@@ -147,6 +173,7 @@ pub(super) fn score(
         completion_tokens: preds.iter().filter_map(|p| p.completion_tokens).sum(),
         scores,
         samples_file,
+        judge,
     })
 }
 

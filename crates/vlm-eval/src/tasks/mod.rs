@@ -5,6 +5,7 @@
 //! a user's own task file is loaded from its path ([`resolve`]).
 
 pub mod file;
+pub mod mathvista;
 pub mod mme;
 pub mod mmmu;
 pub mod scorers;
@@ -33,6 +34,11 @@ pub fn names() -> Vec<&'static str> {
     ["mme", "mmmu_val"]
         .into_iter()
         .chain(BUILTIN_FILES.iter().map(|(name, _)| *name))
+        .chain([
+            "mathvista_testmini_format",
+            "mathvista_testmini_cot",
+            "mathvista_testmini_solution",
+        ])
         .collect()
 }
 
@@ -41,6 +47,15 @@ pub fn by_name(name: &str) -> Option<Box<dyn Task>> {
     match name {
         "mme" => Some(Box::new(mme::Mme)),
         "mmmu_val" => Some(Box::new(mmmu::MmmuVal)),
+        "mathvista_testmini_format" => Some(Box::new(mathvista::MathVista {
+            shot: mathvista::ShotType::FormatPrompt,
+        })),
+        "mathvista_testmini_cot" => Some(Box::new(mathvista::MathVista {
+            shot: mathvista::ShotType::StepByStep,
+        })),
+        "mathvista_testmini_solution" => Some(Box::new(mathvista::MathVista {
+            shot: mathvista::ShotType::Solution,
+        })),
         _ => {
             let (_, text) = BUILTIN_FILES.iter().find(|(n, _)| *n == name)?;
             let path = Path::new("crates/vlm-eval/tasks").join(format!("{name}.toml"));
@@ -65,6 +80,11 @@ pub fn name_of(spec: &str) -> String {
         Ok(task) => task.name().to_string(),
         Err(_) => spec.to_string(),
     }
+}
+
+/// Whether a built-in task is one of the shipped task files (rather than written in Rust).
+pub fn is_shipped_file(name: &str) -> bool {
+    BUILTIN_FILES.iter().any(|(n, _)| *n == name)
 }
 
 /// Whether `spec` names a task file rather than a built-in task.
@@ -109,7 +129,7 @@ mod tests {
             // Shipped tasks travel by name, not as files.
             assert_eq!(by_name(name).unwrap().definition(), None);
         }
-        assert_eq!(names().len(), 8);
+        assert_eq!(names().len(), 11);
         // The runs store keys a filtered metric as results.json does, without `,none`.
         assert_eq!(
             by_name("ai2d").unwrap().primary_key(),

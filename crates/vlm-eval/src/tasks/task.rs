@@ -136,6 +136,27 @@ pub trait Task: Send + Sync {
     /// Scores responses (reasoning tags already stripped), given in document order: parsers
     /// may share state across documents (MMMU's random fallback stream).
     fn score(&self, docs: &[&Row], responses: &[&str]) -> Result<TaskScores, TaskError>;
+
+    /// The prompt for the judge model where this task's rules cannot read a response
+    /// (`None`: the rules suffice, or the task has no judge).
+    fn judge_prompt(&self, _doc: &Row, _response: &str) -> Result<Option<String>, TaskError> {
+        Ok(None)
+    }
+
+    /// Which judge prompt the task sends, recorded in results.json.
+    fn judge_prompt_version(&self) -> Option<String> {
+        None
+    }
+
+    /// [`score`](Self::score), given the judge's reply for each sample it was asked about.
+    fn score_judged(
+        &self,
+        docs: &[&Row],
+        responses: &[&str],
+        _judged: &[Option<String>],
+    ) -> Result<TaskScores, TaskError> {
+        self.score(docs, responses)
+    }
 }
 
 /// A problem with one row, naming it.

@@ -59,6 +59,12 @@ fn cell_value(cell: &Cell) -> Option<Value> {
         Cell::Float(f) => Value::from(*f),
         Cell::Str(s) | Cell::Other(s) => Value::from(s.as_str()),
         Cell::List(items) => Value::from(items.iter().filter_map(cell_value).collect::<Vec<_>>()),
+        Cell::Struct(fields) => Value::from(
+            fields
+                .iter()
+                .filter_map(|(k, c)| Some((k.clone(), cell_value(c)?)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
         Cell::Bytes(_) | Cell::Image { .. } => return None,
     })
 }

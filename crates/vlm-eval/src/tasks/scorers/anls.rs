@@ -6,7 +6,7 @@
 use crate::python::{py_lower, py_split_whitespace, py_strip, py_upper};
 
 /// Levenshtein distance over Unicode code points.
-fn levenshtein(a: &[char], b: &[char]) -> usize {
+pub fn levenshtein(a: &[char], b: &[char]) -> usize {
     let (a, b) = if a.len() > b.len() { (b, a) } else { (a, b) };
     let mut row: Vec<usize> = (0..=a.len()).collect();
     for (i, cb) in b.iter().enumerate() {

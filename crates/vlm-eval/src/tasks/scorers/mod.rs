@@ -10,7 +10,7 @@ mod relaxed;
 mod vqa_answer;
 mod yes_no;
 
-pub use anls::anls;
+pub use anls::{anls, levenshtein};
 pub use exact_match::{hf_exact_match, ExactMatchOptions};
 pub use option_letter::{leading_option_letter, sqa_letter_correct};
 pub use relaxed::relaxed_correctness;
