@@ -21,7 +21,7 @@ use vlm::cli::workers::{queue_command, worker_command, QueueArgs, WorkerArgs};
 use vlm::cli::{main_with, EngineArgs, ModelArgs};
 use vlm_engine::Engine;
 use vlm_engine::PixelBudget;
-use vlm_eval::identity::{task_identities, ModelSpec};
+use vlm_eval::identity::{task_identities, with_judge, ModelSpec};
 use vlm_eval::judge::JudgeOptions;
 use vlm_eval::sweep::ModelEntry;
 use vlm_eval::tasks::{self, Task};
@@ -353,7 +353,10 @@ fn recorder(
     let store = Store::open(url)?;
     let spec = model_spec(args);
     let identities = task_identities(
-        &with_generation(spec.identity()?, args.max_new_tokens),
+        &with_judge(
+            with_generation(spec.identity()?, args.max_new_tokens),
+            options.judge.as_ref().map(|j| j.model.as_str()),
+        ),
         tasks,
         options.data_dir.as_deref(),
         options.limit,

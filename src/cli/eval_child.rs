@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use vlm_eval::sweep::{device_flags, Device, ModelEntry};
+use vlm_eval::sweep::{device_flags, Device, JudgeEntry, ModelEntry};
 use vlm_runs::RunId;
 
 /// What one child evaluates, and where it writes.
@@ -23,6 +23,8 @@ pub struct ChildJob {
     pub resume: bool,
     /// Store runs already made for these tasks (a worker's claims).
     pub claimed: Vec<(String, RunId)>,
+    /// The judge model for tasks that need one.
+    pub judge: Option<JudgeEntry>,
 }
 
 /// A running child.
@@ -55,6 +57,9 @@ pub fn child_args(job: &ChildJob, devices: &[Device]) -> Vec<String> {
     }
     if job.resume {
         args.push("--resume".into());
+    }
+    if let Some(judge) = &job.judge {
+        args.extend(judge.flags());
     }
     if !job.claimed.is_empty() {
         let claimed: Vec<String> = job

@@ -97,6 +97,7 @@ pub fn queue_command(args: QueueArgs) -> Result<()> {
                 "limit": sweep.limit,
                 "resume": !args.no_reuse,
                 "identity": identity.value,
+                "judge": sweep.judge,
             });
             // A task file travels in the run, for workers that do not have it.
             if let Some(text) = task_def.definition() {
@@ -153,6 +154,7 @@ fn job_of(run: &Run, output_dir: &std::path::Path, db: &str) -> Result<ChildJob>
         db: db.to_string(),
         resume: run.config["resume"].as_bool().unwrap_or(true),
         claimed: vec![(run.task.clone(), run.id.clone())],
+        judge: serde_json::from_value(run.config["judge"].clone()).ok(),
         entry,
     })
 }

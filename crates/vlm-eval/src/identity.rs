@@ -27,6 +27,9 @@ pub fn run_identity(
     dataset: &str,
     limit: Option<usize>,
 ) -> RunIdentity {
+    // The judge (see [`with_judge`]) belongs to the identities of the tasks that use one.
+    let mut model = model.clone();
+    let judge = model.as_object_mut().and_then(|m| m.remove("judge"));
     let mut value = json!({
         "model": model,
         "task": task.name(),
@@ -37,6 +40,9 @@ pub fn run_identity(
     // Only for tasks read from files, so built-in tasks keep the identities they had.
     if let Some(text) = task.definition() {
         value["task_definition"] = json!(blake3::hash(text.as_bytes()).to_hex().to_string());
+    }
+    if let (Some(prompt), Some(judge)) = (task.judge_prompt_version(), judge) {
+        value["judge"] = json!({"model": judge, "prompt": prompt});
     }
     let key = blake3::hash(canonical(&value).to_string().as_bytes())
         .to_hex()
@@ -49,6 +55,15 @@ pub fn run_identity(
 /// Batch sizes, KV cache size and devices do not change answers and are left out.
 pub fn in_process_model(fingerprint: &str, settings: Value) -> Value {
     json!({"weights": fingerprint, "settings": settings})
+}
+
+/// `model` with the judge model a run is given: part of the identity of the tasks that use
+/// a judge (a MathVista run judged by another model is another run), of no other.
+pub fn with_judge(mut model: Value, judge_model: Option<&str>) -> Value {
+    if let (Some(judge), Some(m)) = (judge_model, model.as_object_mut()) {
+        m.insert("judge".into(), json!(judge));
+    }
+    model
 }
 
 /// A model behind an OpenAI-compatible server: what can be known is where and what name.
@@ -217,6 +232,24 @@ mod tests {
     fn equal_identities_share_a_key_and_any_difference_changes_it() {
         let mme = tasks::by_name("mme").unwrap();
         let mmmu = tasks::by_name("mmmu_val").unwrap();
+        // A judge changes the identity of a judged task, and of no other.
+        let mathvista = tasks::by_name("mathvista_testmini_cot").unwrap();
+        let plain = json!({"weights": "w"});
+        let judged = with_judge(plain.clone(), Some("judge-a"));
+        let other = with_judge(plain.clone(), Some("judge-b"));
+        assert_eq!(
+            run_identity(&plain, mme.as_ref(), "rev:1", None).key,
+            run_identity(&judged, mme.as_ref(), "rev:1", None).key
+        );
+        let a = run_identity(&judged, mathvista.as_ref(), "rev:1", None);
+        assert_ne!(
+            a.key,
+            run_identity(&other, mathvista.as_ref(), "rev:1", None).key
+        );
+        assert_ne!(
+            a.key,
+            run_identity(&plain, mathvista.as_ref(), "rev:1", None).key
+        );
         let model = in_process_model("blake3:aa", json!({"dtype": "f32", "max_model_len": null}));
         let reordered =
             in_process_model("blake3:aa", json!({"max_model_len": null, "dtype": "f32"}));

@@ -52,7 +52,11 @@ struct Plan {
 
 pub fn identities(sweep: &Sweep, entry: &ModelEntry) -> Result<Vec<RunIdentity>> {
     let cuda = matches!(sweep.pool.first(), Some(Device::Cuda(_)));
-    let model = entry.spec(cuda).identity()?;
+    // The judge is part of the identities of the tasks that use one, as the child records it.
+    let model = vlm_eval::identity::with_judge(
+        entry.spec(cuda).identity()?,
+        sweep.judge.as_ref().map(|j| j.model.as_str()),
+    );
     let tasks = sweep
         .tasks
         .iter()
@@ -183,6 +187,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
                 db: db.clone(),
                 resume: !args.no_reuse,
                 claimed: Vec::new(),
+                judge: sweep.judge.clone(),
             };
             match spawn(job, devices.clone()) {
                 Ok(r) => {

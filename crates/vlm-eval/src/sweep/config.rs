@@ -19,7 +19,39 @@ pub struct SweepConfig {
     pub limit: Option<usize>,
     #[serde(default)]
     pub devices: Vec<String>,
+    /// The judge model for tasks that need one (MathVista), as `[judge]`.
+    pub judge: Option<JudgeEntry>,
     pub models: Vec<ModelEntry>,
+}
+
+/// `[judge]`: an OpenAI-compatible server with the judge model.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeEntry {
+    pub url: String,
+    pub model: String,
+    /// The environment variable holding the judge's key.
+    pub api_key_env: Option<String>,
+    pub concurrency: Option<usize>,
+}
+
+impl JudgeEntry {
+    /// The `vlm-eval` flags that name this judge.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = vec![
+            "--judge-url".to_string(),
+            self.url.clone(),
+            "--judge-model".into(),
+            self.model.clone(),
+        ];
+        if let Some(var) = &self.api_key_env {
+            flags.extend(["--judge-api-key-env".into(), var.clone()]);
+        }
+        if let Some(c) = self.concurrency {
+            flags.extend(["--judge-concurrency".into(), c.to_string()]);
+        }
+        flags
+    }
 }
 
 /// One `[[models]]` entry: a model loaded in-process (`model` and engine settings) or a
@@ -196,6 +228,7 @@ pub struct Sweep {
     pub output_dir: PathBuf,
     pub limit: Option<usize>,
     pub pool: Vec<Device>,
+    pub judge: Option<JudgeEntry>,
     pub models: Vec<ModelEntry>,
 }
 
@@ -244,6 +277,24 @@ impl SweepConfig {
         };
         if self.tasks.is_empty() {
             return Err(invalid("tasks is empty; name at least one task".into()));
+        }
+        if let Some(judge) = &self.judge {
+            if !(judge.url.starts_with("http://") || judge.url.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "[judge] url {:?} is not an http(s) URL",
+                    judge.url
+                )));
+            }
+            if judge.concurrency == Some(0) {
+                return Err(invalid("[judge] concurrency must be at least 1".into()));
+            }
+            if let Some(var) = &judge.api_key_env {
+                if std::env::var_os(var).is_none() {
+                    return Err(invalid(format!(
+                        "[judge] api_key_env names {var}, which is not set"
+                    )));
+                }
+            }
         }
         // Task files are named relative to the config file, and kept as absolute paths so
         // child runs started elsewhere find them.
@@ -325,6 +376,7 @@ impl SweepConfig {
                 .unwrap_or_else(|| PathBuf::from("sweep-out")),
             limit: self.limit,
             pool,
+            judge: self.judge,
             models,
         })
     }
@@ -378,6 +430,26 @@ mod tests {
         assert!(no_port.contains("needs `{port}`"), "{no_port}");
         let engine = check(&deployed.replace("concurrency = 2", "kv_cache_gb = 1.0")).unwrap_err();
         assert!(engine.contains("belongs in the command"), "{engine}");
+
+        // A judge for the tasks that need one, handed to every child as flags.
+        let judged = GOOD.replace(
+            "limit = 4",
+            "limit = 4\n        [judge]\n        url = \"http://judge:8000/v1\"\n        model = \"j\"\n        concurrency = 3",
+        );
+        let sweep = check(&judged).unwrap();
+        assert_eq!(
+            sweep.judge.unwrap().flags(),
+            [
+                "--judge-url",
+                "http://judge:8000/v1",
+                "--judge-model",
+                "j",
+                "--judge-concurrency",
+                "3"
+            ]
+        );
+        let bad = check(&judged.replace("http://judge", "judge")).unwrap_err();
+        assert!(bad.contains("[judge] url"), "{bad}");
 
         let unknown = check(&GOOD.replace("dtype", "dtyp")).unwrap_err();
         assert!(unknown.contains("unknown field `dtyp`"), "{unknown}");

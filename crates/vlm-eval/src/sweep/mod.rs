@@ -4,5 +4,5 @@
 mod config;
 mod devices;
 
-pub use config::{ModelEntry, Overrides, Sweep, SweepConfig, SweepConfigError};
+pub use config::{JudgeEntry, ModelEntry, Overrides, Sweep, SweepConfig, SweepConfigError};
 pub use devices::{device_flags, parse_pool, Device, DeviceError};
