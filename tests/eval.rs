@@ -1483,3 +1483,104 @@ fn a_real_vlm_serve_can_be_the_judge() {
         "tiny"
     );
 }
+
+/// A task file whose answers a judge model scores: its prompt template, the exact-answer
+/// shortcut, and the yes/no verdict; each answer judged once.
+#[test]
+fn a_task_file_can_score_through_a_judge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let data = tmp.path().join("data/acme/judged-yn/data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(
+        eval_datasets().join("lmms-lab/MME/data/test-00000-of-00001.parquet"),
+        data.join("test-00000-of-00001.parquet"),
+    )
+    .unwrap();
+    let task_file = tmp.path().join("judged.toml");
+    std::fs::write(
+        &task_file,
+        r#"
+task = "judged_yn"
+[dataset]
+repo = "acme/judged-yn"
+split = "test"
+id = "question_id"
+[prompt]
+images = ["image"]
+text = "{{ question }}"
+[generation]
+max_new_tokens = 8
+[scoring]
+target = "{{ answer }}"
+scorer = { kind = "judge", verdict = "yes_no", skip_exact = true, prompt = "Question: {{ question }}\nReference: {{ target }}\nAnswer: {{ response }}\nIs the answer correct? Reply yes or no." }
+[[metrics]]
+name = "judge_accuracy"
+aggregation = "mean"
+"#,
+    )
+    .unwrap();
+    // The judge accepts answers that start with the reference's word.
+    let predictions = fixtures().join("eval-crosscheck/predictions_mme_1.jsonl");
+    let responses: Vec<String> = read(&predictions)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["response"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let (judge, seen) = judge_server(
+        std::collections::HashMap::new(),
+        "No.",
+        std::time::Duration::ZERO,
+    );
+    let out = tmp.path().join("out");
+    let score = || {
+        Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
+            .args([
+                "score",
+                "--tasks",
+                task_file.to_str().unwrap(),
+                "--predictions",
+            ])
+            .arg(&predictions)
+            .args(["--judge-url", &judge, "--judge-model", "judge"])
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--output-dir")
+            .arg(&out)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HUB_CACHE", &hf)
+            .output()
+            .unwrap()
+    };
+    ok(score());
+    let samples = lines(&out.join("samples_judged_yn.jsonl"));
+    let exact = samples
+        .iter()
+        .filter(|s| s["parsed"]["exact"] == true)
+        .count();
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len() + exact, responses.len());
+    assert!(exact > 0 && !asked.is_empty(), "{exact} exact, {} judged", asked.len());
+    assert!(asked[0].starts_with("Question: ") && asked[0].ends_with("Reply yes or no."));
+    assert!(
+        asked.iter().all(|p| p.contains("\nReference: ")),
+        "{asked:?}"
+    );
+    let results = json(&out.join("results.json"));
+    let value = results["results"]["judged_yn"]["judge_accuracy,none"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(value, exact as f64 / responses.len() as f64);
+    let judge_info = &results["vlm"]["tasks"]["judged_yn"]["judge"];
+    assert!(judge_info["prompt_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("judged_yn:YesNo:"));
+    // Rescoring asks the judge nothing more.
+    ok(score());
+    assert_eq!(seen.lock().unwrap().len(), asked.len());
+}

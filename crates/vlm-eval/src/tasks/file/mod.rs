@@ -18,7 +18,7 @@ use minijinja::Environment;
 use serde_json::{json, Map, Value};
 
 pub use error::TaskFileError;
-pub use spec::{Aggregation, ScorerSpec, TaskSpec};
+pub use spec::{Aggregation, ScorerSpec, TaskSpec, Verdict};
 
 use self::aggregate::{aggregate, Item};
 use self::spec::{FilterKind, MetricSection};
@@ -33,6 +33,7 @@ use crate::python::{py_lower, py_strip, stderr_clt};
 
 const TEXT: &str = "prompt.text";
 const TARGET: &str = "scoring.target";
+const JUDGE: &str = "scoring.scorer.prompt";
 
 /// A task read from a task file.
 pub struct FileTask {
@@ -85,6 +86,10 @@ impl FileTask {
             env.add_template_owned(key, source.clone())
                 .map_err(|e| invalid(key, first_line(&e)))?;
         }
+        if let ScorerSpec::Judge { prompt, .. } = &spec.scoring.scorer {
+            env.add_template_owned(JUDGE, prompt.clone())
+                .map_err(|e| invalid(JUDGE, first_line(&e)))?;
+        }
         let mut prompt_vars: BTreeMap<String, minijinja::Value> = spec
             .prompt
             .vars
@@ -113,7 +118,16 @@ impl FileTask {
     }
 
     fn render(&self, key: &str, doc: &Row) -> Result<String, TaskError> {
-        let ctx = template::row_context(doc, &self.prompt_vars);
+        self.render_with(key, doc, &self.prompt_vars)
+    }
+
+    fn render_with(
+        &self,
+        key: &str,
+        doc: &Row,
+        vars: &BTreeMap<String, minijinja::Value>,
+    ) -> Result<String, TaskError> {
+        let ctx = template::row_context(doc, vars);
         self.env
             .get_template(key)
             .and_then(|t| t.render(ctx))
@@ -168,7 +182,29 @@ impl FileTask {
         })
     }
 
-    fn score_one(&self, doc: &Row, response: &str, target: &str) -> Result<Outcome, TaskError> {
+    /// The judge's prompt for a response, or `None` where the scorer needs no judge (or a
+    /// response equal to the target is let through by `skip_exact`).
+    fn judge_prompt_for(&self, doc: &Row, response: &str) -> Result<Option<String>, TaskError> {
+        let ScorerSpec::Judge { skip_exact, .. } = &self.spec.scoring.scorer else {
+            return Ok(None);
+        };
+        let target = self.render(TARGET, doc)?;
+        if *skip_exact && exact(response, &target) {
+            return Ok(None);
+        }
+        let mut vars = self.prompt_vars.clone();
+        vars.insert("response".into(), response.into());
+        vars.insert("target".into(), target.into());
+        self.render_with(JUDGE, doc, &vars).map(Some)
+    }
+
+    fn score_one(
+        &self,
+        doc: &Row,
+        response: &str,
+        target: &str,
+        judged: Option<&str>,
+    ) -> Result<Outcome, TaskError> {
         let plain = |score: bool| Item {
             score: if score { 1.0 } else { 0.0 },
             prediction: String::new(),
@@ -244,6 +280,28 @@ impl FileTask {
                     },
                 }
             }
+            ScorerSpec::Judge {
+                verdict,
+                skip_exact,
+                ..
+            } => {
+                let (parsed, score) = if *skip_exact && exact(response, target) {
+                    (json!({"exact": true}), 1.0)
+                } else {
+                    let reply = judged.ok_or_else(|| {
+                        row_error(doc, "the judge was not asked about this answer")
+                    })?;
+                    (json!({"judge": reply}), verdict_score(*verdict, reply))
+                };
+                Outcome {
+                    parsed,
+                    item: Item {
+                        score,
+                        prediction: String::new(),
+                        ground_truth: String::new(),
+                    },
+                }
+            }
         })
     }
 
@@ -308,6 +366,29 @@ impl FileTask {
     }
 }
 
+/// A response equal to the target, case and surrounding space aside.
+fn exact(response: &str, target: &str) -> bool {
+    py_lower(py_strip(response)) == py_lower(py_strip(target))
+}
+
+/// A judge reply's score: `yes` as its first word (1) or not (0), or a number in 0..1.
+fn verdict_score(verdict: Verdict, reply: &str) -> f64 {
+    let reply = py_strip(reply);
+    match verdict {
+        Verdict::YesNo => {
+            let first: String = reply.chars().take_while(|c| c.is_alphanumeric()).collect();
+            if py_lower(&first) == "yes" {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Verdict::Number => crate::python::py_float(reply)
+            .filter(|v| v.is_finite())
+            .map_or(0.0, |v| v.clamp(0.0, 1.0)),
+    }
+}
+
 fn first_line(e: &impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
@@ -361,7 +442,13 @@ impl Task for FileTask {
         let Some(doc) = rows.first() else {
             return Ok(());
         };
-        for key in [TEXT, TARGET] {
+        for key in [TEXT, TARGET, JUDGE] {
+            // The judge's prompt also sees the response and the target.
+            let given: &[&str] = if key == JUDGE {
+                &["response", "target"]
+            } else {
+                &[]
+            };
             let used = self
                 .env
                 .get_template(key)
@@ -369,7 +456,11 @@ impl Task for FileTask {
                 .unwrap_or_default();
             let mut unknown: Vec<&String> = used
                 .iter()
-                .filter(|v| doc.get(v).is_none() && !self.prompt_vars.contains_key(*v))
+                .filter(|v| {
+                    doc.get(v).is_none()
+                        && !self.prompt_vars.contains_key(*v)
+                        && !given.contains(&v.as_str())
+                })
                 .collect();
             unknown.sort();
             if let Some(name) = unknown.first() {
@@ -500,13 +591,41 @@ impl Task for FileTask {
         Ok(Prompt { input: text, parts })
     }
 
+    fn judge_prompt(&self, doc: &Row, response: &str) -> Result<Option<String>, TaskError> {
+        self.judge_prompt_for(doc, response)
+    }
+
+    fn judge_prompt_version(&self) -> Option<String> {
+        match &self.spec.scoring.scorer {
+            ScorerSpec::Judge {
+                prompt, verdict, ..
+            } => Some(format!(
+                "{}:{:?}:{}",
+                self.spec.task,
+                verdict,
+                &blake3::hash(prompt.as_bytes()).to_hex()[..12]
+            )),
+            _ => None,
+        }
+    }
+
     fn score(&self, docs: &[&Row], responses: &[&str]) -> Result<TaskScores, TaskError> {
+        self.score_judged(docs, responses, &vec![None; docs.len()])
+    }
+
+    fn score_judged(
+        &self,
+        docs: &[&Row],
+        responses: &[&str],
+        judged: &[Option<String>],
+    ) -> Result<TaskScores, TaskError> {
         let mut samples = Vec::with_capacity(docs.len());
         let mut per_sample: Vec<Vec<(usize, Item)>> = Vec::with_capacity(docs.len());
-        for (doc, response) in docs.iter().zip(responses) {
+        for (i, (doc, response)) in docs.iter().zip(responses).enumerate() {
             let target = self.render(TARGET, doc)?;
             let (id, id_value) = self.row_id(doc)?;
-            let outcome = self.score_one(doc, response, &target)?;
+            let reply = judged.get(i).and_then(Option::as_deref);
+            let outcome = self.score_one(doc, response, &target, reply)?;
             let mut fields = Map::new();
             let mut items = Vec::new();
             for (mi, metric) in self.spec.metrics.iter().enumerate() {

@@ -136,6 +136,27 @@ pub enum ScorerSpec {
         #[serde(default = "default_anls_threshold")]
         threshold: f64,
     },
+    /// A judge model reads the response: `prompt` is a template over the row's columns,
+    /// `response` and `target`; the reply's `verdict` is the score.
+    Judge {
+        prompt: String,
+        verdict: Verdict,
+        /// A response equal to the target (case and surrounding space aside) scores 1
+        /// without asking the judge.
+        #[serde(default)]
+        skip_exact: bool,
+    },
+}
+
+/// How a judge's reply becomes a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// 1 when the reply's first word is `yes` (any case, punctuation after it aside), else 0.
+    YesNo,
+    /// The reply read as a number (Python's `float()` of the stripped reply), clamped to
+    /// 0..1; 0 when it is not one.
+    Number,
 }
 
 fn default_relative_change() -> f64 {
@@ -155,6 +176,7 @@ impl ScorerSpec {
             ScorerSpec::RelaxedAccuracy { .. } => "relaxed_accuracy",
             ScorerSpec::VqaAccuracy { .. } => "vqa_accuracy",
             ScorerSpec::Anls { .. } => "anls",
+            ScorerSpec::Judge { .. } => "judge",
         }
     }
 }
