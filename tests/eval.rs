@@ -1564,7 +1564,11 @@ aggregation = "mean"
         .count();
     let asked = seen.lock().unwrap().clone();
     assert_eq!(asked.len() + exact, responses.len());
-    assert!(exact > 0 && !asked.is_empty(), "{exact} exact, {} judged", asked.len());
+    assert!(
+        exact > 0 && !asked.is_empty(),
+        "{exact} exact, {} judged",
+        asked.len()
+    );
     assert!(asked[0].starts_with("Question: ") && asked[0].ends_with("Reply yes or no."));
     assert!(
         asked.iter().all(|p| p.contains("\nReference: ")),
@@ -1583,4 +1587,51 @@ aggregation = "mean"
     // Rescoring asks the judge nothing more.
     ok(score());
     assert_eq!(seen.lock().unwrap().len(), asked.len());
+}
+
+/// MMMU with a judge: its open questions also go to the judge, reported beside the exact
+/// rule's `mmmu_acc`, which does not change.
+#[test]
+fn mmmu_open_questions_judged_beside_the_exact_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let predictions = fixtures().join("eval-crosscheck/predictions_mmmu_val_1.jsonl");
+    let plain = tmp.path().join("plain");
+    score("mmmu_val", &predictions, &plain, &hf);
+    let (judge, seen) = judge_server(
+        std::collections::HashMap::new(),
+        "1",
+        std::time::Duration::ZERO,
+    );
+    let judged = tmp.path().join("judged");
+    ok(vlm_eval(
+        &[
+            "score",
+            "--tasks",
+            "mmmu_val",
+            "--predictions",
+            predictions.to_str().unwrap(),
+            "--output-dir",
+            judged.to_str().unwrap(),
+            "--judge-url",
+            &judge,
+            "--judge-model",
+            "judge",
+        ],
+        &hf,
+    ));
+    let a = json(&plain.join("results.json"));
+    let b = json(&judged.join("results.json"));
+    assert_eq!(a["results"]["mmmu_val"], b["results"]["mmmu_val"]);
+    let extra = &b["vlm"]["tasks"]["mmmu_val"]["details"]["judged_open"];
+    let open = extra["open_questions"].as_u64().unwrap();
+    assert!(
+        open > 0 && open as usize == seen.lock().unwrap().len(),
+        "{extra}"
+    );
+    assert_eq!(extra["judged_correct"], open);
+    assert!(seen.lock().unwrap()[0].starts_with("You are a strict evaluator"));
+    assert!(a["vlm"]["tasks"]["mmmu_val"]["details"]
+        .get("judged_open")
+        .is_none());
 }

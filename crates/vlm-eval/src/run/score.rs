@@ -126,7 +126,8 @@ pub(super) fn score(
     for (doc, response) in docs.iter().zip(&refs) {
         prompts.push(task.judge_prompt(doc, response)?.map(|p| (doc.doc_id, p)));
     }
-    let judge = if prompts.iter().any(Option::is_some) {
+    let skip_judge = options.judge.is_none() && task.judge_optional();
+    let judge = if !skip_judge && prompts.iter().any(Option::is_some) {
         Some(judge_all(
             task.name(),
             &prompts,

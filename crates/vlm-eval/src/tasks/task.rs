@@ -143,6 +143,12 @@ pub trait Task: Send + Sync {
         Ok(None)
     }
 
+    /// Whether the task scores without a judge when none is given (MMMU's judged open
+    /// questions are an extra figure); else answers needing one stop the scoring.
+    fn judge_optional(&self) -> bool {
+        false
+    }
+
     /// Which judge prompt the task sends, recorded in results.json.
     fn judge_prompt_version(&self) -> Option<String> {
         None

@@ -1,6 +1,7 @@
 //! lmms-eval's `mmmu_val`: multiple-choice and open questions over up to seven images,
 //! micro accuracy per subject, per domain and overall.
 
+mod judged;
 mod rules;
 
 use serde_json::{json, Map, Value};
@@ -176,6 +177,67 @@ impl Task for MmmuVal {
             parts: interleave(&input, images),
             input,
         })
+    }
+
+    /// Open questions go to the judge too when one is given: a second figure beside
+    /// `mmmu_acc`, in the details, never in its place.
+    fn judge_prompt(&self, doc: &Row, response: &str) -> Result<Option<String>, TaskError> {
+        if is_multiple_choice(doc)? {
+            return Ok(None);
+        }
+        Ok(Some(judged::binary_judge_prompt(
+            doc.str("question")?,
+            doc.str("answer")?,
+            response,
+        )))
+    }
+
+    fn judge_optional(&self) -> bool {
+        true
+    }
+
+    fn judge_prompt_version(&self) -> Option<String> {
+        Some(judged::prompt_version())
+    }
+
+    fn score_judged(
+        &self,
+        docs: &[&Row],
+        responses: &[&str],
+        judged: &[Option<String>],
+    ) -> Result<TaskScores, TaskError> {
+        let mut scores = self.score(docs, responses)?;
+        if judged.iter().all(Option::is_none) {
+            return Ok(scores);
+        }
+        let (mut open, mut open_right, mut right) = (0usize, 0usize, 0usize);
+        for (sample, reply) in scores.samples.iter().zip(judged) {
+            match reply {
+                Some(reply) => {
+                    open += 1;
+                    if judged::judged_correct(reply) {
+                        open_right += 1;
+                        right += 1;
+                    }
+                }
+                None => right += usize::from(sample.score == 1.0),
+            }
+        }
+        let acc = if docs.is_empty() {
+            0.0
+        } else {
+            right as f64 / docs.len() as f64
+        };
+        scores.details["judged_open"] = json!({
+            "open_questions": open,
+            "judged_correct": open_right,
+            "mmmu_acc_with_judged_open": acc,
+        });
+        scores.summary += &format!(
+            "  with open questions judged by the judge model: {acc:.5} ({open_right} of {open} \
+             open questions judged correct; mmmu_acc above is the exact rule)\n"
+        );
+        Ok(scores)
     }
 
     fn score(&self, docs: &[&Row], responses: &[&str]) -> Result<TaskScores, TaskError> {
