@@ -1635,3 +1635,52 @@ fn mmmu_open_questions_judged_beside_the_exact_rule() {
         .get("judged_open")
         .is_none());
 }
+
+/// `kill -9` of vlm-eval still stops the deployed server: the kernel tells its supervising
+/// shell, which stops the group.
+#[test]
+fn a_killed_vlm_eval_leaves_no_deployed_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
+        .args(["--model", "m", "--tasks", "mme", "--deploy"])
+        .arg("echo waiting on {port}; sleep 60{port}")
+        .arg("--data-dir")
+        .arg(eval_datasets())
+        .arg("--output-dir")
+        .arg(&dir)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", tmp.path().join("hf"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = dir.join("deploy.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("waiting on")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deployment never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let port = port_in(&read(&log));
+    let needle = format!("sleep\x0060{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while processes_now(&needle).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        processes_with(&needle).is_empty(),
+        "{:?}",
+        processes_now(&needle)
+    );
+}

@@ -448,6 +448,7 @@ fn evaluate_recorded(
                 log: options.output_dir.join("deploy.log"),
                 ready_timeout: Duration::from_secs(args.deploy_timeout),
                 grace: Duration::from_secs(args.deploy_grace),
+                api_key: args.api_key.clone(),
             })?;
             let url = started.base_url().to_string();
             (Some(started), vec![url])

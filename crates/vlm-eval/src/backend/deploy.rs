@@ -23,6 +23,8 @@ pub struct DeployOptions {
     pub ready_timeout: Duration,
     /// How long it gets to exit after SIGTERM before SIGKILL.
     pub grace: Duration,
+    /// Sent with the readiness check, for a server started with a key.
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,9 +182,13 @@ impl Deployment {
             .map_err(log_error)?;
         let err = log.try_clone().map_err(log_error)?;
         install_signal_handler();
+        // The command runs under a shell that, told to stop (by us, or by the kernel when
+        // this process dies, even by SIGKILL), passes SIGTERM to the whole group: `sh`
+        // itself does not forward signals to what it started.
+        let supervised = format!("trap 'trap - TERM; kill 0' TERM\n{{ {command}\n}} &\nwait $!");
         let mut shell = Command::new("sh");
         shell
-            .args(["-c", &command])
+            .args(["-c", &supervised])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -227,7 +233,11 @@ impl Deployment {
                     tail: log_tail(&options.log, 20),
                 });
             }
-            if agent.get(&url).call().is_ok() {
+            let mut request = agent.get(&url);
+            if let Some(key) = &options.api_key {
+                request = request.set("Authorization", &format!("Bearer {key}"));
+            }
+            if request.call().is_ok() {
                 return Ok(());
             }
             if started.elapsed() >= options.ready_timeout {
@@ -254,9 +264,11 @@ impl Deployment {
             return;
         }
         self.stopped = true;
-        GROUP.store(0, Ordering::SeqCst);
-        // Reaped here (or by `stop_group`), so `Child::wait` has nothing left to do.
+        // Reaped here (or by `stop_group`), so `Child::wait` has nothing left to do. The
+        // signal handler still knows the group meanwhile, so a second Ctrl-C during the
+        // grace period kills it rather than leaving it.
         stop_group(self.child.id() as i32, self.grace);
+        GROUP.store(0, Ordering::SeqCst);
     }
 }
 

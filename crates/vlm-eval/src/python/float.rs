@@ -101,16 +101,30 @@ pub fn py_round(x: f64, digits: usize) -> f64 {
     format!("{x:.digits$}").parse().unwrap_or(x)
 }
 
-/// Python's `str(float)` for the values `round(x, 2)` produces.
+/// Python's `str(float)` (`repr`): the shortest digits that read back, in positional
+/// notation for decimal exponents from -4 to 15 (with `.0` on whole numbers), else as
+/// `1e-05` / `1.5e+16`.
 pub fn py_float_repr(v: f64) -> String {
     if v.is_nan() {
-        "nan".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.into()
-    } else if v == v.trunc() && v.abs() < 1e16 {
-        format!("{v:.1}")
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest digits: `d.ddd` and the exponent.
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
+        let text = format!("{v}");
+        if text.contains('.') {
+            text
+        } else {
+            format!("{text}.0")
+        }
     } else {
-        format!("{v}")
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
     }
 }
 
@@ -139,5 +153,14 @@ mod tests {
     fn float_repr_keeps_a_point_on_whole_numbers() {
         assert_eq!(py_float_repr(12.0), "12.0");
         assert_eq!(py_float_repr(0.25), "0.25");
+        // repr(...) in python3.11.
+        assert_eq!(py_float_repr(0.00001), "1e-05");
+        assert_eq!(py_float_repr(0.0001), "0.0001");
+        assert_eq!(py_float_repr(1e16), "1e+16");
+        assert_eq!(py_float_repr(1.5e16), "1.5e+16");
+        assert_eq!(py_float_repr(9999999999999998.0), "9999999999999998.0");
+        assert_eq!(py_float_repr(-2.5e-7), "-2.5e-07");
+        assert_eq!(py_float_repr(1e300), "1e+300");
+        assert_eq!(py_float_repr(-0.0), "-0.0");
     }
 }

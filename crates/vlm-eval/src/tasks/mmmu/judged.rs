@@ -6,12 +6,38 @@ const BINARY_JUDGE_PROMPT: &str = "You are a strict evaluator assessing answer c
 /// The prompt for one open question: lmms-eval's `construct_prompt` question (no
 /// instructions), the answer, and the model's response.
 pub fn binary_judge_prompt(question: &str, answer: &str, prediction: &str) -> String {
-    BINARY_JUDGE_PROMPT
-        .replace("{question}", &format!("{question}\n\n"))
-        .replace("{answer}", answer)
-        .replace("{prediction}", prediction)
-        .replace("{positive}", "1")
-        .replace("{negative}", "0")
+    let question = format!("{question}\n\n");
+    let fields = [
+        ("question", question.as_str()),
+        ("answer", answer),
+        ("prediction", prediction),
+        ("positive", "1"),
+        ("negative", "0"),
+    ];
+    // `str.format`: every placeholder filled in one pass (a value's own braces stay).
+    let mut out = String::with_capacity(BINARY_JUDGE_PROMPT.len() + question.len());
+    let mut rest = BINARY_JUDGE_PROMPT;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|close| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == &after[..close])
+                .map(|f| (close, f.1))
+        }) {
+            Some((close, value)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `ResponseParser.parse_binary_response(reply, "0/1")`: correct when the lowered reply
@@ -41,6 +67,12 @@ mod tests {
         assert!(p.contains("Ground Truth Answer:\n```\n12\n```"));
         assert!(p.contains("Model Prediction:\n```\nThere are 12.\n```"));
         assert!(p.ends_with("1 or 0"));
+        // A response quoting a placeholder keeps it.
+        let q = binary_judge_prompt("Q", "{prediction}", "say {positive}");
+        assert!(
+            q.contains("```\n{prediction}\n```") && q.contains("say {positive}"),
+            "{q}"
+        );
         assert!(judged_correct(" 1\n") && judged_correct("Score: 10"));
         assert!(!judged_correct("0") && !judged_correct("correct"));
     }
