@@ -422,6 +422,19 @@ fn evaluate_command(args: EvaluateArgs) -> Result<()> {
         bail!("--max-new-tokens must be at least 1");
     }
     options.max_new_tokens = args.max_new_tokens;
+    if options.judge.is_none() {
+        for task in tasks
+            .iter()
+            .filter(|t| t.judge_prompt_version().is_some() && !t.judge_optional())
+        {
+            eprintln!(
+                "vlm-eval: {} reads answers its rules cannot with a judge model; without \
+                 --judge-url such answers stop the scoring after generation (the answers are \
+                 kept: rerun with --judge-url and --resume)",
+                task.name()
+            );
+        }
+    }
     let mut recorder = recorder(&args, &tasks, &options)?;
     let result = evaluate_recorded(&args, &tasks, &options, recorder.as_mut());
     if let (Err(e), Some(recorder)) = (&result, recorder.as_mut()) {
@@ -442,6 +455,7 @@ fn evaluate_recorded(
     // on every path out of here.
     let (_deployment, base_urls) = match &args.deploy {
         Some(command) => {
+            vlm_eval::check_datasets(tasks, options)?;
             let started = Deployment::start(&DeployOptions {
                 command: command.clone(),
                 model: args.model.model.clone(),

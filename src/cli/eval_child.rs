@@ -137,6 +137,19 @@ pub fn spawn(job: ChildJob, devices: Vec<Device>) -> Result<Running> {
             command.env("OPENAI_API_KEY", key);
         }
     }
+    // A deployed server gets its share of the pool the way serving engines take devices.
+    if entry.deploy.is_some() {
+        let gpus: Vec<String> = devices
+            .iter()
+            .filter_map(|d| match d {
+                Device::Cuda(i) => Some(i.to_string()),
+                Device::Cpu(_) => None,
+            })
+            .collect();
+        if !gpus.is_empty() {
+            command.env("CUDA_VISIBLE_DEVICES", gpus.join(","));
+        }
+    }
     let child = command
         .spawn()
         .with_context(|| format!("cannot start vlm-eval for {}", entry.name))?;

@@ -30,5 +30,17 @@ pub fn report(runs: &[TaskRun], info: &RunInfo, options: &RunOptions) -> Result<
     if failed > 0 && info.mode == "evaluate" {
         bail!("{failed} samples got no response (scored as empty answers); rerun with --resume to retry them");
     }
+    // Judge answers that never came were scored as empty extractions: not a clean run.
+    let unjudged: u64 = runs
+        .iter()
+        .filter_map(|r| r.judge.as_ref())
+        .filter_map(|j| j["failed"].as_u64())
+        .sum();
+    if unjudged > 0 {
+        bail!(
+            "{unjudged} judge requests failed (scored as empty extractions); rerun with \
+             --resume (or `vlm-eval score`) to ask the judge again for just those"
+        );
+    }
     Ok(())
 }

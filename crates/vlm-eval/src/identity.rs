@@ -41,7 +41,9 @@ pub fn run_identity(
     if let Some(text) = task.definition() {
         value["task_definition"] = json!(blake3::hash(text.as_bytes()).to_hex().to_string());
     }
-    if let (Some(prompt), Some(judge)) = (task.judge_prompt_version(), judge) {
+    // A judge that only adds a figure beside the metrics (MMMU) leaves the identity alone.
+    let judged = !task.judge_optional();
+    if let (Some(prompt), Some(judge), true) = (task.judge_prompt_version(), judge, judged) {
         value["judge"] = json!({"model": judge, "prompt": prompt});
     }
     let key = blake3::hash(canonical(&value).to_string().as_bytes())

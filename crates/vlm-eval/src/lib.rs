@@ -36,6 +36,8 @@ pub use report::{
     details, read_results, results_files, table, write_results, FinishedRun, FinishedTask,
     ReadBackError, ResultsWriteError, RunInfo,
 };
-pub use run::{evaluate, rescore, DatasetInfo, Progress, RunError, RunOptions, TaskRun};
+pub use run::{
+    check_datasets, evaluate, rescore, DatasetInfo, Progress, RunError, RunOptions, TaskRun,
+};
 pub use sample_images::SampleImages;
 pub use tasks::{Task, TaskError, TaskScores};

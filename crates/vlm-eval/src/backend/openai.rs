@@ -112,6 +112,16 @@ impl OpenAiBackend {
         for (i, url) in urls.iter().enumerate() {
             match backend.list_models(url) {
                 Ok(models) => {
+                    let serves = |m: &Option<Vec<String>>| match (&backend.options.model, m) {
+                        (Some(name), Some(models)) => models.contains(name),
+                        _ => true,
+                    };
+                    if urls.len() > 1 && listed.is_some() && !serves(&models) {
+                        tracing::warn!(
+                            "replica {url} does not list the model; its refusals send \
+                             requests to the others"
+                        );
+                    }
                     if listed.is_none() {
                         listed = Some(models);
                     }
@@ -303,7 +313,9 @@ impl OpenAiBackend {
         let attempts = self.options.attempts + self.replicas.urls().len() - 1;
         for attempt in 1..=attempts {
             let (replica, up) = self.replicas.acquire(failed_on);
-            if !up && attempt > 1 {
+            // Back off before asking a replica that is down, or the one that just failed
+            // (the only one there is, or the only one up).
+            if attempt > 1 && (!up || failed_on == Some(replica)) {
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
@@ -314,6 +326,19 @@ impl OpenAiBackend {
                     self.consecutive_failures.store(0, Ordering::Relaxed);
                     p.doc_id = job.doc_id;
                     return p;
+                }
+                // One of several replicas refusing the model or the key is that replica's
+                // fault (it serves something else): the others are asked.
+                Err(Failure::Final(msg))
+                    if self.replicas.urls().len() > 1
+                        && ["HTTP 401", "HTTP 403", "HTTP 404"]
+                            .iter()
+                            .any(|c| msg.starts_with(c)) =>
+                {
+                    self.replicas.release(replica, true);
+                    tracing::warn!(doc_id = job.doc_id, url, "replica refused: {msg}");
+                    last = msg;
+                    failed_on = Some(replica);
                 }
                 Err(Failure::Final(msg)) => {
                     self.replicas.release(replica, false);

@@ -149,6 +149,18 @@ pub fn judge_all(
                     again.insert(i, (doc_id, prompt, key));
                     return;
                 }
+                // Empty every time: read as "" (as lmms-eval does), but a failure, counted
+                // and asked again on the next run.
+                Ok(reply) if reply.trim().is_empty() => {
+                    report.failed += 1;
+                    replies[i] = Some(String::new());
+                    Judgment {
+                        key,
+                        doc_id,
+                        reply,
+                        error: Some(format!("empty reply {EMPTY_REPLY_ROUNDS} times")),
+                    }
+                }
                 Ok(reply) => {
                     replies[i] = Some(reply.clone());
                     Judgment {

@@ -13,4 +13,4 @@ pub use error::RunError;
 pub use evaluate::{evaluate, Progress};
 pub use options::RunOptions;
 pub use score::{rescore, TaskRun};
-pub use split::DatasetInfo;
+pub use split::{check_datasets, DatasetInfo};

@@ -128,12 +128,20 @@ pub(super) fn score(
     }
     let skip_judge = options.judge.is_none() && task.judge_optional();
     let judge = if !skip_judge && prompts.iter().any(Option::is_some) {
-        Some(judge_all(
+        match judge_all(
             task.name(),
             &prompts,
             options.judge.as_ref(),
             &options.output_dir,
-        )?)
+        ) {
+            Ok(judged) => Some(judged),
+            // A judge that is only an extra (MMMU's open questions) cannot fail the task.
+            Err(error) if task.judge_optional() => {
+                tracing::warn!(task = task.name(), "scored without the judge: {error}");
+                None
+            }
+            Err(error) => return Err(error.into()),
+        }
     } else {
         None
     };

@@ -35,6 +35,15 @@ pub(super) fn load_dataset(task: &dyn Task, options: &RunOptions) -> Result<Data
     non_empty(Dataset::load(&task.dataset(), options.data_dir.as_deref())?)
 }
 
+/// Every task's dataset can be found (not read): checked before a server is deployed, so a
+/// missing dataset fails at once.
+pub fn check_datasets(tasks: &[Box<dyn Task>], options: &RunOptions) -> Result<(), RunError> {
+    for task in tasks {
+        crate::dataset::locate(&task.dataset(), options.data_dir.as_deref())?;
+    }
+    Ok(())
+}
+
 /// A split without rows would score nothing and look like a finished run: an error.
 fn non_empty(ds: Dataset) -> Result<Dataset, RunError> {
     if ds.rows.is_empty() {
