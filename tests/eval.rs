@@ -1587,6 +1587,26 @@ aggregation = "mean"
     // Rescoring asks the judge nothing more.
     ok(score());
     assert_eq!(seen.lock().unwrap().len(), asked.len());
+
+    // A prompt shared by several answers is asked once.
+    let text = read(&task_file).replace(
+        "prompt = \"Question: {{ question }}\\nReference: {{ target }}\\nAnswer: {{ response }}\\nIs the answer correct? Reply yes or no.\"",
+        "prompt = \"Answer: {{ response }}. Correct? Reply yes or no.\"",
+    );
+    assert!(text.contains("Answer: {{ response }}. Correct?"), "{text}");
+    std::fs::write(&task_file, text).unwrap();
+    let before = seen.lock().unwrap().len();
+    std::fs::remove_dir_all(&out).unwrap();
+    ok(score());
+    let samples = lines(&out.join("samples_judged_yn.jsonl"));
+    let mut distinct: Vec<&str> = samples
+        .iter()
+        .filter(|s| s["parsed"]["exact"] != true)
+        .map(|s| s["filtered_resps"].as_str().unwrap())
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(seen.lock().unwrap().len() - before, distinct.len());
 }
 
 /// MMMU with a judge: its open questions also go to the judge, reported beside the exact

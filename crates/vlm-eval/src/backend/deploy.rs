@@ -66,27 +66,26 @@ static HANDLER: Once = Once::new();
 /// On SIGINT / SIGTERM: stop the deployment's group, then exit as the signal asks.
 fn install_signal_handler() {
     HANDLER.call_once(|| {
+        use tokio::signal::unix::{signal, SignalKind};
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         else {
             return;
         };
+        // Registered here, before any server starts: no signal can slip past.
+        let streams = runtime.block_on(async {
+            (
+                signal(SignalKind::interrupt()).ok(),
+                signal(SignalKind::terminate()).ok(),
+            )
+        });
         std::thread::spawn(move || {
-            let code = runtime.block_on(async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                let term = async {
-                    match term.as_mut() {
-                        Some(t) => {
-                            t.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
+            let code = runtime.block_on(async move {
+                let (int, term) = streams;
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => 130,
-                    _ = term => 143,
+                    _ = next_signal(int) => 130,
+                    _ = next_signal(term) => 143,
                 }
             });
             let group = GROUP.swap(0, Ordering::SeqCst);
@@ -97,6 +96,16 @@ fn install_signal_handler() {
             std::process::exit(code);
         });
     });
+}
+
+/// The stream's next signal; never, without a stream.
+async fn next_signal(stream: Option<tokio::signal::unix::Signal>) {
+    match stream {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// SIGTERM to the group (whose leader, the shell, has the group's id); SIGKILL once

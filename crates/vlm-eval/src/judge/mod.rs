@@ -95,6 +95,8 @@ pub fn judge_all(
     let path = journal_path(output_dir, task);
     let known = read_judgments(&path);
     let mut pending: BTreeMap<usize, (usize, String, String)> = BTreeMap::new();
+    let mut copies: Vec<(usize, usize)> = Vec::new();
+    let mut first_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, prompt) in prompts.iter().enumerate() {
         let Some((doc_id, prompt)) = prompt else {
             continue;
@@ -105,9 +107,14 @@ pub fn judge_all(
                 replies[i] = Some(j.reply.clone());
                 report.reused += 1;
             }
-            None => {
-                pending.insert(i, (*doc_id, prompt.clone(), key));
-            }
+            // The same prompt twice (two samples alike) is asked once.
+            None => match first_of.get(&key) {
+                Some(&first) => copies.push((i, first)),
+                None => {
+                    first_of.insert(key.clone(), i);
+                    pending.insert(i, (*doc_id, prompt.clone(), key));
+                }
+            },
         }
     }
     if pending.is_empty() {
@@ -190,6 +197,10 @@ pub fn judge_all(
             return Err(journal_error(error));
         }
         pending = again;
+    }
+    for (i, first) in copies {
+        replies[i] = replies[first].clone();
+        report.reused += 1;
     }
     Ok((replies, report))
 }
