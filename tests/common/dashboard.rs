@@ -88,23 +88,42 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `--port 0`, and the address read back from its start-up line (a port picked here and
+/// released could be taken by another test's server meanwhile).
 pub fn start_dashboard(db: &str, cache: &Path, extra: &[&str]) -> Dashboard {
-    let port = free_port();
-    let mut args = vec!["dashboard", "--db", db, "--port"];
-    let port_text = port.to_string();
-    args.push(&port_text);
+    let mut args = vec!["dashboard", "--db", db, "--port", "0"];
     args.extend_from_slice(extra);
-    let child = vlm_eval(&args, cache)
+    let mut child = vlm_eval(&args, cache)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the dashboard never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let base = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("the dashboard never listened");
+        };
+        if let Some(i) = line.find("dashboard: http://") {
+            let url = line[i + "dashboard: ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            break url.trim_end_matches('/').to_string();
+        }
+    };
     Dashboard { child, base }
 }
 
