@@ -1,7 +1,8 @@
 //! A serving engine started for the run (`--deploy "vllm serve {model} --port {port}"`):
 //! the command runs in its own process group with its output in a log file, is waited for
-//! until its `/v1/models` answers, and is stopped (SIGTERM to the group, SIGKILL after a
-//! grace period) when the [`Deployment`] is dropped, on failure, and on SIGINT / SIGTERM.
+//! until its `/v1/models` answers with the model, and is stopped (SIGTERM to the group,
+//! SIGKILL after a grace period) when the [`Deployment`] is dropped, on failure, and on
+//! SIGINT / SIGTERM.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -246,8 +247,28 @@ impl Deployment {
             if let Some(key) = &options.api_key {
                 request = request.set("Authorization", &format!("Bearer {key}"));
             }
-            if request.call().is_ok() {
-                return Ok(());
+            // Ready once it answers and serves the model: a server that lists other models
+            // is not ours (another process took the port); ours then fails to start.
+            if let Ok(response) = request.call() {
+                let listed: Option<Vec<String>> = response
+                    .into_json::<serde_json::Value>()
+                    .ok()
+                    .and_then(|v| {
+                        v["data"].as_array().map(|a| {
+                            a.iter()
+                                .filter_map(|m| m["id"].as_str().map(str::to_string))
+                                .collect()
+                        })
+                    });
+                match listed {
+                    Some(models) if !models.is_empty() && !models.contains(&options.model) => {
+                        tracing::warn!(
+                            "the server at {url} lists {models:?}, not `{}`; waiting for ours",
+                            options.model
+                        );
+                    }
+                    _ => return Ok(()),
+                }
             }
             if started.elapsed() >= options.ready_timeout {
                 self.stop();
