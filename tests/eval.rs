@@ -1089,12 +1089,20 @@ fn a_deploy_that_exits_or_never_answers_fails_with_its_log_and_leaves_nothing() 
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let port = port_in(&read(&log));
-    assert_eq!(processes_now(&format!("sleep\x0050{port}")).len(), 1);
+    // The shell has forked `sleep`, which may not have started yet.
+    let needle = format!("sleep\x0050{port}");
+    while processes_now(&needle).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // SAFETY: interrupting the vlm-eval this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(processes_with(&format!("sleep\x0050{port}")).is_empty());
+    assert!(processes_with(&needle).is_empty());
 
     // No {port}: refused before anything starts.
     let out = vlm_eval(
