@@ -28,6 +28,14 @@ pub struct JudgeOptions {
     pub timeout: Duration,
 }
 
+/// A judge prompt's version for results.json: `label` and the prompt text's hash.
+pub fn prompt_version(label: &str, prompt: &str) -> String {
+    format!(
+        "{label}:{}",
+        &blake3::hash(prompt.as_bytes()).to_hex()[..12]
+    )
+}
+
 /// lmms-eval's judge requests: `max_tokens` 256 at temperature 0.
 const MAX_TOKENS: usize = 256;
 /// lmms-eval asks again while the reply is empty, five times in all.

@@ -86,6 +86,21 @@ fn one() -> usize {
 }
 
 impl ModelEntry {
+    /// The first engine setting given, which only a model loaded here can take.
+    fn engine_setting(&self) -> Option<&'static str> {
+        [
+            ("dtype", self.dtype.is_some()),
+            ("quantize", self.quantize.is_some()),
+            ("kv_cache_gb", self.kv_cache_gb.is_some()),
+            ("max_model_len", self.max_model_len.is_some()),
+            ("max_num_seqs", self.max_num_seqs.is_some()),
+            ("min_pixels", self.min_pixels.is_some()),
+            ("max_pixels", self.max_pixels.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    }
+
     /// What can be checked of an entry on its own (the devices it needs are checked against
     /// a pool by the sweep): a name that can name a folder, a model or a server (not both),
     /// engine settings only for a model loaded here, and values an engine accepts.
@@ -103,16 +118,7 @@ impl ModelEntry {
             if !command.contains("{port}") {
                 return Err("deploy needs `{port}`, where the server is told to listen".into());
             }
-            let local_only = [
-                ("dtype", m.dtype.is_some()),
-                ("quantize", m.quantize.is_some()),
-                ("kv_cache_gb", m.kv_cache_gb.is_some()),
-                ("max_model_len", m.max_model_len.is_some()),
-                ("max_num_seqs", m.max_num_seqs.is_some()),
-                ("min_pixels", m.min_pixels.is_some()),
-                ("max_pixels", m.max_pixels.is_some()),
-            ];
-            if let Some((key, _)) = local_only.iter().find(|(_, set)| *set) {
+            if let Some(key) = m.engine_setting() {
                 return Err(format!(
                     "{key} is an engine setting; with deploy it belongs in the command"
                 ));
@@ -131,16 +137,7 @@ impl ModelEntry {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(format!("base_url {url:?} is not an http(s) URL"));
                 }
-                let local_only = [
-                    ("dtype", m.dtype.is_some()),
-                    ("quantize", m.quantize.is_some()),
-                    ("kv_cache_gb", m.kv_cache_gb.is_some()),
-                    ("max_model_len", m.max_model_len.is_some()),
-                    ("max_num_seqs", m.max_num_seqs.is_some()),
-                    ("min_pixels", m.min_pixels.is_some()),
-                    ("max_pixels", m.max_pixels.is_some()),
-                ];
-                if let Some((key, _)) = local_only.iter().find(|(_, set)| *set) {
+                if let Some(key) = m.engine_setting() {
                     return Err(format!(
                         "{key} is an engine setting, and this model is served at base_url"
                     ));

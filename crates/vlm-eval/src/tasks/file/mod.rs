@@ -386,11 +386,9 @@ impl Task for FileTask {
         match &self.spec.scoring.scorer {
             ScorerSpec::Judge {
                 prompt, verdict, ..
-            } => Some(format!(
-                "{}:{:?}:{}",
-                self.spec.task,
-                verdict,
-                &blake3::hash(prompt.as_bytes()).to_hex()[..12]
+            } => Some(crate::judge::prompt_version(
+                &format!("{}:{verdict:?}", self.spec.task),
+                prompt,
             )),
             _ => None,
         }

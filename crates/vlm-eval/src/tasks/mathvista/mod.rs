@@ -181,9 +181,9 @@ impl Task for MathVista {
     }
 
     fn judge_prompt_version(&self) -> Option<String> {
-        Some(format!(
-            "lmms-eval-0.7.3-mathvista:{}",
-            &blake3::hash(DEMO_PROMPT.as_bytes()).to_hex()[..12]
+        Some(crate::judge::prompt_version(
+            "lmms-eval-0.7.3-mathvista",
+            DEMO_PROMPT,
         ))
     }
 

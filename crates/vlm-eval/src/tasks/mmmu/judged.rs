@@ -48,10 +48,7 @@ pub fn judged_correct(reply: &str) -> bool {
 
 /// The version results.json records.
 pub fn prompt_version() -> String {
-    format!(
-        "lmms-eval-0.7.3-binary-judge:{}",
-        &blake3::hash(BINARY_JUDGE_PROMPT.as_bytes()).to_hex()[..12]
-    )
+    crate::judge::prompt_version("lmms-eval-0.7.3-binary-judge", BINARY_JUDGE_PROMPT)
 }
 
 #[cfg(test)]
