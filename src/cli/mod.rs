@@ -1,6 +1,6 @@
 //! Command-line code for the binaries: the model and engine flags they share, how each one
-//! starts and fails, `vlm-serve`'s graceful shutdown, and `vlm-eval`'s progress bars and
-//! report.
+//! starts and fails, `vlm-serve`'s graceful shutdown, and `vlm-eval`'s commands (evaluate,
+//! score, sweep, runs, workers, dashboard, ...) with their progress bars and report.
 
 mod allocator;
 pub mod dashboard;
@@ -9,6 +9,7 @@ pub mod eval_child;
 pub mod eval_progress;
 pub mod eval_recording;
 pub mod eval_report;
+pub mod evaluate;
 mod logging;
 mod model_args;
 pub mod runs_commands;
