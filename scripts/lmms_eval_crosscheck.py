@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scores fixed predictions with lmms-eval's own task functions, for tests/eval.rs.
+"""Scores fixed predictions with lmms-eval's own task functions, for tests/eval/scoring.rs.
 
 Writes tests/fixtures/eval-crosscheck/: hand-made responses (the parsers' tricky cases) for
 the shipped sample sets in eval-datasets/, as predictions files `vlm-eval score` reads, and
