@@ -2,24 +2,15 @@
 //! `vlm-eval dashboard` process on a free port, and JSON requests against it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{fixtures, root, vlm_eval_command};
+use super::{fixtures, root, succeeded, vlm_eval_command};
 
 pub fn vlm_eval(args: &[&str], hf_cache: &Path) -> Command {
     vlm_eval_command(args, hf_cache)
-}
-
-pub fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "vlm-eval failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Evaluates a tiny model on both tasks into `out`, recording in `db`.
@@ -43,7 +34,7 @@ pub fn evaluate(fixture: &str, name: &str, out: &Path, db: &str, cache: &Path, e
     let data = root().join("eval-datasets");
     args.extend(["--data-dir", data.to_str().unwrap()]);
     args.extend_from_slice(extra);
-    ok(vlm_eval(&args, cache).output().unwrap());
+    succeeded(&vlm_eval(&args, cache).output().unwrap());
 }
 
 /// A runs store (in `dir`) holding both tiny models' runs of mme and mmmu_val, their

@@ -7,7 +7,7 @@ pub mod dashboard;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn fixtures() -> PathBuf {
@@ -194,4 +194,15 @@ pub fn vlm_eval_command(args: &[&str], hf_cache: &std::path::Path) -> Command {
         .env_remove("VLM_EVAL_DB")
         .env_remove("VLM_DASHBOARD_API_KEY");
     command
+}
+
+/// The stdout of a `vlm-eval` run that must have succeeded (else its stderr and stdout).
+pub fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vlm-eval failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

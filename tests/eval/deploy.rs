@@ -52,14 +52,9 @@ fn spawn_deploying(
     hf: &Path,
     stderr: std::process::Stdio,
 ) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-        .args(["--model", "m", "--tasks", "mme", "--deploy", command])
-        .arg("--data-dir")
-        .arg(eval_datasets())
+    vlm_eval_with_data(&["--model", "m", "--tasks", "mme", "--deploy", command], hf)
         .arg("--output-dir")
         .arg(dir)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", hf)
         .stderr(stderr)
         .spawn()
         .unwrap()
@@ -103,7 +98,7 @@ fn deploying_vlm_serve_gives_the_in_process_samples_and_stops_it() {
         "{} --model {{model}} --port {{port}} --kv-cache-gb 0.05",
         env!("CARGO_BIN_EXE_vlm-serve")
     );
-    ok(vlm_eval(
+    succeeded(&vlm_eval(
         &[
             "--model",
             model.to_str().unwrap(),
@@ -238,19 +233,17 @@ fn two_replicas_share_the_load_and_one_killed_mid_run_costs_no_sample() {
     let a = Server::start("llava-tiny-hub", &[]);
     let b = Server::start("llava-tiny-hub", &[]);
     let out = tmp.path().join("replicas");
-    let child = Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-        .args(["--model", "tiny", "--concurrency", "4", "--tasks", tasks])
-        .args(["--base-url", &a.v1(), "--base-url", &b.v1()])
-        .arg("--data-dir")
-        .arg(eval_datasets())
-        .arg("--output-dir")
-        .arg(&out)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", &hf)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = vlm_eval_with_data(
+        &["--model", "tiny", "--concurrency", "4", "--tasks", tasks],
+        &hf,
+    )
+    .args(["--base-url", &a.v1(), "--base-url", &b.v1()])
+    .arg("--output-dir")
+    .arg(&out)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     // Kill replica b once some answers are in (textvqa's long answers keep the run going).
     let journal = out.join("predictions_mme.jsonl");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -16,11 +16,7 @@ fn the_judge_sees_each_answer_once_across_a_kill_and_resume() {
     );
     let judge_flags = |c: &mut Command| {
         c.args(["--judge-url", &judge, "--judge-model", "judge"])
-            .args(["--judge-concurrency", "1"])
-            .arg("--data-dir")
-            .arg(eval_datasets())
-            .env("HF_HUB_OFFLINE", "1")
-            .env("HF_HUB_CACHE", &hf);
+            .args(["--judge-concurrency", "1"]);
     };
     // Scoring fixed answers, killed after the judge's first verdicts, then run again.
     let fixtures_dir = fixtures().join("eval-crosscheck");
@@ -34,16 +30,17 @@ fn the_judge_sees_each_answer_once_across_a_kill_and_resume() {
     assert!(needed >= 3, "the fixture needs several judged answers");
     let scored = tmp.path().join("scored");
     let score = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vlm-eval"));
-        c.args([
-            "score",
-            "--tasks",
-            "mathvista_testmini_cot",
-            "--predictions",
-        ])
-        .arg(&predictions)
-        .arg("--output-dir")
-        .arg(&scored);
+        let mut c = vlm_eval_with_data(
+            &[
+                "score",
+                "--tasks",
+                "mathvista_testmini_cot",
+                "--predictions",
+                predictions.to_str().unwrap(),
+            ],
+            &hf,
+        );
+        c.arg("--output-dir").arg(&scored);
         judge_flags(&mut c);
         c
     };
@@ -65,7 +62,7 @@ fn the_judge_sees_each_answer_once_across_a_kill_and_resume() {
     first.wait().unwrap();
     let judged_before = read(&journal).lines().count();
     assert!(judged_before < needed, "killed too late to matter");
-    ok(score().output().unwrap());
+    succeeded(&score().output().unwrap());
     // Each prompt reached the judge once (one may have been in flight at the kill).
     let asked = seen.lock().unwrap().clone();
     let mut unique = asked.clone();
@@ -90,25 +87,27 @@ fn the_judge_sees_each_answer_once_across_a_kill_and_resume() {
     let out = tmp.path().join("evaluated");
     let model = fixtures().join("llava-tiny-hub");
     let evaluate = |resume: bool| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vlm-eval"));
-        c.args(["--model", model.to_str().unwrap(), "--kv-cache-gb", "0.05"])
-            .args([
-                "--max-new-tokens",
-                "48",
-                "--tasks",
-                "mathvista_testmini_cot",
-            ])
-            .arg("--output-dir")
-            .arg(&out);
+        let mut c = vlm_eval_with_data(
+            &["--model", model.to_str().unwrap(), "--kv-cache-gb", "0.05"],
+            &hf,
+        );
+        c.args([
+            "--max-new-tokens",
+            "48",
+            "--tasks",
+            "mathvista_testmini_cot",
+        ])
+        .arg("--output-dir")
+        .arg(&out);
         judge_flags(&mut c);
         if resume {
             c.arg("--resume");
         }
         c.output().unwrap()
     };
-    ok(evaluate(false));
+    succeeded(&evaluate(false));
     let before = seen.lock().unwrap().len();
-    let resumed = ok(evaluate(true));
+    let resumed = succeeded(&evaluate(true));
     assert!(resumed.contains("10 resumed"), "{resumed}");
     assert_eq!(seen.lock().unwrap().len(), before);
 
@@ -136,7 +135,7 @@ fn a_real_vlm_serve_can_be_the_judge() {
     let judge = Server::start("llava-tiny-hub", &[]);
     let dir = fixtures().join("eval-crosscheck");
     let out = tmp.path().join("out");
-    ok(vlm_eval(
+    succeeded(&vlm_eval(
         &[
             "score",
             "--tasks",
@@ -218,25 +217,25 @@ aggregation = "mean"
     );
     let out = tmp.path().join("out");
     let score = || {
-        Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-            .args([
+        vlm_eval_command(
+            &[
                 "score",
                 "--tasks",
                 task_file.to_str().unwrap(),
                 "--predictions",
-            ])
-            .arg(&predictions)
-            .args(["--judge-url", &judge, "--judge-model", "judge"])
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .arg("--output-dir")
-            .arg(&out)
-            .env("HF_HUB_OFFLINE", "1")
-            .env("HF_HUB_CACHE", &hf)
-            .output()
-            .unwrap()
+            ],
+            &hf,
+        )
+        .arg(&predictions)
+        .args(["--judge-url", &judge, "--judge-model", "judge"])
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--output-dir")
+        .arg(&out)
+        .output()
+        .unwrap()
     };
-    ok(score());
+    succeeded(&score());
     let samples = lines(&out.join("samples_judged_yn.jsonl"));
     let exact = samples
         .iter()
@@ -265,7 +264,7 @@ aggregation = "mean"
         .unwrap()
         .starts_with("judged_yn:YesNo:"));
     // Rescoring asks the judge nothing more.
-    ok(score());
+    succeeded(&score());
     assert_eq!(seen.lock().unwrap().len(), asked.len());
 
     // A prompt shared by several answers is asked once.
@@ -277,7 +276,7 @@ aggregation = "mean"
     std::fs::write(&task_file, text).unwrap();
     let before = seen.lock().unwrap().len();
     std::fs::remove_dir_all(&out).unwrap();
-    ok(score());
+    succeeded(&score());
     let samples = lines(&out.join("samples_judged_yn.jsonl"));
     let mut distinct: Vec<&str> = samples
         .iter()
@@ -304,7 +303,7 @@ fn mmmu_open_questions_judged_beside_the_exact_rule() {
         std::time::Duration::ZERO,
     );
     let judged = tmp.path().join("judged");
-    ok(vlm_eval(
+    succeeded(&vlm_eval(
         &[
             "score",
             "--tasks",

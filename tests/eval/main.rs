@@ -16,39 +16,30 @@ mod task_files;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{fixtures, Server};
+use common::{fixtures, root, succeeded, vlm_eval_command, Server};
 use serde_json::Value;
 
 fn eval_datasets() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("eval-datasets")
+    root().join("eval-datasets")
 }
 
-/// Runs vlm-eval offline (no hub, an empty HF cache) with the shipped data.
+/// `vlm-eval` offline (`common::vlm_eval_command`) with the shipped data.
+fn vlm_eval_with_data(args: &[&str], hf_cache: &Path) -> Command {
+    let mut command = vlm_eval_command(args, hf_cache);
+    command.arg("--data-dir").arg(eval_datasets());
+    command
+}
+
+/// Runs `vlm-eval` offline with the shipped data.
 fn vlm_eval(args: &[&str], hf_cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(eval_datasets())
-        .env("RUST_LOG", "error")
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", hf_cache)
+    vlm_eval_with_data(args, hf_cache)
         .output()
         .expect("run vlm-eval")
 }
 
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "vlm-eval failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// `vlm-eval score` on one predictions file, which must succeed.
 fn score(task: &str, predictions: &Path, out: &Path, hf: &Path) -> String {
-    ok(vlm_eval(
+    succeeded(&vlm_eval(
         &[
             "score",
             "--tasks",
@@ -73,7 +64,7 @@ fn in_process(dir: &Path, hf: &Path, extra: &[&str]) -> String {
         dir.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    ok(vlm_eval(&args, hf))
+    succeeded(&vlm_eval(&args, hf))
 }
 
 fn read(path: &Path) -> String {

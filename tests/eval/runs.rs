@@ -20,7 +20,7 @@ fn in_process_and_served_runs_write_identical_samples_and_rescoring_reproduces_t
     let server = Server::start("llava-tiny-hub", &[]);
     let served = tmp.path().join("served");
     let v1 = server.v1();
-    ok(vlm_eval(
+    succeeded(&vlm_eval(
         &[
             "--model",
             "tiny",
@@ -229,7 +229,7 @@ fn unreachable_server_records_failures_and_resume_retries_them() {
     let server = Server::start("llava-tiny-hub", &[]);
     let mut b = args(&server.v1());
     b.push("--resume".into());
-    let stdout = ok(vlm_eval(
+    let stdout = succeeded(&vlm_eval(
         &b.iter().map(String::as_str).collect::<Vec<_>>(),
         &hf,
     ));
@@ -248,14 +248,14 @@ fn unreachable_server_records_failures_and_resume_retries_them() {
 #[test]
 fn missing_data_is_one_clear_line_with_the_fix() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-        .args(["score", "--tasks", "mme", "--predictions", "/dev/null"])
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", tmp.path())
-        .output()
-        .unwrap();
+    let out = vlm_eval_command(
+        &["score", "--tasks", "mme", "--predictions", "/dev/null"],
+        tmp.path(),
+    )
+    .arg("--data-dir")
+    .arg(tmp.path())
+    .output()
+    .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -264,10 +264,12 @@ fn missing_data_is_one_clear_line_with_the_fix() {
         "{err}"
     );
     assert!(err.contains("huggingface-cli download lmms-lab/MME --repo-type dataset"));
-    let out = Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-        .args(["score", "--tasks", "mmu", "--predictions", "/dev/null"])
-        .output()
-        .unwrap();
+    let out = vlm_eval_command(
+        &["score", "--tasks", "mmu", "--predictions", "/dev/null"],
+        tmp.path(),
+    )
+    .output()
+    .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("unknown task `mmu`; known: mme, mmmu_val"),
@@ -326,7 +328,7 @@ fn a_dead_server_is_given_up_on_and_a_null_content_is_an_empty_answer() {
         r#"{"id":"x","object":"chat.completion","created":0,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":0,"total_tokens":5}}"#,
     );
     let empty = tmp.path().join("empty");
-    ok(run(&url, &empty, &["--limit", "1"]));
+    succeeded(&run(&url, &empty, &["--limit", "1"]));
     let samples = lines(&empty.join("samples_mme.jsonl"));
     assert_eq!(samples.len(), 2);
     for s in &samples {

@@ -177,7 +177,7 @@ fn check_mathvista_set(name: &str, task: &str, want: &Value, dir: &Path, out: &P
         std::time::Duration::ZERO,
     );
     let predictions = dir.join(format!("predictions_{name}.jsonl"));
-    ok(vlm_eval(
+    succeeded(&vlm_eval(
         &[
             "score",
             "--tasks",

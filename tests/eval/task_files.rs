@@ -18,7 +18,7 @@ fn shipped_task_files_run_in_process_and_served_with_identical_samples() {
     let server = Server::start("llava-tiny-hub", &[]);
     let served = tmp.path().join("served");
     let v1 = server.v1();
-    ok(vlm_eval(
+    succeeded(&vlm_eval(
         &[
             "--model",
             "tiny",
@@ -145,24 +145,26 @@ when = { column = "category", equals = "count" }
     let out = tmp.path().join("out");
     let model = fixtures().join("llava-tiny-hub");
     let evaluate = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-            .args(["--model", model.to_str().unwrap(), "--kv-cache-gb", "0.05"])
-            .args(["--tasks", task_file.to_str().unwrap()])
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .arg("--output-dir")
-            .arg(&out)
-            .args(extra)
-            .env("HF_HUB_OFFLINE", "1")
-            .env("HF_HUB_CACHE", &hf)
-            .output()
-            .unwrap()
+        vlm_eval_command(
+            &["--model", model.to_str().unwrap(), "--kv-cache-gb", "0.05"],
+            &hf,
+        )
+        .args(["--tasks", task_file.to_str().unwrap()])
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--output-dir")
+        .arg(&out)
+        .args(extra)
+        // The stale-answers warning below is read from stderr.
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
     };
     // Half the rows, then --resume answers only the rest.
-    ok(evaluate(&["--limit", "10"]));
+    succeeded(&evaluate(&["--limit", "10"]));
     let half = read(&out.join("predictions_shapes_yn.jsonl"));
     assert_eq!(half.lines().count(), 10);
-    let resumed = ok(evaluate(&["--resume"]));
+    let resumed = succeeded(&evaluate(&["--resume"]));
     assert!(resumed.contains("20 samples (10 resumed)"), "{resumed}");
     let full = read(&out.join("predictions_shapes_yn.jsonl"));
     assert!(full.starts_with(&half));
@@ -171,7 +173,7 @@ when = { column = "category", equals = "count" }
     std::fs::write(&task_file, &edited).unwrap();
     let again = evaluate(&["--resume"]);
     let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
-    let again = ok(again);
+    let again = succeeded(&again);
     assert!(again.contains("20 samples (0 resumed)"), "{again}");
     assert!(stderr.contains("the task file changed"), "{stderr}");
     let aside: Vec<_> = std::fs::read_dir(&out)
@@ -229,13 +231,12 @@ when = { column = "category", equals = "count" }
 
     // `vlm-eval tasks` checks and lists the file; a broken one is one line naming the key.
     let tasks = |file: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_vlm-eval"))
-            .arg("tasks")
+        vlm_eval_command(&["tasks"], &hf)
             .arg(file)
             .output()
             .unwrap()
     };
-    let listed = ok(tasks(&task_file));
+    let listed = succeeded(&tasks(&task_file));
     assert!(
         listed.contains("shapes_yn") && listed.contains("acme/shapes-yn"),
         "{listed}"

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixtures, root, vlm_eval_command};
+use common::{fixtures, root, succeeded, vlm_eval_command};
 use serde_json::Value;
 
 fn vlm_eval(args: &[&str], hf_cache: &Path) -> Command {
@@ -27,16 +27,6 @@ fn vlm_eval(args: &[&str], hf_cache: &Path) -> Command {
 
 fn run(args: &[&str], hf_cache: &Path) -> Output {
     vlm_eval(args, hf_cache).output().expect("run vlm-eval")
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "vlm-eval failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Two CPU devices of one core each (the first two this process may use).
@@ -82,7 +72,7 @@ kv_cache_gb = 0.25
 fn runs_json(db: &str, extra: &[&str], hf_cache: &Path) -> Vec<Value> {
     let mut args = vec!["runs", "--db", db, "--json"];
     args.extend_from_slice(extra);
-    serde_json::from_str(&ok(&run(&args, hf_cache))).unwrap()
+    serde_json::from_str(&succeeded(&run(&args, hf_cache))).unwrap()
 }
 
 fn completed(runs: &[Value]) -> Vec<&Value> {

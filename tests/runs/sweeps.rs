@@ -16,7 +16,7 @@ fn a_sweep_equals_single_runs_and_reruns_reuse_or_resume() {
         args.extend_from_slice(extra);
         run(&args, &cache)
     };
-    let first = ok(&sweep(&[]));
+    let first = succeeded(&sweep(&[]));
     assert!(first.contains("completed"), "{first}");
 
     // Four completed runs, each with the metrics of the same model evaluated on its own.
@@ -33,7 +33,7 @@ fn a_sweep_equals_single_runs_and_reruns_reuse_or_resume() {
         ("qwen2-vl-tiny", "qwen2-vl-tiny-hub"),
     ] {
         let single = work.path().join(format!("single-{name}"));
-        ok(&run(
+        succeeded(&run(
             &[
                 "--model",
                 fixtures().join(fixture).to_str().unwrap(),
@@ -70,7 +70,7 @@ fn a_sweep_equals_single_runs_and_reruns_reuse_or_resume() {
     // Rerun: everything reused, nothing recomputed (no new runs, journals untouched).
     let journal = out.join("llava-tiny").join("predictions_mme.jsonl");
     let before = std::fs::metadata(&journal).unwrap().modified().unwrap();
-    let again = ok(&sweep(&[]));
+    let again = succeeded(&sweep(&[]));
     assert_eq!(again.matches("reused").count(), 4, "{again}");
     assert_eq!(runs_json(&db, &[], &cache).len(), 4);
     assert_eq!(
@@ -79,7 +79,7 @@ fn a_sweep_equals_single_runs_and_reruns_reuse_or_resume() {
     );
 
     // The leaderboard ranks the two models on each task's primary metric.
-    let board: Vec<Value> = serde_json::from_str(&ok(&run(
+    let board: Vec<Value> = serde_json::from_str(&succeeded(&run(
         &["leaderboard", "--db", &db, "--task", "mme", "--json"],
         &cache,
     )))
@@ -89,7 +89,7 @@ fn a_sweep_equals_single_runs_and_reruns_reuse_or_resume() {
     assert!(board[0]["value"].as_f64() >= board[1]["value"].as_f64());
 
     // --no-reuse recomputes all four.
-    let fresh = ok(&sweep(&["--no-reuse"]));
+    let fresh = succeeded(&sweep(&["--no-reuse"]));
     assert_eq!(fresh.matches("completed").count(), 4, "{fresh}");
     assert_eq!(completed(&runs_json(&db, &[], &cache)).len(), 8);
     assert!(std::fs::metadata(&journal).unwrap().modified().unwrap() > before);
@@ -150,7 +150,7 @@ fn a_killed_sweep_resumes_what_was_partial_and_reuses_what_finished() {
         .map(|r| (r["model"].to_string(), r["task"].to_string()))
         .collect();
 
-    let rerun = ok(&run(&args, &cache));
+    let rerun = succeeded(&run(&args, &cache));
     let runs = runs_json(&db, &[], &cache);
     // Every (model, task) completed exactly once: nothing finished was recomputed.
     assert_eq!(completed(&runs).len(), 4, "{rerun}\n{runs:#?}");

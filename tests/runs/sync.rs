@@ -7,7 +7,7 @@ fn sync_records_our_folders_and_lmms_eval_results_once() {
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("hf");
     let ours = work.path().join("ours");
-    ok(&run(
+    succeeded(&run(
         &[
             "--model",
             fixtures().join("llava-tiny-hub").to_str().unwrap(),
@@ -55,9 +55,9 @@ fn sync_records_our_folders_and_lmms_eval_results_once() {
     let db = format!("sqlite://{}/runs.db", work.path().display());
     let lmms_root = work.path().join("lmms");
     let dirs = [ours.to_str().unwrap(), lmms_root.to_str().unwrap()];
-    let first = ok(&run(&["sync", "--db", &db, dirs[0], dirs[1]], &cache));
+    let first = succeeded(&run(&["sync", "--db", &db, dirs[0], dirs[1]], &cache));
     assert!(first.contains("3 run(s) recorded"), "{first}");
-    let again = ok(&run(&["sync", "--db", &db, dirs[0], dirs[1]], &cache));
+    let again = succeeded(&run(&["sync", "--db", &db, dirs[0], dirs[1]], &cache));
     assert!(again.contains("0 run(s) recorded, 3 already"), "{again}");
     let runs = runs_json(&db, &[], &cache);
     assert_eq!(runs.len(), 3);
@@ -76,7 +76,7 @@ fn sync_records_our_folders_and_lmms_eval_results_once() {
         ours_mme["metrics"]["mme_perception_score"],
         results["mme"]["mme_perception_score,none"]
     );
-    let board: Vec<Value> = serde_json::from_str(&ok(&run(
+    let board: Vec<Value> = serde_json::from_str(&succeeded(&run(
         &["leaderboard", "--db", &db, "--task", "mme", "--json"],
         &cache,
     )))

@@ -18,7 +18,7 @@ fn two_workers_on_postgres_drain_the_queue_and_finish_a_killed_workers_run() {
             fixtures().join("llava-tiny").display()
         ),
     );
-    let queued = ok(&run(
+    let queued = succeeded(&run(
         &["queue", "--db", &url, "--config", config.to_str().unwrap()],
         &cache,
     ));
@@ -142,14 +142,14 @@ fn a_queued_task_file_runs_on_a_worker_without_the_file() {
     )
     .unwrap();
     let db = format!("sqlite://{}/runs.db", work.path().display());
-    let queued = ok(&run(
+    let queued = succeeded(&run(
         &["queue", "--db", &db, "--config", config.to_str().unwrap()],
         &cache,
     ));
     assert!(queued.contains("queued 2 run(s)"), "{queued}");
     std::fs::remove_file(&task_file).unwrap();
     let out = work.path().join("out");
-    ok(&run(
+    succeeded(&run(
         &[
             "worker",
             "--db",
