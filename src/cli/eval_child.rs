@@ -2,7 +2,7 @@
 //! line (model, tasks, devices, engine settings, the runs store), its log file, and
 //! stopping it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -177,11 +177,4 @@ pub fn stop(running: &mut Running, grace: Duration) {
     }
     let _ = running.child.kill();
     let _ = running.child.wait();
-}
-
-/// The last `lines` lines of a log, for a failure's record.
-pub fn log_tail(log: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use vlm_eval::log_tail;
 use vlm_eval::sweep::{parse_pool, Device, ModelEntry, Overrides, SweepConfig};
 use vlm_eval::tasks;
 use vlm_runs::{NewRun, Run, RunFilter, RunId, RunStatus};
 
-use super::eval_child::{log_tail, spawn, stop, ChildJob, Running};
+use super::eval_child::{spawn, stop, ChildJob, Running};
 use super::eval_recording::worker_name;
 use super::store::Store;
 use super::sweep::{identities, stop_flag};

@@ -239,10 +239,13 @@ mod tests {
         let plain = json!({"weights": "w"});
         let judged = with_judge(plain.clone(), Some("judge-a"));
         let other = with_judge(plain.clone(), Some("judge-b"));
-        assert_eq!(
-            run_identity(&plain, mme.as_ref(), "rev:1", None).key,
-            run_identity(&judged, mme.as_ref(), "rev:1", None).key
-        );
+        // Nor of MMMU, whose judge only adds a figure beside its metrics.
+        for task in [&mme, &mmmu] {
+            assert_eq!(
+                run_identity(&plain, task.as_ref(), "rev:1", None).key,
+                run_identity(&judged, task.as_ref(), "rev:1", None).key
+            );
+        }
         let a = run_identity(&judged, mathvista.as_ref(), "rev:1", None);
         assert_ne!(
             a.key,
@@ -288,6 +291,23 @@ mod tests {
         assert_eq!(
             remote_model("http://h/v1/", "m"),
             remote_model("http://h/v1", "m")
+        );
+        // Replicas are one model whatever order they are given in.
+        let replicas = |urls: &[&str]| {
+            ModelSpec::Remote {
+                base_urls: urls.iter().map(|u| u.to_string()).collect(),
+                name: "m".into(),
+            }
+            .identity()
+            .unwrap()
+        };
+        assert_eq!(
+            replicas(&["http://a/v1", "http://b/v1/"]),
+            replicas(&["http://b/v1", "http://a/v1"])
+        );
+        assert_ne!(
+            replicas(&["http://a/v1", "http://b/v1"]),
+            replicas(&["http://a/v1"])
         );
     }
 

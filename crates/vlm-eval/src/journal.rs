@@ -167,7 +167,8 @@ impl Journal {
     }
 }
 
-fn drop_torn_tail(path: &Path) -> std::io::Result<()> {
+/// Cuts a last line a kill left without its newline (so the next append starts a line).
+pub(crate) fn drop_torn_tail(path: &Path) -> std::io::Result<()> {
     let bytes = std::fs::read(path)?;
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     if keep < bytes.len() {

@@ -13,11 +13,12 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use vlm_eval::identity::RunIdentity;
+use vlm_eval::log_tail;
 use vlm_eval::sweep::{Device, ModelEntry, Overrides, Sweep, SweepConfig};
 use vlm_eval::tasks;
 use vlm_runs::{RunFilter, RunStatus};
 
-use super::eval_child::{log_tail, spawn, stop, ChildJob, Running};
+use super::eval_child::{spawn, stop, ChildJob, Running};
 use super::store::Store;
 pub use summary::{Outcome, Summary};
 use vlm_eval::identity::task_identities;

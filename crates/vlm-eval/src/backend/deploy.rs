@@ -4,13 +4,14 @@
 //! SIGKILL after a grace period) when the [`Deployment`] is dropped, on failure, and on
 //! SIGINT / SIGTERM.
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
+
+use super::openai::{model_ids, with_bearer};
 
 /// What to start and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -141,14 +142,17 @@ fn stop_group(group: i32, grace: Duration) {
     }
 }
 
-/// The last `lines` lines of a log file.
+/// The last `lines` non-blank lines of a log file (none if it cannot be read), for an error.
 pub fn log_tail(path: &Path, lines: usize) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let _ = f.read_to_string(&mut text);
-    }
-    let all: Vec<&str> = text.lines().collect();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether a server answering `/models` with `listed` is ours: it lists the model, or gives
+/// nothing to go by (no list, or an empty one).
+fn serves(listed: Option<&[String]>, model: &str) -> bool {
+    listed.is_none_or(|models| models.is_empty() || models.iter().any(|m| m == model))
 }
 
 fn free_port() -> Result<u16, DeployError> {
@@ -243,32 +247,20 @@ impl Deployment {
                     tail: log_tail(&options.log, 20),
                 });
             }
-            let mut request = agent.get(&url);
-            if let Some(key) = &options.api_key {
-                request = request.set("Authorization", &format!("Bearer {key}"));
-            }
+            let request = with_bearer(agent.get(&url), options.api_key.as_deref());
             // Ready once it answers and serves the model: a server that lists other models
             // is not ours (another process took the port); ours then fails to start.
             if let Ok(response) = request.call() {
-                let listed: Option<Vec<String>> = response
-                    .into_json::<serde_json::Value>()
-                    .ok()
-                    .and_then(|v| {
-                        v["data"].as_array().map(|a| {
-                            a.iter()
-                                .filter_map(|m| m["id"].as_str().map(str::to_string))
-                                .collect()
-                        })
-                    });
-                match listed {
-                    Some(models) if !models.is_empty() && !models.contains(&options.model) => {
-                        tracing::warn!(
-                            "the server at {url} lists {models:?}, not `{}`; waiting for ours",
-                            options.model
-                        );
-                    }
-                    _ => return Ok(()),
+                let body = response.into_json::<serde_json::Value>().ok();
+                let listed = body.as_ref().and_then(model_ids);
+                if serves(listed.as_deref(), &options.model) {
+                    return Ok(());
                 }
+                tracing::warn!(
+                    "the server at {url} lists {:?}, not `{}`; waiting for ours",
+                    listed.unwrap_or_default(),
+                    options.model
+                );
             }
             if started.elapsed() >= options.ready_timeout {
                 self.stop();
@@ -305,5 +297,20 @@ impl Deployment {
 impl Drop for Deployment {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serves;
+
+    #[test]
+    fn a_server_listing_other_models_is_not_ours() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(serves(Some(&names(&["m", "other"])), "m"));
+        assert!(!serves(Some(&names(&["other"])), "m"));
+        // Nothing to go by: a server without a model list, or with an empty one.
+        assert!(serves(Some(&[]), "m"));
+        assert!(serves(None, "m"));
     }
 }

@@ -76,7 +76,27 @@ pub enum OpenAiError {
 
 enum Failure {
     Retryable(String),
+    /// 401, 403 or 404: this server does not take the key or serve the model (another
+    /// replica may).
+    Refused(String),
     Final(String),
+}
+
+/// The model ids a `/models` answer lists (`data[].id`); `None` where it has no list.
+pub(super) fn model_ids(body: &Value) -> Option<Vec<String>> {
+    body["data"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+/// `request` with the bearer key, when there is one.
+pub(super) fn with_bearer(request: ureq::Request, key: Option<&str>) -> ureq::Request {
+    match key {
+        Some(key) => request.set("Authorization", &format!("Bearer {key}")),
+        None => request,
+    }
 }
 
 impl OpenAiBackend {
@@ -188,16 +208,7 @@ impl OpenAiBackend {
                 })
             }
         };
-        Ok(Some(
-            body["data"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ))
+        Ok(Some(model_ids(&body).unwrap_or_default()))
     }
 
     pub fn model(&self) -> &str {
@@ -205,10 +216,7 @@ impl OpenAiBackend {
     }
 
     fn authorized(&self, request: ureq::Request) -> ureq::Request {
-        match &self.options.api_key {
-            Some(key) => request.set("Authorization", &format!("Bearer {key}")),
-            None => request,
-        }
+        with_bearer(request, self.options.api_key.as_deref())
     }
 
     /// The request body; images become PNG data URLs as lmms-eval sends them.
@@ -262,10 +270,10 @@ impl OpenAiBackend {
                     "HTTP {code}: {}",
                     text.chars().take(300).collect::<String>()
                 );
-                return Err(if code >= 500 || code == 408 || code == 429 {
-                    Failure::Retryable(msg)
-                } else {
-                    Failure::Final(msg)
+                return Err(match code {
+                    408 | 429 | 500.. => Failure::Retryable(msg),
+                    401 | 403 | 404 => Failure::Refused(msg),
+                    _ => Failure::Final(msg),
                 });
             }
             Err(e) => return Err(Failure::Retryable(e.to_string())),
@@ -329,18 +337,13 @@ impl OpenAiBackend {
                 }
                 // One of several replicas refusing the model or the key is that replica's
                 // fault (it serves something else): the others are asked.
-                Err(Failure::Final(msg))
-                    if self.replicas.urls().len() > 1
-                        && ["HTTP 401", "HTTP 403", "HTTP 404"]
-                            .iter()
-                            .any(|c| msg.starts_with(c)) =>
-                {
+                Err(Failure::Refused(msg)) if self.replicas.urls().len() > 1 => {
                     self.replicas.release(replica, true);
                     tracing::warn!(doc_id = job.doc_id, url, "replica refused: {msg}");
                     last = msg;
                     failed_on = Some(replica);
                 }
-                Err(Failure::Final(msg)) => {
+                Err(Failure::Final(msg) | Failure::Refused(msg)) => {
                     self.replicas.release(replica, false);
                     last = msg;
                     break;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::journal::drop_torn_tail;
+
 /// One judge answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgment {
@@ -45,34 +47,26 @@ pub fn read_judgments(path: &Path) -> HashMap<String, Judgment> {
 /// Appends judgments, one flushed line each.
 pub struct JudgmentWriter {
     file: std::fs::File,
-    path: PathBuf,
 }
 
 impl JudgmentWriter {
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        // A line cut short by a kill must not swallow the next one.
-        let cut = std::fs::read(path).is_ok_and(|b| b.last().is_some_and(|&c| c != b'\n'));
-        let mut file = std::fs::OpenOptions::new()
+        // A line cut short by a kill goes, as in the predictions journal.
+        match drop_torn_tail(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
-        if cut {
-            file.write_all(b"\n")?;
-        }
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Self { file })
     }
 
     pub fn record(&mut self, judgment: &Judgment) -> std::io::Result<()> {
         let line = serde_json::to_string(judgment).map_err(std::io::Error::other)?;
         self.file.write_all(format!("{line}\n").as_bytes())?;
         self.file.flush()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -108,6 +102,20 @@ mod tests {
         let read = read_judgments(&path);
         assert_eq!(read.len(), 1);
         assert_eq!(read[&ok.key], ok);
+        // Reopened after the kill: the torn line goes, and the next judgment reads back.
+        let again = Judgment {
+            key: judgment_key("m", "p3"),
+            doc_id: 2,
+            reply: "7".into(),
+            error: None,
+        };
+        JudgmentWriter::open(&path).unwrap().record(&again).unwrap();
+        let read = read_judgments(&path);
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[&again.key], again);
+        assert!(!std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("truncated"));
         assert_ne!(judgment_key("m", "p1"), judgment_key("n", "p1"));
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-pub use journal::{journal_path, judgment_key, read_judgments, Judgment, JudgmentWriter};
+use journal::{journal_path, judgment_key, read_judgments, Judgment, JudgmentWriter};
 
 use crate::backend::{Backend, Job, OpenAiBackend, OpenAiError, OpenAiOptions};
 use crate::prompt::PromptPart;
@@ -49,8 +49,18 @@ pub enum JudgeError {
          score`)"
     )]
     NoJudge { task: String, count: usize },
+    #[error(
+        "cannot reach the judge at {url}: {error}; is it running, and is --judge-url the \
+         address up to /v1?"
+    )]
+    Unreachable { url: String, error: String },
+    #[error(
+        "the judge at {url} refused the API key (HTTP {code}); pass --judge-api-key-env with \
+         the variable holding it"
+    )]
+    KeyRefused { url: String, code: u16 },
     #[error("the judge at {url}: {error}")]
-    Unreachable { url: String, error: OpenAiError },
+    Failed { url: String, error: OpenAiError },
     #[error("cannot write {}: {error}", path.display())]
     Journal {
         path: std::path::PathBuf,
@@ -76,6 +86,20 @@ impl JudgeReport {
             "reused": self.reused,
             "failed": self.failed,
         })
+    }
+}
+
+/// A failure to reach the judge, told in the judge's own flags (the backend's messages name
+/// the evaluated server's).
+fn judge_error(url: &str, error: OpenAiError) -> JudgeError {
+    let url = url.to_string();
+    match error {
+        OpenAiError::Unreachable { error, .. } => JudgeError::Unreachable {
+            url,
+            error: error.to_string(),
+        },
+        OpenAiError::KeyRefused { code, .. } => JudgeError::KeyRefused { url, code },
+        error => JudgeError::Failed { url, error },
     }
 }
 
@@ -138,10 +162,7 @@ pub fn judge_all(
         backoff: Duration::from_secs(1),
         replica_cooldown: Duration::from_secs(5),
     })
-    .map_err(|error| JudgeError::Unreachable {
-        url: options.base_url.clone(),
-        error,
-    })?;
+    .map_err(|error| judge_error(&options.base_url, error))?;
     let journal_error = |error| JudgeError::Journal {
         path: path.clone(),
         error,
@@ -245,4 +266,48 @@ fn ask(
             answered(p.doc_id, answer);
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(base_url: String) -> JudgeOptions {
+        JudgeOptions {
+            base_url,
+            model: "judge".into(),
+            api_key: None,
+            concurrency: 1,
+            attempts: 1,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn judge_failures_name_the_judge_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let prompts = [Some((0, "Is it right?".to_string())), None];
+        let err = judge_all("t", &prompts, None, dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pass --judge-url and --judge-model"),
+            "{err}"
+        );
+        // A port nothing listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", closed.local_addr().unwrap());
+        drop(closed);
+        let err = judge_all("t", &prompts, Some(&options(url.clone())), dir.path()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot reach the judge at {url}"))
+                && text.contains("--judge-url")
+                && !text.contains("--base-url"),
+            "{text}"
+        );
+        // Nothing needed: no judge is asked, or required.
+        let (replies, report) = judge_all("t", &[None], None, dir.path()).unwrap();
+        assert_eq!(replies, vec![None]);
+        assert_eq!(report.asked + report.reused + report.failed, 0);
+    }
 }

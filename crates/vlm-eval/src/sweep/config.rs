@@ -134,22 +134,12 @@ impl ModelEntry {
                 return Err("give model (loaded here) or base_url (a remote /v1)".into())
             }
             (None, Some(url)) => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!("base_url {url:?} is not an http(s) URL"));
-                }
                 if let Some(key) = m.engine_setting() {
                     return Err(format!(
                         "{key} is an engine setting, and this model is served at base_url"
                     ));
                 }
-                if let Some(var) = &m.api_key_env {
-                    if std::env::var_os(var).is_none() {
-                        return Err(format!("api_key_env names {var}, which is not set"));
-                    }
-                }
-                if m.concurrency == Some(0) {
-                    return Err("concurrency must be at least 1".into());
-                }
+                check_server("base_url", url, m.api_key_env.as_deref(), m.concurrency)?;
             }
             (Some(model), None) => {
                 if model.is_empty() {
@@ -276,22 +266,13 @@ impl SweepConfig {
             return Err(invalid("tasks is empty; name at least one task".into()));
         }
         if let Some(judge) = &self.judge {
-            if !(judge.url.starts_with("http://") || judge.url.starts_with("https://")) {
-                return Err(invalid(format!(
-                    "[judge] url {:?} is not an http(s) URL",
-                    judge.url
-                )));
-            }
-            if judge.concurrency == Some(0) {
-                return Err(invalid("[judge] concurrency must be at least 1".into()));
-            }
-            if let Some(var) = &judge.api_key_env {
-                if std::env::var_os(var).is_none() {
-                    return Err(invalid(format!(
-                        "[judge] api_key_env names {var}, which is not set"
-                    )));
-                }
-            }
+            check_server(
+                "url",
+                &judge.url,
+                judge.api_key_env.as_deref(),
+                judge.concurrency,
+            )
+            .map_err(|e| invalid(format!("[judge] {e}")))?;
         }
         // Task files are named relative to the config file, and kept as absolute paths so
         // child runs started elsewhere find them.
@@ -379,6 +360,28 @@ impl SweepConfig {
     }
 }
 
+/// A server's settings, the evaluated model's or the judge's: an http(s) URL (under `key`),
+/// a key variable that is set, and at least one request in flight.
+fn check_server(
+    key: &str,
+    url: &str,
+    api_key_env: Option<&str>,
+    concurrency: Option<usize>,
+) -> Result<(), String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{key} {url:?} is not an http(s) URL"));
+    }
+    if let Some(var) = api_key_env {
+        if std::env::var_os(var).is_none() {
+            return Err(format!("api_key_env names {var}, which is not set"));
+        }
+    }
+    if concurrency == Some(0) {
+        return Err("concurrency must be at least 1".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +430,12 @@ mod tests {
         assert!(no_port.contains("needs `{port}`"), "{no_port}");
         let engine = check(&deployed.replace("concurrency = 2", "kv_cache_gb = 1.0")).unwrap_err();
         assert!(engine.contains("belongs in the command"), "{engine}");
+        let served = check(&deployed.replace(
+            "model = \"llava-hf/llava-1.5-7b-hf\"",
+            "base_url = \"http://h/v1\"",
+        ))
+        .unwrap_err();
+        assert!(served.contains("deploy serves `model`"), "{served}");
 
         // A judge for the tasks that need one, handed to every child as flags.
         let judged = GOOD.replace(
@@ -447,6 +456,18 @@ mod tests {
         );
         let bad = check(&judged.replace("http://judge", "judge")).unwrap_err();
         assert!(bad.contains("[judge] url"), "{bad}");
+        let none = check(&judged.replace("concurrency = 3", "concurrency = 0")).unwrap_err();
+        assert!(
+            none.contains("[judge] concurrency must be at least 1"),
+            "{none}"
+        );
+        let key =
+            check(&judged.replace("concurrency = 3", "api_key_env = \"VLM_NO_SUCH_VAR_SET\""))
+                .unwrap_err();
+        assert!(
+            key.contains("[judge] api_key_env names VLM_NO_SUCH_VAR_SET"),
+            "{key}"
+        );
 
         let unknown = check(&GOOD.replace("dtype", "dtyp")).unwrap_err();
         assert!(unknown.contains("unknown field `dtyp`"), "{unknown}");
