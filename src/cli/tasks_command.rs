@@ -1,5 +1,5 @@
-//! `vlm-eval tasks`: the tasks `--tasks` knows (name, dataset, metrics), and any task files
-//! given, checked as a run would check them.
+//! `vlm-eval tasks`: the tasks `--tasks` knows (name, dataset, metrics, and a task file's
+//! description), and any task files given, checked as a run would check them.
 
 use anyhow::Result;
 use vlm_eval::tasks::{self, Task};
@@ -20,7 +20,11 @@ fn line(task: &dyn Task, origin: &str) -> String {
     } else {
         format!("{} (also {})", task.primary_metric(), others.join(", "))
     };
-    format!("{:<16} {dataset:<40} {metrics}  [{origin}]", task.name())
+    let line = format!("{:<16} {dataset:<40} {metrics}  [{origin}]", task.name());
+    match task.description() {
+        Some(description) => format!("{line}\n{:<16} {description}", ""),
+        None => line,
+    }
 }
 
 /// Lists the built-in tasks, then checks and lists each task file in `files`.

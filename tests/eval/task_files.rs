@@ -238,7 +238,9 @@ when = { column = "category", equals = "count" }
     };
     let listed = succeeded(&tasks(&task_file));
     assert!(
-        listed.contains("shapes_yn") && listed.contains("acme/shapes-yn"),
+        listed.contains("shapes_yn")
+            && listed.contains("acme/shapes-yn")
+            && listed.contains("Yes/no questions about drawn shapes"),
         "{listed}"
     );
     let bad = tmp.path().join("bad.toml");

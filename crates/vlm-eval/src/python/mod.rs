@@ -16,7 +16,7 @@ pub use self::float::{py_decimal_value, py_float, py_float_repr, py_round};
 pub use self::literal::parse_string_list;
 pub use self::numpy::stderr_clt;
 pub use self::random::PythonRandom;
-pub use self::statistics::py_statistics_mean;
+pub use self::statistics::{mean_stderr, py_mean, py_statistics_mean};
 pub use self::str::{
     py_capitalize, py_isspace, py_isupper, py_lower, py_split_whitespace, py_strip, py_upper,
 };

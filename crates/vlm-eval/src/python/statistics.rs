@@ -1,6 +1,29 @@
-//! `statistics.mean` for floats: the exact sum of the values divided by their count, rounded
-//! once (Python sums them as fractions), where a running float sum would round at every
-//! step. TextVQA's per-question accuracy goes through it.
+//! Means as Python computes them. `statistics.mean` for floats: the exact sum of the values
+//! divided by their count, rounded once (Python sums them as fractions), where a running
+//! float sum would round at every step (TextVQA's per-question accuracy goes through it).
+//! `sum(xs) / len(xs)`, the running sum, and lmms-eval's `mean_stderr` built on it.
+
+/// `sum(xs) / len(xs)` in Python: a running float sum from the first item.
+pub fn py_mean(xs: &[f64]) -> f64 {
+    xs.iter().fold(0.0, |acc, x| acc + x) / xs.len() as f64
+}
+
+/// Python's `x ** 2`: C's `pow(x, 2.0)` (glibc's differs from `x * x` in the last bit for
+/// some inputs). The exponent is opaque so the compiler keeps the library call.
+fn py_square(x: f64) -> f64 {
+    x.powf(std::hint::black_box(2.0))
+}
+
+/// lmms-eval's `mean_stderr`: the sample standard deviation (a running sum of
+/// `(x - mu) ** 2`) over the square root of the count. `None` below two items ("N/A").
+pub fn mean_stderr(xs: &[f64]) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let mu = py_mean(xs);
+    let squares = xs.iter().fold(0.0, |acc, x| acc + py_square(x - mu));
+    Some((squares / (xs.len() - 1) as f64).sqrt() / (xs.len() as f64).sqrt())
+}
 
 /// `statistics.mean(values)`, correctly rounded. `None` for an empty list, a non-finite
 /// value, or values whose exact sum needs more than 126 bits (spread over more than ~70

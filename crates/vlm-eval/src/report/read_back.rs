@@ -91,16 +91,6 @@ fn model_from_args(args: &str) -> Option<String> {
     })
 }
 
-/// A task name as lmms-eval and we write them: letters, digits, `_`, `-`, `.`, not
-/// starting with a dot.
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
 /// Reads one results file.
 pub fn read_results(file: &Path) -> Result<FinishedRun, ReadBackError> {
     let problem = |problem: String| ReadBackError {
@@ -146,7 +136,7 @@ pub fn read_results(file: &Path) -> Result<FinishedRun, ReadBackError> {
             continue;
         };
         // Task names name files (samples_<task>.jsonl): plain names only.
-        if !is_plain_name(task) {
+        if !tasks::is_plain_name(task) {
             continue;
         }
         let metrics: Map<String, Value> = entries

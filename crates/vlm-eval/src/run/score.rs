@@ -122,12 +122,15 @@ pub(super) fn score(
         })
         .collect();
     let refs: Vec<&str> = filtered.iter().map(String::as_str).collect();
-    let mut prompts = Vec::with_capacity(docs.len());
-    for (doc, response) in docs.iter().zip(&refs) {
-        prompts.push(task.judge_prompt(doc, response)?.map(|p| (doc.doc_id, p)));
-    }
+    // A judge that is only an extra, and not given, is not asked: its prompts go unbuilt.
     let skip_judge = options.judge.is_none() && task.judge_optional();
-    let judge = if !skip_judge && prompts.iter().any(Option::is_some) {
+    let mut prompts = Vec::with_capacity(docs.len());
+    if !skip_judge {
+        for (doc, response) in docs.iter().zip(&refs) {
+            prompts.push(task.judge_prompt(doc, response)?.map(|p| (doc.doc_id, p)));
+        }
+    }
+    let judge = if prompts.iter().any(Option::is_some) {
         match judge_all(
             task.name(),
             &prompts,

@@ -29,42 +29,58 @@ const BUILTIN_FILES: [(&str, &str); 6] = [
     ("docvqa_val", include_str!("../../tasks/docvqa_val.toml")),
 ];
 
+/// A task written in Rust: its lmms-eval name and how to make it.
+type CodedTask = (&'static str, fn() -> Box<dyn Task>);
+
+/// The tasks written in Rust that `vlm-eval tasks` lists before the shipped files.
+const CODED_BEFORE_FILES: [CodedTask; 2] = [
+    ("mme", || Box::new(mme::Mme)),
+    ("mmmu_val", || Box::new(mmmu::MmmuVal)),
+];
+
+/// The tasks written in Rust that `vlm-eval tasks` lists after the shipped files.
+const CODED_AFTER_FILES: [CodedTask; 3] = [
+    ("mathvista_testmini_format", || {
+        Box::new(mathvista::MathVista {
+            shot: mathvista::ShotType::FormatPrompt,
+        })
+    }),
+    ("mathvista_testmini_cot", || {
+        Box::new(mathvista::MathVista {
+            shot: mathvista::ShotType::StepByStep,
+        })
+    }),
+    ("mathvista_testmini_solution", || {
+        Box::new(mathvista::MathVista {
+            shot: mathvista::ShotType::Solution,
+        })
+    }),
+];
+
 /// Every built-in task's name, in the order `vlm-eval tasks` lists them.
 pub fn names() -> Vec<&'static str> {
-    ["mme", "mmmu_val"]
-        .into_iter()
+    let coded = |tasks: &'static [CodedTask]| tasks.iter().map(|(name, _)| *name);
+    coded(&CODED_BEFORE_FILES)
         .chain(BUILTIN_FILES.iter().map(|(name, _)| *name))
-        .chain([
-            "mathvista_testmini_format",
-            "mathvista_testmini_cot",
-            "mathvista_testmini_solution",
-        ])
+        .chain(coded(&CODED_AFTER_FILES))
         .collect()
 }
 
 /// A built-in task by its lmms-eval name.
 pub fn by_name(name: &str) -> Option<Box<dyn Task>> {
-    match name {
-        "mme" => Some(Box::new(mme::Mme)),
-        "mmmu_val" => Some(Box::new(mmmu::MmmuVal)),
-        "mathvista_testmini_format" => Some(Box::new(mathvista::MathVista {
-            shot: mathvista::ShotType::FormatPrompt,
-        })),
-        "mathvista_testmini_cot" => Some(Box::new(mathvista::MathVista {
-            shot: mathvista::ShotType::StepByStep,
-        })),
-        "mathvista_testmini_solution" => Some(Box::new(mathvista::MathVista {
-            shot: mathvista::ShotType::Solution,
-        })),
-        _ => {
-            let (_, text) = BUILTIN_FILES.iter().find(|(n, _)| *n == name)?;
-            let path = Path::new("crates/vlm-eval/tasks").join(format!("{name}.toml"));
-            // Shipped files are checked by a test; a broken one is a build defect.
-            FileTask::parse(&path, text)
-                .ok()
-                .map(|t| Box::new(t.shipped()) as Box<dyn Task>)
-        }
+    if let Some((_, make)) = CODED_BEFORE_FILES
+        .iter()
+        .chain(&CODED_AFTER_FILES)
+        .find(|(n, _)| *n == name)
+    {
+        return Some(make());
     }
+    let (_, text) = BUILTIN_FILES.iter().find(|(n, _)| *n == name)?;
+    let path = Path::new("crates/vlm-eval/tasks").join(format!("{name}.toml"));
+    // Shipped files are checked by a test; a broken one is a build defect.
+    FileTask::parse(&path, text)
+        .ok()
+        .map(|t| Box::new(t.shipped()) as Box<dyn Task>)
 }
 
 /// A task from a task file's text as a run's config carries it (`task_file`): a queued
@@ -112,6 +128,16 @@ pub fn resolve(spec: &str) -> Result<Box<dyn Task>, TaskFileError> {
         });
     }
     Ok(Box::new(task))
+}
+
+/// A task name as lmms-eval and we write them: letters, digits, `_`, `-`, `.`, not
+/// starting with a dot.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]

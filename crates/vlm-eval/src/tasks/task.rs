@@ -95,6 +95,10 @@ pub trait Task: Send + Sync {
     fn definition(&self) -> Option<&str> {
         None
     }
+    /// One line saying what the task measures, where its file gives one (`vlm-eval tasks`).
+    fn description(&self) -> Option<&str> {
+        None
+    }
     /// The filter results.json keys carry (`none`, or AI2D's `flexible-extract`).
     fn filter_name(&self) -> &str {
         "none"

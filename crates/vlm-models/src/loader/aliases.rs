@@ -22,14 +22,21 @@ pub fn resolve_repo_id(model: &str) -> Option<&str> {
     if let Some((_, repo)) = ALIASES.iter().find(|(alias, _)| *alias == model) {
         return Some(repo);
     }
-    let mut parts = model.split('/');
-    let (owner, name) = (parts.next()?, parts.next()?);
+    is_repo_id(model).then_some(model)
+}
+
+/// Shaped like a hub repo id: `owner/name`, each of letters, digits, `-`, `_` and `.`, not
+/// starting with a dot.
+pub fn is_repo_id(id: &str) -> bool {
     let ok = |s: &str| {
         !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
-    (parts.next().is_none() && ok(owner) && ok(name) && !model.starts_with('.')).then_some(model)
+    match id.split_once('/') {
+        Some((owner, name)) => ok(owner) && ok(name) && !id.starts_with('.'),
+        None => false,
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ mod options;
 mod snapshot;
 mod weights;
 
-pub use aliases::{known_aliases, resolve_repo_id, ALIASES};
+pub use aliases::{is_repo_id, known_aliases, resolve_repo_id, ALIASES};
 pub use hub::{hf_cache, hub_offline};
 pub use options::LoadOptions;
 pub use snapshot::{ChatTemplateSource, Snapshot};

@@ -3,6 +3,7 @@
 //! POPE's own aggregations over predictions and ground truths.
 
 use super::spec::Aggregation;
+use crate::python::{mean_stderr, py_mean};
 
 /// One sample's part in a metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,28 +12,6 @@ pub struct Item {
     /// The yes/no scorer's prediction and ground truth (POPE's aggregations read them).
     pub prediction: String,
     pub ground_truth: String,
-}
-
-/// `sum(xs) / len(xs)` in Python: a running float sum from the first item.
-fn py_mean(xs: &[f64]) -> f64 {
-    xs.iter().fold(0.0, |acc, x| acc + x) / xs.len() as f64
-}
-
-/// Python's `x ** 2`: C's `pow(x, 2.0)` (glibc's differs from `x * x` in the last bit for
-/// some inputs). The exponent is opaque so the compiler keeps the library call.
-fn py_square(x: f64) -> f64 {
-    x.powf(std::hint::black_box(2.0))
-}
-
-/// lmms-eval's `mean_stderr`: the sample standard deviation (a running sum of
-/// `(x - mu) ** 2`) over the square root of the count. `None` below two items ("N/A").
-fn mean_stderr(xs: &[f64]) -> Option<f64> {
-    if xs.len() < 2 {
-        return None;
-    }
-    let mu = py_mean(xs);
-    let squares = xs.iter().fold(0.0, |acc, x| acc + py_square(x - mu));
-    Some((squares / (xs.len() - 1) as f64).sqrt() / (xs.len() as f64).sqrt())
 }
 
 /// `a / b`, or 0 where `b` is 0 (POPE's guards).

@@ -20,7 +20,7 @@ use minijinja::Environment;
 use serde_json::{json, Map, Value};
 
 pub use error::TaskFileError;
-pub use spec::{Aggregation, ScorerSpec, TaskSpec, Verdict};
+use spec::{ScorerSpec, TaskSpec};
 
 use self::aggregate::{aggregate, Item};
 use self::spec::{FilterKind, MetricSection};
@@ -104,10 +104,6 @@ impl FileTask {
     pub fn shipped(mut self) -> Self {
         self.built_in = true;
         self
-    }
-
-    pub fn spec(&self) -> &TaskSpec {
-        &self.spec
     }
 
     fn render(&self, key: &str, doc: &Row) -> Result<String, TaskError> {
@@ -217,6 +213,10 @@ impl Task for FileTask {
             .primary
             .as_deref()
             .unwrap_or_else(|| self.spec.metrics[0].name.as_str())
+    }
+
+    fn description(&self) -> Option<&str> {
+        (!self.spec.description.is_empty()).then_some(self.spec.description.as_str())
     }
 
     /// A user's file; a shipped one is part of the code, like MME (its `version` says it).

@@ -10,7 +10,6 @@ use crate::dataset::Row;
 use crate::python::{py_lower, py_strip};
 use crate::tasks::scorers::{
     anls, hf_exact_match, pope_prediction, relaxed_correctness, sqa_letter_correct, vqa_accuracy,
-    ExactMatchOptions,
 };
 use crate::tasks::task::{row_error, TaskError};
 
@@ -55,7 +54,7 @@ impl FileTask {
         };
         Ok(match &self.spec.scoring.scorer {
             ScorerSpec::YesNo => {
-                let truth = py_strip(&py_lower(target)).to_string();
+                let truth = pope_prediction(target);
                 if truth != "yes" && truth != "no" {
                     return Err(row_error(
                         doc,
@@ -76,21 +75,10 @@ impl FileTask {
                 parsed: json!(response),
                 item: plain(sqa_letter_correct(response, target)),
             },
-            ScorerSpec::ExactMatch {
-                ignore_case,
-                ignore_punctuation,
-                ignore_numbers,
-            } => {
-                let options = ExactMatchOptions {
-                    ignore_case: *ignore_case,
-                    ignore_punctuation: *ignore_punctuation,
-                    ignore_numbers: *ignore_numbers,
-                };
-                Outcome {
-                    parsed: json!(response),
-                    item: plain(hf_exact_match(response, target, options)),
-                }
-            }
+            ScorerSpec::ExactMatch(options) => Outcome {
+                parsed: json!(response),
+                item: plain(hf_exact_match(response, target, *options)),
+            },
             ScorerSpec::RelaxedAccuracy {
                 max_relative_change,
             } => Outcome {
@@ -180,5 +168,34 @@ fn verdict_score(verdict: Verdict, reply: &str) -> f64 {
         Verdict::Number => crate::python::py_float(reply)
             .filter(|v| v.is_finite())
             .map_or(0.0, |v| v.clamp(0.0, 1.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_is_read_from_the_reply() {
+        for (reply, yes_no) in [
+            ("Yes", 1.0),
+            ("  yes.", 1.0),
+            ("YES, because the answer matches", 1.0),
+            ("No.", 0.0),
+            ("yesterday", 0.0),
+            ("", 0.0),
+        ] {
+            assert_eq!(verdict_score(Verdict::YesNo, reply), yes_no, "{reply:?}");
+        }
+        for (reply, number) in [
+            ("0.7", 0.7),
+            (" 1 ", 1.0),
+            ("2", 1.0),
+            ("-3", 0.0),
+            ("nan", 0.0),
+            ("abc", 0.0),
+        ] {
+            assert_eq!(verdict_score(Verdict::Number, reply), number, "{reply:?}");
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::tasks::scorers::ExactMatchOptions;
+
 /// A whole task file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,14 +117,7 @@ pub enum ScorerSpec {
     /// ScienceQA: the option letter alone, or `X.` with an uppercase `X`.
     OptionLetter,
     /// lmms-eval's `exact_match` (Hugging Face `evaluate`).
-    ExactMatch {
-        #[serde(default)]
-        ignore_case: bool,
-        #[serde(default)]
-        ignore_punctuation: bool,
-        #[serde(default)]
-        ignore_numbers: bool,
-    },
+    ExactMatch(ExactMatchOptions),
     /// ChartQA's relaxed accuracy.
     RelaxedAccuracy {
         #[serde(default = "default_relative_change")]
@@ -172,7 +167,7 @@ impl ScorerSpec {
         match self {
             ScorerSpec::YesNo => "yes_no",
             ScorerSpec::OptionLetter => "option_letter",
-            ScorerSpec::ExactMatch { .. } => "exact_match",
+            ScorerSpec::ExactMatch(_) => "exact_match",
             ScorerSpec::RelaxedAccuracy { .. } => "relaxed_accuracy",
             ScorerSpec::VqaAccuracy { .. } => "vqa_accuracy",
             ScorerSpec::Anls { .. } => "anls",
@@ -249,11 +244,9 @@ fn problem(key: impl Into<String>, problem: impl Into<String>) -> Problem {
 impl TaskSpec {
     /// Checks what serde cannot: names, references between keys, ranges.
     pub fn validate(&self) -> Result<(), Problem> {
-        let name_ok = self.task.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && self
-                .task
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        // It names output files, which `vlm-eval sync` reads back.
+        let name_ok = crate::tasks::is_plain_name(&self.task)
+            && self.task.starts_with(|c: char| c.is_ascii_alphanumeric());
         if !name_ok {
             return Err(problem(
                 "task",
@@ -264,7 +257,7 @@ impl TaskSpec {
                 ),
             ));
         }
-        if self.dataset.repo.split('/').count() != 2 {
+        if !vlm_models::loader::is_repo_id(&self.dataset.repo) {
             return Err(problem(
                 "dataset.repo",
                 "must be a hub id like `lmms-lab/POPE`",
@@ -360,5 +353,119 @@ impl TaskSpec {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHARTQA: &str = include_str!("../../../tasks/chartqa.toml");
+
+    /// The key `validate` names for the shipped ChartQA file with `from` replaced by `to`.
+    fn refused(from: &str, to: &str) -> String {
+        assert!(CHARTQA.contains(from), "{from}");
+        let spec: TaskSpec = toml::from_str(&CHARTQA.replacen(from, to, 1)).unwrap();
+        spec.validate()
+            .map(|()| "accepted".into())
+            .unwrap_or_else(|p| p.key)
+    }
+
+    #[test]
+    fn each_bad_value_is_named_by_its_key() {
+        let spec: TaskSpec = toml::from_str(CHARTQA).unwrap();
+        assert!(spec.validate().is_ok());
+        // A scorer's options are checked like every other key.
+        let exact = "{ kind = \"exact_match\", ignore_case = true }";
+        let relaxed = "{ kind = \"relaxed_accuracy\", max_relative_change = 0.05 }";
+        let spec: TaskSpec = toml::from_str(&CHARTQA.replace(relaxed, exact)).unwrap();
+        assert!(matches!(
+            spec.scoring.scorer,
+            ScorerSpec::ExactMatch(ExactMatchOptions {
+                ignore_case: true,
+                ignore_punctuation: false,
+                ignore_numbers: false
+            })
+        ));
+        let typo = CHARTQA.replace(relaxed, &exact.replace("ignore_case", "ignore_cases"));
+        let err = toml::from_str::<TaskSpec>(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field `ignore_cases`"), "{err}");
+        for (from, to, key) in [
+            ("task = \"chartqa\"", "task = \"_chartqa\"", "task"),
+            ("task = \"chartqa\"", "task = \"chart qa\"", "task"),
+            (
+                "repo = \"lmms-lab/ChartQA\"",
+                "repo = \"lmms-lab/\"",
+                "dataset.repo",
+            ),
+            (
+                "repo = \"lmms-lab/ChartQA\"",
+                "repo = \"../ChartQA\"",
+                "dataset.repo",
+            ),
+            ("split = \"test\"", "split = \"\"", "dataset.split"),
+            (
+                "max_new_tokens = 16",
+                "max_new_tokens = 0",
+                "generation.max_new_tokens",
+            ),
+            (
+                "max_new_tokens = 16",
+                "max_new_tokens = 16\ntemperature = -1.0",
+                "generation.temperature",
+            ),
+            (
+                "max_new_tokens = 16",
+                "max_new_tokens = 16\nuntil = [\"\"]",
+                "generation.until",
+            ),
+            (
+                "name = \"relaxed_human_split\"",
+                "name = \"a,b\"",
+                "metrics[1].name",
+            ),
+            (
+                "name = \"relaxed_human_split\"",
+                "name = \"relaxed_overall\"",
+                "metrics[1].name",
+            ),
+            (
+                "aggregation = \"mean\"\nwhen = { column = \"type\", equals",
+                "aggregation = \"f1\"\nwhen = { column = \"type\", equals",
+                "metrics[1].aggregation",
+            ),
+            (
+                "equals = \"human_test\" }",
+                "equals = \"human_test\", not_equals = \"x\" }",
+                "metrics[1].when",
+            ),
+            (
+                "primary = \"relaxed_overall\"",
+                "primary = \"overall\"",
+                "scoring.primary",
+            ),
+            (
+                "primary = \"relaxed_overall\"",
+                "primary = \"relaxed_overall\"\nfilter = { kind = \"leading_option_letter\", name = \"\" }",
+                "scoring.filter.name",
+            ),
+            (
+                "max_relative_change = 0.05",
+                "max_relative_change = -0.05",
+                "scoring.scorer.max_relative_change",
+            ),
+            (
+                "{ kind = \"relaxed_accuracy\", max_relative_change = 0.05 }",
+                "{ kind = \"anls\", answers = \"answers\", threshold = 1.5 }",
+                "scoring.scorer.threshold",
+            ),
+            (
+                "{ kind = \"relaxed_accuracy\", max_relative_change = 0.05 }",
+                "{ kind = \"vqa_accuracy\", answers = \"\" }",
+                "scoring.scorer.answers",
+            ),
+        ] {
+            assert_eq!(refused(from, to), key, "{to}");
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! `evaluate`): both strings go through numpy (which drops trailing NUL characters),
 //! optionally lowered and stripped of ASCII punctuation and digits, then compared.
 
-/// The metric's keyword arguments, as a task's `metric_list` entry gives them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The metric's keyword arguments, as a task's `metric_list` entry gives them (and a task
+/// file's `exact_match` scorer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExactMatchOptions {
     pub ignore_case: bool,
     pub ignore_punctuation: bool,

@@ -14,5 +14,5 @@ pub use anls::{anls, levenshtein};
 pub use exact_match::{hf_exact_match, ExactMatchOptions};
 pub use option_letter::{leading_option_letter, sqa_letter_correct};
 pub use relaxed::relaxed_correctness;
-pub use vqa_answer::{vqa_accuracy, EvalAiAnswer};
+pub use vqa_answer::vqa_accuracy;
 pub use yes_no::pope_prediction;
