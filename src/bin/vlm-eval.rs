@@ -10,7 +10,7 @@ use vlm::cli::main_with;
 use vlm::cli::runs_commands::{leaderboard_command, runs_command, LeaderboardArgs, RunsArgs};
 use vlm::cli::sweep::{sweep_command, SweepArgs};
 use vlm::cli::sync_command::{sync_command, SyncArgs};
-use vlm::cli::tasks_command::tasks_command;
+use vlm::cli::tasks_command::{tasks_command, TasksArgs};
 use vlm::cli::workers::{queue_command, worker_command, QueueArgs, WorkerArgs};
 
 /// The command line: `vlm-eval [flags]` evaluates; `vlm-eval score [flags]` rescores saved
@@ -47,12 +47,6 @@ enum Subcommands {
     Dashboard(DashboardArgs),
     /// List the tasks --tasks knows (dataset, metrics); check task files given as arguments.
     Tasks(TasksArgs),
-}
-
-#[derive(Args, Debug)]
-struct TasksArgs {
-    /// Task files (.toml) to check and list with the built-in tasks.
-    files: Vec<String>,
 }
 
 impl CommandFactory for Cli {
@@ -108,7 +102,7 @@ fn main() -> ExitCode {
             Subcommands::Worker(args) => worker_command(args),
             Subcommands::Sync(args) => sync_command(args),
             Subcommands::Dashboard(args) => dashboard_command(args),
-            Subcommands::Tasks(args) => tasks_command(&args.files),
+            Subcommands::Tasks(args) => tasks_command(args),
         },
     })
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{Map, Value};
 use vlm_eval::identity::RunIdentity;
-use vlm_eval::tasks::Task;
+use vlm_eval::tasks::{store_metric_key, Task};
 use vlm_eval::{Progress, TaskRun};
 use vlm_runs::{ModelRecord, NewRun, RunId, RunResult, TaskRecord};
 
@@ -170,14 +170,7 @@ impl Recorder {
                 .scores
                 .metrics
                 .iter()
-                // Keyed as results.json keys them, without `,none`.
-                .map(|m| {
-                    let key = match m.filter.as_str() {
-                        "none" => m.name.clone(),
-                        filter => format!("{},{filter}", m.name),
-                    };
-                    (key, Value::from(m.value))
-                })
+                .map(|m| (store_metric_key(&m.name, &m.filter), Value::from(m.value)))
                 .collect();
             let answered = run.effective.saturating_sub(run.resumed);
             let result = RunResult {

@@ -2,6 +2,7 @@
 //! description), and any task files given, checked as a run would check them.
 
 use anyhow::Result;
+use clap::Args;
 use vlm_eval::tasks::{self, Task};
 
 fn line(task: &dyn Task, origin: &str) -> String {
@@ -27,8 +28,15 @@ fn line(task: &dyn Task, origin: &str) -> String {
     }
 }
 
-/// Lists the built-in tasks, then checks and lists each task file in `files`.
-pub fn tasks_command(files: &[String]) -> Result<()> {
+#[derive(Args, Debug)]
+pub struct TasksArgs {
+    /// Task files (.toml) to check and list with the built-in tasks.
+    files: Vec<String>,
+}
+
+/// Lists the built-in tasks, then checks and lists each task file given.
+pub fn tasks_command(args: TasksArgs) -> Result<()> {
+    let files = &args.files;
     // Every file is checked before anything is listed.
     let mut checked = Vec::new();
     for file in files {

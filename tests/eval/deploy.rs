@@ -233,7 +233,7 @@ fn two_replicas_share_the_load_and_one_killed_mid_run_costs_no_sample() {
     let a = Server::start("llava-tiny-hub", &[]);
     let b = Server::start("llava-tiny-hub", &[]);
     let out = tmp.path().join("replicas");
-    let child = vlm_eval_with_data(
+    let mut child = vlm_eval_with_data(
         &["--model", "tiny", "--concurrency", "4", "--tasks", tasks],
         &hf,
     )
@@ -251,6 +251,10 @@ fn two_replicas_share_the_load_and_one_killed_mid_run_costs_no_sample() {
         assert!(std::time::Instant::now() < deadline, "no answers came");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before a replica could fail in it"
+    );
     // SAFETY: killing the server this test started.
     unsafe { libc::kill(b.pid(), libc::SIGKILL) };
     let output = child.wait_with_output().unwrap();

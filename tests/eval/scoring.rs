@@ -203,11 +203,9 @@ fn check_mathvista_set(name: &str, task: &str, want: &Value, dir: &Path, out: &P
         );
     }
     let samples = lines(&out.join(format!("samples_{task}.jsonl")));
-    for (i, (got, exp)) in samples
-        .iter()
-        .zip(want["samples"].as_array().unwrap())
-        .enumerate()
-    {
+    let want_samples = want["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), want_samples.len(), "{name}");
+    for (i, (got, exp)) in samples.iter().zip(want_samples).enumerate() {
         assert_eq!(got["input"], exp["prompt"], "{name} doc {i} prompt");
         let item = &got["llm_as_judge_eval"];
         for key in ["extraction", "prediction", "true_false"] {

@@ -82,56 +82,50 @@ fn evaluate_recorded(
         }
         None => (None, args.base_url.clone()),
     };
-    let (backend, identity): (Box<dyn Backend>, _) = match base_urls.is_empty() {
-        false => {
-            let backend = OpenAiBackend::connect(OpenAiOptions {
-                base_urls,
-                api_key: args.api_key.clone(),
-                model: Some(args.model.model.clone()),
-                concurrency: args.concurrency,
-                attempts: args.max_retries,
-                timeout: Duration::from_secs(args.request_timeout),
-                backoff: Duration::from_secs(1),
-                replica_cooldown: Duration::from_secs(30),
-            })?;
-            let identity = match &args.deploy {
-                Some(command) => {
-                    json!({"model": args.model.model, "backend": "deploy", "command": command})
-                }
-                None => json!({"model": args.model.model, "backend": "openai"}),
-            };
-            let identity = with_generation(identity, args.max_new_tokens);
-            (Box::new(backend), identity)
-        }
-        true => {
-            let model = Arc::new(args.model.load()?);
-            let engine = Arc::new(Engine::start(
-                model,
-                args.engine
-                    .config(if args.model.device.starts_with("cuda") {
-                        4096
-                    } else {
-                        512
-                    }),
-            )?);
-            // A little more than the engine runs at once, so a finished sequence's slot
-            // is refilled immediately; each waiting request holds its pixels.
-            let window = args.engine.max_num_seqs + 8;
-            in_process_engine = Some(engine.clone());
-            let identity = with_generation(
-                json!({"model": args.model.model, "backend": "in-process"}),
-                args.max_new_tokens,
-            );
-            let budget = PixelBudget {
-                min_pixels: args.min_pixels,
-                max_pixels: args.max_pixels,
-            };
-            (
-                Box::new(InProcess::new(engine, window).with_pixel_budget(budget)),
-                identity,
-            )
-        }
+    let (backend, identity): (Box<dyn Backend>, _) = if !base_urls.is_empty() {
+        let backend = OpenAiBackend::connect(OpenAiOptions {
+            base_urls,
+            api_key: args.api_key.clone(),
+            model: Some(args.model.model.clone()),
+            concurrency: args.concurrency,
+            attempts: args.max_retries,
+            timeout: Duration::from_secs(args.request_timeout),
+            backoff: Duration::from_secs(1),
+            replica_cooldown: Duration::from_secs(30),
+        })?;
+        let identity = match &args.deploy {
+            Some(command) => {
+                json!({"model": args.model.model, "backend": "deploy", "command": command})
+            }
+            None => json!({"model": args.model.model, "backend": "openai"}),
+        };
+        (Box::new(backend), identity)
+    } else {
+        let model = Arc::new(args.model.load()?);
+        let engine = Arc::new(Engine::start(
+            model,
+            args.engine
+                .config(if args.model.device.starts_with("cuda") {
+                    4096
+                } else {
+                    512
+                }),
+        )?);
+        // A little more than the engine runs at once, so a finished sequence's slot
+        // is refilled immediately; each waiting request holds its pixels.
+        let window = args.engine.max_num_seqs + 8;
+        in_process_engine = Some(engine.clone());
+        let identity = json!({"model": args.model.model, "backend": "in-process"});
+        let budget = PixelBudget {
+            min_pixels: args.min_pixels,
+            max_pixels: args.max_pixels,
+        };
+        (
+            Box::new(InProcess::new(engine, window).with_pixel_budget(budget)),
+            identity,
+        )
     };
+    let identity = with_generation(identity, args.max_new_tokens);
     let mut bars = progress_bars();
     let mut progress = |event: vlm_eval::Progress<'_>| {
         if let Some(r) = recorder.as_deref_mut() {

@@ -21,21 +21,21 @@ pub(super) fn model_spec(args: &EvaluateArgs) -> ModelSpec {
             model: args.model.model.clone(),
         };
     }
-    match args.base_url.is_empty() {
-        false => ModelSpec::Remote {
+    if !args.base_url.is_empty() {
+        return ModelSpec::Remote {
             base_urls: args.base_url.clone(),
             name: args.model.model.clone(),
-        },
-        true => ModelSpec::InProcess {
-            reference: args.model.model.clone(),
-            device: args.model.device.clone(),
-            dtype: args.model.dtype.clone(),
-            quantize: args.model.quantize.clone(),
-            max_model_len: args.engine.max_model_len,
-            min_pixels: args.min_pixels,
-            max_pixels: args.max_pixels,
-            chat_template: args.model.chat_template.clone(),
-        },
+        };
+    }
+    ModelSpec::InProcess {
+        reference: args.model.model.clone(),
+        device: args.model.device.clone(),
+        dtype: args.model.dtype.clone(),
+        quantize: args.model.quantize.clone(),
+        max_model_len: args.engine.max_model_len,
+        min_pixels: args.min_pixels,
+        max_pixels: args.max_pixels,
+        chat_template: args.model.chat_template.clone(),
     }
 }
 

@@ -14,7 +14,7 @@ mod task;
 use std::path::Path;
 
 pub use file::{FileTask, TaskFileError};
-pub use task::{Metric, SampleScore, Task, TaskError, TaskScores};
+pub use task::{store_metric_key, Metric, SampleScore, Task, TaskError, TaskScores};
 
 /// The task files built into the binary: lmms-eval's task name and the file.
 const BUILTIN_FILES: [(&str, &str); 6] = [

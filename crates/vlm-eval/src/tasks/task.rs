@@ -69,6 +69,15 @@ pub enum TaskError {
     Aggregate(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A metric's key in the runs store: as results.json keys it, without a `,none` suffix
+/// (`mme_perception_score`, `exact_match,flexible-extract`).
+pub fn store_metric_key(metric: &str, filter: &str) -> String {
+    match filter {
+        "none" => metric.to_string(),
+        filter => format!("{metric},{filter}"),
+    }
+}
+
 pub trait Task: Send + Sync {
     /// lmms-eval's task name (`mme`, `mmmu_val`).
     fn name(&self) -> &str;
@@ -106,10 +115,7 @@ pub trait Task: Send + Sync {
     /// A metric's key in the runs store: as in results.json, without a `,none` suffix
     /// (`mme_perception_score`, `exact_match,flexible-extract`).
     fn metric_key(&self, metric: &str) -> String {
-        match self.filter_name() {
-            "none" => metric.to_string(),
-            filter => format!("{metric},{filter}"),
-        }
+        store_metric_key(metric, self.filter_name())
     }
     /// The primary metric's key in the runs store (see [`metric_key`](Self::metric_key)).
     fn primary_key(&self) -> String {
