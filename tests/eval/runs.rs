@@ -337,3 +337,76 @@ fn a_dead_server_is_given_up_on_and_a_null_content_is_an_empty_answer() {
         assert_eq!(s["parsed"], "other");
     }
 }
+
+/// Flags that cannot work are refused before anything loads, in one line that says what to
+/// change.
+#[test]
+fn bad_flags_are_one_line_each_before_anything_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    let task_file = fixtures().join("eval-crosscheck/expected.json");
+    let copy_a = tmp.path().join("a/shapes.toml");
+    let copy_b = tmp.path().join("b/shapes.toml");
+    let renamed = read(&root().join("crates/vlm-eval/tasks/pope.toml"))
+        .replace("task = \"pope\"", "task = \"shapes\"");
+    for copy in [&copy_a, &copy_b] {
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::write(copy, &renamed).unwrap();
+    }
+    let (a, b) = (copy_a.to_str().unwrap(), copy_b.to_str().unwrap());
+    let twice = format!("{a},{b}");
+    let judge = ["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "j"];
+    for (args, says) in [
+        (
+            vec!["--model", "m", "--tasks", "mme,mme"],
+            "--tasks names task `mme` twice",
+        ),
+        (
+            vec!["--model", "m", "--tasks", &twice],
+            "give each task file its own `task` name",
+        ),
+        (
+            [
+                &["--model", "m", "--tasks", "mme"][..],
+                &judge,
+                &["--judge-api-key-env", "VLM_NO_SUCH_VAR_SET"],
+            ]
+            .concat(),
+            "--judge-api-key-env names VLM_NO_SUCH_VAR_SET, which is not set",
+        ),
+        (
+            vec!["--model", "m", "--tasks", "mme", "--max-new-tokens", "0"],
+            "--max-new-tokens must be at least 1",
+        ),
+        (
+            vec!["score", "--tasks", "mme,pope", "--predictions", "p.jsonl"],
+            "score reads one task's predictions per call",
+        ),
+        (
+            vec!["tasks", task_file.to_str().unwrap()],
+            "a task file's name ends in .toml",
+        ),
+    ] {
+        let out = vlm_eval_command(&args, &hf).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Two ways to reach a server at once: clap's own refusal.
+    let out = vlm_eval(
+        &[
+            "--model",
+            "m",
+            "--tasks",
+            "mme",
+            "--deploy",
+            "x {port}",
+            "--base-url",
+            "http://h/v1",
+        ],
+        &hf,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+}

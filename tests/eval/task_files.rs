@@ -202,6 +202,28 @@ when = { column = "category", equals = "count" }
         stderr.contains("`prompt.text` uses `questoin`, which is neither a column"),
         "{stderr}"
     );
+    // Rescoring checks the file against the rows too.
+    let rescored = vlm_eval_command(
+        &[
+            "score",
+            "--tasks",
+            task_file.to_str().unwrap(),
+            "--predictions",
+        ],
+        &hf,
+    )
+    .arg(out.join("predictions_shapes_yn.jsonl"))
+    .arg("--data-dir")
+    .arg(tmp.path().join("data"))
+    .arg("--output-dir")
+    .arg(tmp.path().join("rescored"))
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&rescored.stderr);
+    assert!(
+        !rescored.status.success() && stderr.contains("uses `questoin`"),
+        "{stderr}"
+    );
     std::fs::write(&task_file, &edited).unwrap();
     let results = json(&out.join("results.json"));
     let ours = &results["results"]["shapes_yn"];

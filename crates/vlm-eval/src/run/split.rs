@@ -30,9 +30,17 @@ impl DatasetInfo {
 }
 
 /// The task's dataset, trying its repository id and then its aliases (the same data
-/// published under another id) in the data directory and cache before the hub.
+/// published under another id) in the data directory and cache before the hub; checked to
+/// fit the task (a task file's columns), for evaluating and rescoring alike.
 pub(super) fn load_dataset(task: &dyn Task, options: &RunOptions) -> Result<Dataset, RunError> {
-    non_empty(Dataset::load(&task.dataset(), options.data_dir.as_deref())?)
+    let ds = non_empty(Dataset::load(&task.dataset(), options.data_dir.as_deref())?)?;
+    task.check(&ds.rows)
+        .map_err(|error| RunError::TaskDoesNotFit {
+            task: task.name().to_string(),
+            repo: ds.repo.clone(),
+            error: Box::new(error),
+        })?;
+    Ok(ds)
 }
 
 /// Every task's dataset can be found (not read): checked before a server is deployed, so a
