@@ -111,7 +111,6 @@ impl OpenAiBackend {
         if urls.is_empty() {
             return Err(OpenAiError::NoServer);
         }
-        options.base_urls = urls.clone();
         options.concurrency = options.concurrency.max(1);
         options.attempts = options.attempts.max(1);
         let agent = ureq::AgentBuilder::new()
@@ -136,7 +135,7 @@ impl OpenAiBackend {
                         (Some(name), Some(models)) => models.contains(name),
                         _ => true,
                     };
-                    if urls.len() > 1 && listed.is_some() && !serves(&models) {
+                    if listed.is_some() && !serves(&models) {
                         tracing::warn!(
                             "replica {url} does not list the model; its refusals send \
                              requests to the others"

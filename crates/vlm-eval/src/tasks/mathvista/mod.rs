@@ -134,6 +134,7 @@ impl Task for MathVista {
     }
 
     fn config(&self) -> Value {
+        let dataset = self.dataset();
         let shot = match self.shot {
             ShotType::FormatPrompt => "format-prompt",
             ShotType::StepByStep => "step-by-step",
@@ -141,8 +142,8 @@ impl Task for MathVista {
         };
         json!({
             "task": self.name(),
-            "dataset_path": "AI4Math/MathVista",
-            "test_split": "testmini",
+            "dataset_path": dataset.repo,
+            "test_split": dataset.split,
             "output_type": "generate_until",
             "doc_to_target": "answer",
             "generation_kwargs": {"max_new_tokens": 16384},

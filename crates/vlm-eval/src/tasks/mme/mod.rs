@@ -56,10 +56,11 @@ impl Task for Mme {
     }
 
     fn config(&self) -> Value {
+        let dataset = self.dataset();
         json!({
             "task": "mme",
-            "dataset_path": "lmms-lab/MME",
-            "test_split": "test",
+            "dataset_path": dataset.repo,
+            "test_split": dataset.split,
             "output_type": "generate_until",
             "doc_to_target": "answer",
             "generation_kwargs": {"max_new_tokens": 16, "temperature": 0.0, "top_p": 1.0,

@@ -138,10 +138,11 @@ impl Task for MmmuVal {
     }
 
     fn config(&self) -> Value {
+        let dataset = self.dataset();
         json!({
             "task": "mmmu_val",
-            "dataset_path": "lmms-lab/MMMU",
-            "test_split": "validation",
+            "dataset_path": dataset.repo,
+            "test_split": dataset.split,
             "output_type": "generate_until",
             "doc_to_target": "answer",
             "generation_kwargs": {"max_new_tokens": 128},
